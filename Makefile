@@ -1,0 +1,38 @@
+# cslab: two commands on a fresh machine: `make audit` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := data/demo
+REPORT := reports/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help setup audit demo test lab clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## Create .venv/ with the kit and its test tools (only when needed)
+
+$(DEMO)/subscriptions.csv: | $(STAMP)
+	$(BIN)/cslab synth --accounts 3000 --months 36 --seed 42 --out $(DEMO)
+
+demo: $(DEMO)/subscriptions.csv  ## Generate the demo data in data/demo/ if absent
+
+audit: $(STAMP) $(DEMO)/subscriptions.csv  ## Validate the demo data and print its summary
+	$(BIN)/cslab summary $(DEMO)
+
+test: $(STAMP)  ## Run the tests
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)  ## Open JupyterLab on notebooks/
+	$(BIN)/jupyter lab notebooks/
+
+clean:  ## Remove generated reports and demo data (keeps .venv/)
+	rm -rf $(REPORT) $(DEMO)

@@ -1,0 +1,228 @@
+"""The monthly account panel: one row per account per month, the structure every notebook stands on.
+
+Conventions (each a parameter, defaults as in the data contract):
+
+* month-end snapshot: an account's MRR in a month is the sum of its lines running on the month's
+  last day (on ``as_of`` in the month of ``as_of``); ``end_date`` is the last paid day, so churn is
+  counted at the end of the paid period;
+* a return within ``reactivation_months`` of churning is a reactivation, after that a new customer;
+* an account is active when its MRR is above ``min_mrr`` (by default: $0 accounts are not active).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from cslab.data.io import CSData
+
+__all__ = ["panel", "MOVEMENTS", "month_index", "month_start"]
+
+MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "flat", "inactive")
+
+
+def month_index(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Months as integers (year * 12 + month - 1): arithmetic on months without calendars."""
+    dates = pd.DatetimeIndex(dates)
+    return (dates.year * 12 + dates.month - 1).to_numpy()
+
+
+def month_start(index: np.ndarray) -> pd.DatetimeIndex:
+    """Inverse of :func:`month_index`: the first day of each month (``NaT`` where NaN)."""
+    index = np.asarray(index, dtype=float)
+    out = np.full(index.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    valid = ~np.isnan(index)
+    months = (index[valid] - 1970 * 12).astype(np.int64).astype("datetime64[M]")
+    out[valid] = months.astype("datetime64[ns]")
+    return pd.DatetimeIndex(out)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Account x month MRR and seats from subscription lines, vectorised (no loop over lines)."""
+    as_of_m = month_index([as_of])[0]
+    subs = subs[subs["start_date"] <= as_of]
+    # Lines ending after as_of are still running at as_of: right-censored.
+    end = subs["end_date"].where(subs["end_date"] < as_of)
+    first = month_index(subs["start_date"])
+    end_m = np.where(end.notna(), month_index(end.fillna(as_of)), as_of_m)
+    end_month_last_day = (pd.DatetimeIndex(end.fillna(as_of)) + pd.offsets.MonthEnd(0)).to_numpy()
+    snapshot = np.minimum(end_month_last_day, np.datetime64(as_of))
+    # A line ending before its month's snapshot does not count in that month.
+    last = np.where(end.isna(), as_of_m,
+                    np.where(end.to_numpy() >= snapshot, end_m, end_m - 1))
+    n = np.clip(last - first + 1, 0, None)
+    keep = n > 0
+    first, n = first[keep], n[keep]
+    line = np.repeat(np.arange(keep.sum()), n)
+    offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    kept = subs[keep]
+    rows = pd.DataFrame({
+        "account_id": kept["account_id"].to_numpy()[line],
+        "m": first[line] + offset,
+        "mrr": kept["mrr"].to_numpy()[line],
+        "seats": kept["seats"].to_numpy()[line] if "seats" in kept else np.nan,
+    })
+    # min_count=1: an account whose lines carry no seats has NaN seats, not 0.
+    return rows.groupby(["account_id", "m"], sort=False).sum(min_count=1).reset_index()
+
+
+def _grid(first_month: pd.Series, as_of_m: int) -> pd.DataFrame:
+    """Every account from its first month to the month of as_of."""
+    n = (as_of_m - first_month.to_numpy() + 1).astype(int)
+    account = np.repeat(first_month.index.to_numpy(), n)
+    offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    return pd.DataFrame({"account_id": account, "m": np.repeat(first_month.to_numpy(), n) + offset})
+
+
+def _classify(frame: pd.DataFrame, min_mrr: float, reactivation_months: int) -> pd.DataFrame:
+    """Movement of each account-month, its signed amount, cohort, tenure and lifetime number."""
+    account = frame["account_id"].to_numpy()
+    first_row = np.r_[True, account[1:] != account[:-1]]
+    active = frame["mrr"].to_numpy() > min_mrr
+    mrr = np.where(active, frame["mrr"].to_numpy(), 0.0)  # inactive MRR is not counted anywhere
+    prev_mrr = np.where(first_row, 0.0, np.r_[0.0, mrr[:-1]])
+    prev_active = np.where(first_row, False, np.r_[False, active[:-1]])
+
+    m = frame["m"].to_numpy()
+    # Month of the latest active month strictly before this one, within the account.
+    last_active = pd.Series(np.where(active, m, np.nan)).groupby(account, sort=False).shift(1)
+    last_active = last_active.groupby(account, sort=False).ffill().to_numpy()
+    gap = m - last_active - 1  # months without payment before this return
+    returning = active & ~prev_active
+    reactivation = returning & ~np.isnan(last_active) & (gap <= reactivation_months)
+    new = returning & ~reactivation
+
+    movement = np.select(
+        [new, reactivation, ~active & prev_active, active & (mrr > prev_mrr),
+         active & (mrr < prev_mrr), active],
+        ["new", "reactivation", "churn", "expansion", "contraction", "flat"],
+        default="inactive",
+    )
+    out = frame.assign(mrr=mrr, active=active, movement=movement, movement_mrr=mrr - prev_mrr)
+    first_paid = pd.Series(np.where(active, m, np.nan)).groupby(account, sort=False).transform("min")
+    out["cohort_month"] = month_start(first_paid.to_numpy())
+    out["tenure_months"] = pd.array(np.where(m >= first_paid, m - first_paid, np.nan), dtype="Int64")
+    out["lifetime"] = pd.Series(new.astype(int)).groupby(account, sort=False).cumsum().to_numpy()
+    return out
+
+
+def _monthly_counts(frame: pd.DataFrame, date_col: str, by: str | None, prefix: str,
+                    as_of: pd.Timestamp) -> pd.DataFrame:
+    """Counts of dated events per account and month (optionally one column per category)."""
+    frame = frame[frame[date_col] <= as_of]
+    keys = pd.DataFrame({"account_id": frame["account_id"].to_numpy(), "m": month_index(frame[date_col])})
+    if by is None:
+        return keys.value_counts().rename(prefix).reset_index()
+    keys["kind"] = prefix + frame[by].map(_snake).to_numpy()
+    return keys.pivot_table(index=["account_id", "m"], columns="kind", aggfunc="size",
+                            fill_value=0).reset_index().rename_axis(columns=None)
+
+
+def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation_months: int = 12,
+          min_mrr: float = 0.0, usage_agg: str = "mean") -> pd.DataFrame:
+    """Build the monthly account panel.
+
+    Parameters
+    ----------
+    data : CSData
+        Loaded tables (:func:`cslab.load`); needs ``subscriptions``.
+    as_of : date, optional
+        Analysis date; data dated after it is ignored everywhere. Defaults to the latest date
+        observed in the data (:meth:`CSData.default_as_of`).
+    reactivation_months : int, default 12
+        A return within this many months without payment is a reactivation; a later return is
+        counted as a new customer (a new ``lifetime``).
+    min_mrr : float, default 0
+        Accounts with MRR at or below it are not active (and their MRR is not counted).
+    usage_agg : {"mean", "sum", "max"}, default "mean"
+        How usage rows within a month are combined (see :meth:`UsageTable.monthly`).
+
+    Returns
+    -------
+    DataFrame
+        One row per account per month from its first month with a subscription line to the month of
+        ``as_of``: ``account_id``, ``month``, ``mrr``, ``seats``, ``active``, ``movement``,
+        ``movement_mrr`` (signed), ``cohort_month``, ``tenure_months``, ``lifetime``, the account
+        attributes, ``usage_<metric>``, ``tickets``, ``csat``, ``cs_<activity_type>``,
+        ``outcomes_committed`` and ``outcomes_achieved``. Every month,
+        ``sum(mrr[m-1]) + sum(movement_mrr[m]) == sum(mrr[m])`` (the MRR bridge).
+
+    Examples
+    --------
+    >>> data = cslab.load("data/demo")  # doctest: +SKIP
+    >>> p = cslab.panel(data, as_of="2025-12-31")  # doctest: +SKIP
+    >>> p.groupby("month")["mrr"].sum().tail(1)  # doctest: +SKIP
+    """
+    if data.subscriptions is None:
+        raise ValueError("the monthly panel needs a subscriptions table (snapshot data has none)")
+    as_of = pd.Timestamp(as_of) if as_of is not None else data.default_as_of()
+    as_of_m = month_index([as_of])[0]
+    subs = data.subscriptions[data.subscriptions["start_date"] <= as_of]
+    if subs.empty:
+        raise ValueError(f"no subscription line starts on or before as_of={as_of:%Y-%m-%d}")
+
+    lines = _expand_lines(subs, as_of)
+    first_month = pd.Series(month_index(subs["start_date"]), index=subs["account_id"].to_numpy())
+    first_month = first_month.groupby(level=0).min()
+    frame = _grid(first_month, as_of_m).merge(lines, on=["account_id", "m"], how="left")
+    frame["mrr"] = frame["mrr"].fillna(0.0)
+    frame = frame.sort_values(["account_id", "m"], kind="stable", ignore_index=True)
+    frame = _classify(frame, min_mrr, reactivation_months)
+
+    extras = []
+    if data.usage is not None:
+        usage = data.usage.monthly(as_of=as_of, agg=usage_agg)
+        if len(usage):
+            usage = usage.assign(m=month_index(usage["month"]),
+                                 metric="usage_" + usage["metric"].map(_snake))
+            extras.append(usage.pivot_table(index=["account_id", "m"], columns="metric",
+                                            values="value").reset_index().rename_axis(columns=None))
+    if data.tickets is not None:
+        counts = _monthly_counts(data.tickets, "opened_at", None, "tickets", as_of)
+        if "csat" in data.tickets:
+            t = data.tickets[data.tickets["opened_at"] <= as_of]
+            csat = t.assign(m=month_index(t["opened_at"])).groupby(["account_id", "m"])["csat"].mean()
+            counts = counts.merge(csat.reset_index(), on=["account_id", "m"], how="left")
+        extras.append(counts)
+    if data.cs_activities is not None:
+        extras.append(_monthly_counts(data.cs_activities, "date", "activity_type", "cs_", as_of))
+    if data.outcomes is not None:
+        o = data.outcomes
+        committed = _monthly_counts(o, "committed_date", None, "outcomes_committed", as_of)
+        achieved = _monthly_counts(o[o["achieved_date"].notna()] if "achieved_date" in o else o.iloc[:0],
+                                   "achieved_date", None, "outcomes_achieved", as_of)
+        extras += [committed, achieved]
+    for extra in extras:
+        # Events dated before an account's first month count in its first month.
+        extra = extra[extra["account_id"].isin(first_month.index)]
+        extra = extra.assign(m=np.maximum(extra["m"].to_numpy(),
+                                          first_month.reindex(extra["account_id"]).to_numpy()))
+        value_cols = [c for c in extra.columns if c not in ("account_id", "m")]
+        how = {c: ("mean" if c == "csat" or c.startswith("usage_") else "sum") for c in value_cols}
+        extra = extra.groupby(["account_id", "m"], as_index=False).agg(how)
+        frame = frame.merge(extra, on=["account_id", "m"], how="left")
+    count_cols = [c for c in frame.columns if c == "tickets" or c.startswith("cs_")
+                  or c.startswith("outcomes_")]
+    frame[count_cols] = frame[count_cols].fillna(0).astype(int)
+    for column in ("outcomes_committed", "outcomes_achieved"):
+        if column in frame:  # cumulative: to date, not in the month
+            frame[column] = frame.groupby("account_id", sort=False)[column].cumsum()
+
+    if data.accounts is not None:
+        attributes = data.accounts.drop_duplicates("account_id").set_index("account_id")
+        attributes = attributes.drop(columns=[c for c in attributes if c in frame.columns])
+        frame = frame.join(attributes, on="account_id")
+
+    frame.insert(1, "month", month_start(frame.pop("m").to_numpy()).to_numpy())
+    leading = ["account_id", "month", "mrr", "seats", "active", "movement", "movement_mrr",
+               "cohort_month", "tenure_months", "lifetime"]
+    frame = frame[leading + [c for c in frame.columns if c not in leading]]
+    frame.attrs.update(as_of=as_of, reactivation_months=reactivation_months, min_mrr=min_mrr,
+                       usage_agg=usage_agg)
+    return frame
