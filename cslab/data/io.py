@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from cslab.data.contract import COMPANION_FILES, TABLE_NAMES, TABLES, TableSpec, schema_for, typed
+from cslab.data.contract import (COMPANION_FILES, TABLE_NAMES, TABLES, TableSpec, as_id, schema_for,
+                                 typed)
 from cslab.data.validation import ValidationReport
 from cslab.errors import DataValidationError
 
@@ -349,15 +350,16 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> bool:
     return True
 
 
-def _orphans(data: CSData, usage_ok: bool, report: ValidationReport, files: dict[str, Path]) -> None:
-    """Ids in other tables that `accounts` does not hold."""
+def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: ValidationReport,
+             files: dict[str, Path]) -> None:
+    """Ids in other tables that `accounts` does not hold (checked even in tables with other errors)."""
     known = set(data.accounts["account_id"].dropna())
     for name in ("subscriptions", "cs_activities", "tickets", "outcomes"):
-        frame = getattr(data, name)
-        if frame is not None and "account_id" in frame:
-            orphan = frame["account_id"].notna() & ~frame["account_id"].isin(known)
+        if name in ids:
+            column = ids[name]
+            orphan = column.notna() & ~column.isin(known)
             if orphan.any():
-                examples = ", ".join(map(str, frame.loc[orphan, "account_id"].unique()[:3]))
+                examples = ", ".join(map(str, column[orphan].unique()[:3]))
                 report.add(files[name].name, f"account ids not in accounts (e.g. {examples})",
                            column="account_id", rows=orphan[orphan].index.tolist())
     if data.usage is not None and usage_ok:
@@ -386,6 +388,7 @@ def _read(path: str | Path) -> tuple[CSData, ValidationReport]:
         report.add(str(folder), "no subscriptions file (subscriptions.csv, .csv.gz or .parquet): "
                    "it is the one required table")
     usage_ok = False
+    ids: dict[str, pd.Series] = {}
     for name, file in files.items():
         spec = TABLES[name]
         if name == "usage":
@@ -404,6 +407,8 @@ def _read(path: str | Path) -> tuple[CSData, ValidationReport]:
         if frame.empty:
             report.add(file.name, "has a header but no data rows")
             continue
+        if "account_id" in frame.columns:
+            ids[name] = as_id(frame["account_id"])
         n_before = len(report.errors)
         _schema_problems(frame, spec, file.name, decimal_comma, report)
         if len(report.errors) > n_before:
@@ -412,7 +417,7 @@ def _read(path: str | Path) -> tuple[CSData, ValidationReport]:
         keep = [c for c in frame.columns if spec.keep_extra or c in spec.required + spec.optional]
         setattr(data, name, typed(frame[keep], spec, decimal_comma))
     if data.accounts is not None:
-        _orphans(data, usage_ok, report, files)
+        _orphans(data, ids, usage_ok, report, files)
     return data, report
 
 

@@ -1,0 +1,26 @@
+"""Shared fixtures: small data folders written to tmp paths, and the public data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PYSURVIVAL = SHARED_DATA / "saas_churn_pysurvival.csv"
+
+
+def write_folder(folder: Path, tables: dict[str, str]) -> Path:
+    """Write CSV text per table name into a folder and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in tables.items():
+        target = folder / (name if "." in name else f"{name}.csv")
+        target.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return folder
+
+
+@pytest.fixture
+def pysurvival_path() -> Path:
+    assert PYSURVIVAL.exists(), f"public test data missing: {PYSURVIVAL}"
+    return PYSURVIVAL
