@@ -86,6 +86,107 @@ def synth(
     typer.echo(f"wrote a synthetic book of {accounts:,} accounts over {months} months to {path}")
 
 
+def _params(values: list[str], only: list[str] | None) -> dict:
+    from cslab.audit import NOTEBOOKS, parse_param
+    from cslab.notebook import declared_parameters
+
+    declared = {}
+    for name in only or NOTEBOOKS:
+        if name in NOTEBOOKS:
+            declared.update(declared_parameters(name))
+    return dict(parse_param(v, declared) for v in values)
+
+
+def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], only: list[str] | None,
+           param: list[str], force: bool, customers: Optional[Path], id_col: Optional[str],
+           event_col: Optional[str], duration_col: Optional[str], segment_col: Optional[str],
+           currency: str) -> None:
+    from cslab.audit import AuditError, run_audit
+    from cslab.errors import DataValidationError
+
+    if (data is None) == (customers is None):
+        typer.echo("error: give a data folder, or --customers FILE (snapshot mode), not both", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    snapshot = None
+    if customers is not None:
+        if not event_col:
+            typer.echo("error: snapshot mode needs --event-col (the churn flag column)", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        snapshot = {"customers_file": str(customers), "id_col": id_col or "", "event_col": event_col,
+                    "duration_col": duration_col or "", "segment_col": segment_col or ""}
+    try:
+        params = _params(param, only)
+        if segment_col and not snapshot:
+            params.setdefault("segment_col", segment_col)
+        result = run_audit(data, out, client=client, as_of=as_of, only=only, params=params,
+                           force=force, customers=snapshot, currency=currency,
+                           echo=lambda line: typer.echo(line, err=True))
+    except DataValidationError as exc:
+        _echo_report(exc.report)
+        raise typer.Exit(EXIT_INVALID)
+    except AuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(str(result.out / "index.html"))
+    raise typer.Exit(result.exit_code)
+
+
+_OUT = typer.Option("--out", help="Audit folder to create.")
+_CLIENT = typer.Option(help="Client name shown on the reports.")
+_AS_OF = typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: latest date in the data).")
+_PARAM = typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repeatable).")
+_FORCE = typer.Option("--force", help="Replace an existing audit folder.")
+_CUSTOMERS = typer.Option("--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet.")
+_CURRENCY = typer.Option(help="Currency label for amounts on the index page.")
+
+
+@app.command()
+def audit(
+    data: Annotated[Optional[Path], typer.Argument(help="Data folder (omit with --customers).")] = None,
+    out: Annotated[Path, _OUT] = Path("reports/audit"),
+    client: Annotated[str, _CLIENT] = "",
+    as_of: Annotated[Optional[str], _AS_OF] = None,
+    only: Annotated[Optional[str], typer.Option(help="Notebooks to run, comma-separated (e.g. 01_cohort_retention).")] = None,
+    param: Annotated[list[str], _PARAM] = [],  # noqa: B006 - typer needs a list default
+    force: Annotated[bool, _FORCE] = False,
+    customers: Annotated[Optional[Path], _CUSTOMERS] = None,
+    id_col: Annotated[Optional[str], typer.Option("--id-col", help="Snapshot mode: id column (default: row numbers).")] = None,
+    event_col: Annotated[Optional[str], typer.Option("--event-col", help="Snapshot mode: churn flag column.")] = None,
+    duration_col: Annotated[Optional[str], typer.Option("--duration-col", help="Snapshot mode: tenure column.")] = None,
+    segment_col: Annotated[Optional[str], typer.Option("--segment-col", help="Column to split survival curves by.")] = None,
+    currency: Annotated[str, _CURRENCY] = "USD",
+) -> None:
+    """Run every notebook on a data folder and write the audit: index.html, reports, tables, results.json.
+
+    Exit code 0 when every notebook is ok or skipped, 1 when any failed, 2 when the input or the
+    parameters are invalid (then nothing runs and nothing is written).
+    """
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    _audit(data, out, client, as_of, names, param, force, customers, id_col, event_col,
+           duration_col, segment_col, currency)
+
+
+@app.command("run")
+def run_one(
+    notebook: Annotated[str, typer.Argument(help="Notebook name, e.g. 01_cohort_retention.")],
+    data: Annotated[Optional[Path], typer.Argument(help="Data folder (omit with --customers).")] = None,
+    out: Annotated[Path, _OUT] = Path("reports/run"),
+    client: Annotated[str, _CLIENT] = "",
+    as_of: Annotated[Optional[str], _AS_OF] = None,
+    param: Annotated[list[str], _PARAM] = [],  # noqa: B006
+    force: Annotated[bool, _FORCE] = False,
+    customers: Annotated[Optional[Path], _CUSTOMERS] = None,
+    id_col: Annotated[Optional[str], typer.Option("--id-col")] = None,
+    event_col: Annotated[Optional[str], typer.Option("--event-col")] = None,
+    duration_col: Annotated[Optional[str], typer.Option("--duration-col")] = None,
+    segment_col: Annotated[Optional[str], typer.Option("--segment-col")] = None,
+    currency: Annotated[str, _CURRENCY] = "USD",
+) -> None:
+    """Run one notebook, with the same output layout as the audit."""
+    _audit(data, out, client, as_of, [notebook.removesuffix(".ipynb")], param, force, customers,
+           id_col, event_col, duration_col, segment_col, currency)
+
+
 def main() -> None:
     """Entry point that turns any unexpected error into one line and exit code 1, never a traceback."""
     try:

@@ -1,0 +1,492 @@
+"""The audit: run the notebooks with papermill, export code-free HTML, write the index and results.
+
+Layout of an audit folder::
+
+    OUT/index.html                  summary: client, data period, key figures, links, statuses
+    OUT/<notebook>.html             code-free report of each notebook, figures embedded
+    OUT/executed/<notebook>.ipynb   the executed notebook, for anyone who wants the code
+    OUT/tables/*.csv                ranked lists and tables
+    OUT/results.json                {"notebooks": {name: {"status", "error", "seconds", "results"}}}
+
+The audit is written into a temporary folder beside ``OUT`` and moved into place at the end, so an
+interrupted run never leaves a half report that looks complete.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import jinja2
+import nbformat
+import pandas as pd
+
+from cslab.config import NOTEBOOKS_DIR
+from cslab.errors import CSLabError
+from cslab.notebook import RESULTS_MIMETYPE, declared_parameters, pct, type_problems
+
+__all__ = ["Headline", "NotebookSpec", "NOTEBOOKS", "AuditError", "AuditResult", "run_audit",
+           "run_notebook", "parse_param", "read_results", "export_html"]
+
+KERNEL_NAME = "cslab-current-python"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A key figure shown on the index page, with one line on what it means."""
+
+    key: str
+    label: str
+    kind: str  # pct, money, int, months, ratio, number, list
+    meaning: str
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """A notebook of the audit: its question, what data it needs, its headline figures."""
+
+    name: str
+    title: str
+    question: str
+    snapshot: bool = False  # can it run from a one-row-per-customer table?
+    headlines: tuple[Headline, ...] = ()
+
+
+NOTEBOOKS: dict[str, NotebookSpec] = {
+    spec.name: spec
+    for spec in [
+        NotebookSpec(
+            "01_cohort_retention",
+            "Cohort retention",
+            "How well do we keep customers and revenue, cohort by cohort, and where is it heading?",
+            snapshot=True,
+            headlines=(
+                Headline("nrr_12m", "Net revenue retention (12 months)", "pct",
+                         "revenue kept from customers of a year ago, with expansion; above 100% "
+                         "means the base grows on its own"),
+                Headline("grr_12m", "Gross revenue retention (12 months)", "pct",
+                         "revenue kept from customers of a year ago, expansion excluded"),
+                Headline("logo_churn_annual", "Logo churn (annualised)", "pct",
+                         "share of customers lost in a year at the recent monthly rate"),
+                Headline("km_survival_12", "Customers still active after 12 months", "pct",
+                         "Kaplan-Meier estimate over every signup cohort"),
+                Headline("median_lifetime_months", "Median customer lifetime", "months",
+                         "months until half of a cohort has churned (empty: not reached)"),
+                Headline("mrr_end", "MRR at the analysis date", "money", "monthly recurring revenue"),
+                Headline("n_active", "Active customers", "int", "accounts paying on the analysis date"),
+            ),
+        ),
+    ]
+}
+
+# Parameters every notebook may declare; the audit fills them in.
+COMMON_PARAMETERS = ("data_dir", "as_of", "client_name", "tables_dir", "customers_file", "id_col",
+                     "event_col", "duration_col", "segment_col")
+
+
+class AuditError(CSLabError):
+    """The audit cannot start (bad parameters, existing output folder); nothing was written."""
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    status: str = "skipped"
+    error: str | None = None
+    seconds: float = 0.0
+    results: dict[str, Any] = field(default_factory=dict)
+    executed: str | None = None
+    report: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "error": self.error, "seconds": round(self.seconds, 2),
+                "results": self.results, "executed": self.executed, "report": self.report}
+
+
+@dataclass
+class AuditResult:
+    out: Path
+    runs: dict[str, NotebookRun]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every notebook is ok or skipped, 1 when any failed."""
+        return 1 if any(r.status == "failed" for r in self.runs.values()) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+def parse_param(text: str, declared: dict[str, dict] | None = None) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line, the value typed like the parameter's declaration.
+
+    Examples
+    --------
+    >>> parse_param("min_cohort_size=20", {"min_cohort_size": {"type": "int"}})
+    ('min_cohort_size', 20)
+    >>> parse_param("segment_col=segment", {"segment_col": {"type": "str"}})
+    ('segment_col', 'segment')
+    """
+    if "=" not in text:
+        raise AuditError(f"parameter {text!r} should be KEY=VALUE")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    kind = (declared or {}).get(key, {}).get("type", "")
+    if kind == "str":
+        return key, raw
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        if kind == "list":
+            return key, [item.strip() for item in raw.split(",") if item.strip()]
+        if kind == "bool" and raw.lower() in {"true", "false", "yes", "no"}:
+            return key, raw.lower() in {"true", "yes"}
+        return key, raw
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return key, value
+
+
+# --------------------------------------------------------------------------------------------
+# Running one notebook
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def current_kernel() -> Iterator[str]:
+    """A kernelspec for the running interpreter, visible to jupyter only for this run.
+
+    So the audit works in any venv or conda env without a manual ``ipykernel install``.
+    """
+    with tempfile.TemporaryDirectory(prefix="cslab-kernel-") as tmp:
+        folder = Path(tmp) / "kernels" / KERNEL_NAME
+        folder.mkdir(parents=True)
+        (folder / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "cslab (current Python)", "language": "python",
+        }))
+        previous = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + previous if previous else "")
+        try:
+            yield KERNEL_NAME
+        finally:
+            if previous is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = previous
+
+
+def read_results(notebook: nbformat.NotebookNode | str | Path) -> dict[str, Any]:
+    """Recorded figures (:func:`cslab.notebook.record`) read back from an executed notebook."""
+    if not isinstance(notebook, nbformat.NotebookNode):
+        notebook = nbformat.read(str(notebook), as_version=4)
+    results: dict[str, Any] = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if RESULTS_MIMETYPE in data:
+                results.update(data[RESULTS_MIMETYPE])
+    return results
+
+
+def _client_safe(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy fit for a client: no tracebacks, no papermill error banners, no recorded JSON."""
+    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    keep = []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "papermill-error-cell-tag" in cell.metadata.get("tags", []):
+            continue
+        if cell.cell_type == "code":
+            outputs = []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    outputs.append(nbformat.v4.new_output(
+                        "stream", name="stderr",
+                        text=f"This step failed: {output.get('ename')}: {output.get('evalue')}\n"))
+                    continue
+                output.get("data", {}).pop(RESULTS_MIMETYPE, None)
+                outputs.append(output)
+            cell.outputs = outputs
+        keep.append(cell)
+    notebook.cells = keep
+    return notebook
+
+
+def export_html(notebook: nbformat.NotebookNode, path: Path, title: str) -> None:
+    """Code-free HTML through nbconvert: inputs and prompts excluded, figures embedded."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    notebook = _client_safe(notebook)
+    notebook.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(notebook)
+    path.write_text(body, encoding="utf-8")
+
+
+def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kernel: str,
+                 progress: bool = True) -> NotebookRun:
+    """Execute one notebook into ``out/executed`` and export its HTML; never raises on failure."""
+    import papermill as pm
+
+    run = NotebookRun(spec.name)
+    executed = out / "executed" / f"{spec.name}.ipynb"
+    run.executed = str(executed.relative_to(out))
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(NOTEBOOKS_DIR / f"{spec.name}.ipynb"), str(executed),
+                            parameters=parameters, kernel_name=kernel, progress_bar=progress,
+                            cwd=str(NOTEBOOKS_DIR), log_output=False)
+        run.status = "ok"
+    except pm.PapermillExecutionError as exc:
+        run.status, run.error = "failed", f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # noqa: BLE001 - a failing notebook must not stop the others
+        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+    run.seconds = time.perf_counter() - start
+    if executed.exists():
+        notebook = nbformat.read(str(executed), as_version=4)
+        run.results = read_results(notebook)
+        export_html(notebook, out / f"{spec.name}.html", f"{spec.title}: {parameters.get('client_name', '')}")
+        run.report = f"{spec.name}.html"
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# The index page
+# --------------------------------------------------------------------------------------------
+def format_figure(value: Any, kind: str, currency: str = "") -> str:
+    """A recorded figure as the index page shows it.
+
+    Examples
+    --------
+    >>> format_figure(1.0412, "pct"), format_figure(None, "months"), format_figure(31.5, "months")
+    ('104.1%', 'not reached', '31.5 months')
+    """
+    if value is None:
+        return "not reached" if kind == "months" else "n/a"
+    if kind == "pct":
+        return pct(value)
+    if kind == "money":
+        return f"{currency + ' ' if currency else ''}{value:,.0f}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "months":
+        return f"{value:.1f} months"
+    if kind == "list":
+        return ", ".join(map(str, value[:5]))
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+_INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Retention audit — {{ client }}</title>
+<style>
+ body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #222;
+        max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
+ h1 { margin-bottom: .2rem; } .meta { color: #555; margin-top: 0; }
+ table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; }
+ th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; font-weight: 600; }
+ .status { font-weight: 600; padding: .1rem .5rem; border-radius: .3rem; }
+ .ok { background: #e3f4e8; color: #1b6e35; } .failed { background: #fde4e1; color: #a3241a; }
+ .skipped { background: #eee; color: #555; }
+ .meaning { color: #555; font-size: .92em; } code { font-size: .9em; }
+ section { margin-top: 1.5rem; }
+</style></head><body>
+<h1>Retention audit — {{ client }}</h1>
+<p class="meta">Data: <code>{{ source }}</code>{% if period %} · period {{ period }}{% endif %}
+{% if as_of %} · as of {{ as_of }}{% endif %} · generated {{ generated }} with cslab {{ version }}</p>
+{% for item in notebooks %}
+<section>
+<h2>{{ item.title }} <span class="status {{ item.status }}">{{ item.status }}</span></h2>
+<p>{{ item.question }}</p>
+{% if item.status == "failed" %}
+<p><strong>This notebook failed:</strong> <code>{{ item.error }}</code>. The executed notebook is at
+<a href="{{ item.executed }}"><code>{{ item.executed }}</code></a>{% if item.report %}; its partial report:
+<a href="{{ item.report }}">{{ item.report }}</a>{% endif %}.</p>
+{% elif item.status == "skipped" %}
+<p><strong>Skipped:</strong> {{ item.error }}</p>
+{% else %}
+<table><tr><th>Figure</th><th>Value</th><th>What it means</th></tr>
+{% for h in item.headlines %}<tr><td>{{ h.label }}</td><td class="num">{{ h.value }}</td>
+<td class="meaning">{{ h.meaning }}</td></tr>{% endfor %}
+</table>
+<p><a href="{{ item.report }}">Read the full report</a> · <a href="{{ item.executed }}">executed notebook</a>
+· {{ "%.1f"|format(item.seconds) }} s</p>
+{% endif %}
+</section>
+{% endfor %}
+{% if tables %}<section><h2>Tables</h2><ul>
+{% for t in tables %}<li><a href="tables/{{ t }}">{{ t }}</a></li>{% endfor %}
+</ul></section>{% endif %}
+<section><h2>Inputs</h2><table><tr><th>File</th><th>SHA-256</th></tr>
+{% for name, digest in inputs.items() %}<tr><td><code>{{ name }}</code></td><td><code>{{ digest }}</code></td></tr>{% endfor %}
+</table></section>
+</body></html>
+""")
+
+
+def write_index(out: Path, meta: dict[str, Any], runs: dict[str, NotebookRun], currency: str) -> Path:
+    items = []
+    for name, run in runs.items():
+        spec = NOTEBOOKS[name]
+        headlines = [{"label": h.label, "meaning": h.meaning,
+                      "value": format_figure(run.results.get(h.key), h.kind, currency)}
+                     for h in spec.headlines if h.key in run.results]
+        items.append({"title": spec.title, "question": spec.question, "status": run.status,
+                      "error": run.error, "executed": run.executed, "report": run.report,
+                      "seconds": run.seconds, "headlines": headlines})
+    tables = sorted(p.name for p in (out / "tables").glob("*.csv"))
+    page = _INDEX.render(notebooks=items, tables=tables, **meta)
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The whole audit
+# --------------------------------------------------------------------------------------------
+def _checksums(paths: list[Path]) -> dict[str, str]:
+    sums = {}
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        sums[path.name] = digest.hexdigest()
+    return sums
+
+
+def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
+              as_of: str | None = None, only: list[str] | None = None,
+              params: dict[str, Any] | None = None, force: bool = False,
+              customers: dict[str, str] | None = None, currency: str = "USD",
+              progress: bool = True, echo: Callable[[str], None] = print) -> AuditResult:
+    """Run the audit on a data folder (or a customers table) into ``out``.
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        A data folder (the contract's tables). ``None`` in snapshot mode.
+    out : path
+        The audit folder to create.
+    client : str
+        Client name for the reports.
+    as_of : str, optional
+        Analysis date; default the latest date in the data, the same for every notebook.
+    only : list of str, optional
+        Notebook names to run (default: all).
+    params : dict, optional
+        Extra notebook parameters; each must be declared by at least one notebook that runs.
+    force : bool
+        Replace an existing ``out`` folder.
+    customers : dict, optional
+        Snapshot mode: ``{"customers_file": ..., "id_col": ..., "event_col": ...,
+        "duration_col": ..., "segment_col": ...}``.
+
+    Raises
+    ------
+    DataValidationError
+        The input breaks the data contract (nothing runs, nothing is written).
+    AuditError
+        Unknown notebook or parameter, or ``out`` exists without ``force``.
+
+    Examples
+    --------
+    >>> result = run_audit("data/demo", "reports/demo", client="Demo Co")  # doctest: +SKIP
+    >>> result.exit_code  # doctest: +SKIP
+    0
+    """
+    from cslab.data import load, load_customers
+
+    out = Path(out).resolve()
+    names = list(NOTEBOOKS) if not only else only
+    unknown = [n for n in names if n not in NOTEBOOKS]
+    if unknown:
+        raise AuditError(f"unknown notebook {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise AuditError(f"{out} exists; use --force to replace it")
+    declared = {n: declared_parameters(n) for n in names}
+    params = dict(params or {})
+    problems = type_problems(params, {k: v for d in declared.values() for k, v in d.items()})
+    if problems:
+        raise AuditError("; ".join(problems))
+
+    # Validate first: invalid input means nothing runs and nothing is written.
+    if customers:
+        data = load_customers(customers["customers_file"], id_col=customers.get("id_col") or None,
+                              event_col=customers["event_col"],
+                              duration_col=customers.get("duration_col") or None)
+        inputs = [Path(customers["customers_file"])]
+        period, as_of_text, source = "", "", str(customers["customers_file"])
+    else:
+        data = load(data_dir)
+        files = sorted(p for p in Path(data_dir).iterdir() if p.is_file())
+        inputs = files
+        as_of_ts = pd.Timestamp(as_of) if as_of else data.default_as_of()
+        first = data.subscriptions["start_date"].min()
+        period = f"{first:%Y-%m} to {as_of_ts:%Y-%m}"
+        as_of_text, source = f"{as_of_ts:%Y-%m-%d}", str(data_dir)
+
+    common = {
+        "data_dir": str(Path(data_dir).resolve()) if data_dir else "",
+        "as_of": as_of_text,
+        "client_name": client,
+        **({k: str(Path(v).resolve()) if k == "customers_file" else (v or "")
+            for k, v in customers.items()} if customers else {}),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent if out.parent.exists() else None))
+    try:
+        (tmp / "executed").mkdir()
+        (tmp / "tables").mkdir()
+        runs: dict[str, NotebookRun] = {}
+        with current_kernel() as kernel:
+            for i, name in enumerate(names, 1):
+                spec = NOTEBOOKS[name]
+                if customers and not spec.snapshot:
+                    runs[name] = NotebookRun(name, "skipped", "needs a subscriptions table; a "
+                                             "one-row-per-customer table has no revenue history")
+                    echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
+                    continue
+                values = {**common, "tables_dir": str(tmp / "tables"), **params}
+                values = {k: v for k, v in values.items() if k in declared[name]}
+                echo(f"[{i}/{len(names)}] {name}: running")
+                run = run_notebook(spec, values, tmp, kernel, progress=progress)
+                runs[name] = run
+                detail = f" ({run.error})" if run.error else ""
+                echo(f"[{i}/{len(names)}] {name}: {run.status} in {run.seconds:.1f} s{detail}")
+        from cslab import __version__
+
+        meta = {
+            "client": client or "(unnamed client)", "source": source, "period": period,
+            "as_of": as_of_text, "version": __version__,
+            "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "inputs": _checksums(inputs),
+        }
+        write_index(tmp, meta, runs, currency)
+        results = {
+            "client": client, "source": source, "period": period, "as_of": as_of_text,
+            "cslab_version": __version__, "parameters": params, "inputs": meta["inputs"],
+            "notebooks": {name: run.to_json() for name, run in runs.items()},
+        }
+        (tmp / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return AuditResult(out, runs)
+

@@ -1,0 +1,207 @@
+"""Helpers called from inside the notebooks: parameter checks, recorded results, tables, sentences.
+
+The notebooks hold narrative, parameters and calls; these are the calls that tie a notebook to the
+audit: :func:`check_parameters` right after the parameters cell, :func:`record` for key figures
+(read back by the audit and the tests from the executed notebook), :func:`save_table` for CSVs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cslab.config import NOTEBOOKS_DIR, REPORTS_DIR
+from cslab.errors import CSLabError
+
+__all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
+           "record", "save_table", "tables_folder", "pct", "money", "show_notes"]
+
+RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
+# Names IPython itself puts in a notebook's namespace.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(CSLabError):
+    """A notebook got an unknown parameter or one of the wrong type."""
+
+
+def declared_parameters(notebook: str | Path) -> dict[str, dict]:
+    """The parameters a notebook declares in its cell tagged ``parameters``.
+
+    Each ``name: type = literal  # comment`` line gives the name, the type, the default and the
+    help text.
+
+    Examples
+    --------
+    >>> declared_parameters("01_cohort_retention")["min_cohort_size"]["type"]  # doctest: +SKIP
+    'int'
+    """
+    path = Path(notebook)
+    if not path.suffix:
+        path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    source = next(("".join(c["source"]) for c in cells
+                   if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if source is None:
+        raise ParameterError(f"{path.name} has no cell tagged 'parameters'")
+    declared = {}
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            line = lines[node.lineno - 1]
+            declared[node.target.id] = {
+                "type": ast.unparse(node.annotation),
+                "default": ast.literal_eval(node.value) if node.value is not None else None,
+                "help": line.split("#", 1)[1].strip() if "#" in line else "",
+            }
+    return declared
+
+
+def type_problems(values: dict[str, Any], declared: dict[str, dict]) -> list[str]:
+    """Unknown or mistyped parameters, one sentence each (empty when all is well)."""
+    problems = []
+    for name in values:
+        if name not in declared:
+            close = [d for d in declared if d.lower() == name.lower() or d.startswith(name[:4])]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown parameter {name!r}{hint}; known: {', '.join(declared)}")
+    for name, value in values.items():
+        if name in declared:
+            expected = _TYPES.get(declared[name]["type"].split("[")[0])
+            wrong = expected is not None and (
+                not isinstance(value, expected)
+                or (declared[name]["type"] in {"int", "float"} and isinstance(value, bool)))
+            if wrong:
+                problems.append(f"parameter {name!r} should be {declared[name]['type']}, "
+                                f"got {type(value).__name__} {value!r}")
+    return problems
+
+
+def check_parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]:
+    """Check a notebook's parameters right after they are set; return them as a dict.
+
+    Papermill only warns about a parameter the notebook does not declare; here it is an error,
+    as is a value of the wrong type (``min_cohort_size="ten"``).
+
+    Parameters
+    ----------
+    namespace : dict
+        The notebook's ``globals()``.
+    notebook : str
+        The notebook's name, e.g. ``"01_cohort_retention"``.
+
+    Examples
+    --------
+    >>> params = check_parameters(globals(), "01_cohort_retention")  # doctest: +SKIP
+    """
+    declared = declared_parameters(notebook)
+    given = {k: v for k, v in namespace.items()
+             if not k.startswith("_") and k not in _IPYTHON_NAMES
+             and not callable(v) and type(v).__name__ != "module"}
+    problems = type_problems(given, declared)
+    if problems:
+        raise ParameterError("; ".join(problems))
+    return {name: given[name] for name in declared if name in given}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, pd.Index, np.ndarray, pd.Series)):
+        return [_jsonable(v) for v in list(value)]
+    if isinstance(value, (pd.Timestamp, pd.Period)):
+        return str(value.date()) if isinstance(value, pd.Timestamp) else str(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if value is pd.NaT or value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value
+
+
+def record(**results: Any) -> dict[str, Any]:
+    """Record key figures (JSON scalars and short lists) for the audit and the tests.
+
+    The figures are displayed as a small table and carried, under a cslab MIME type, in the cell's
+    output, from which the audit reads them back out of the executed notebook. NaN becomes null.
+
+    Examples
+    --------
+    >>> record(nrr_12m=1.04, grr_12m=0.91)  # doctest: +SKIP
+    """
+    clean = _jsonable(results)
+    try:
+        from IPython.display import display
+
+        table = pd.DataFrame({"figure": list(clean), "value": [json.dumps(v) for v in clean.values()]})
+        display({RESULTS_MIMETYPE: clean, "text/plain": table.to_string(index=False),
+                 "text/html": table.to_html(index=False)}, raw=True)
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        pass
+    return clean
+
+
+def tables_folder(tables_dir: str) -> Path:
+    """Where a notebook writes its CSV tables: ``tables_dir``, or ``reports/lab/tables`` when empty."""
+    folder = Path(tables_dir) if tables_dir else REPORTS_DIR / "lab" / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_table(frame: pd.DataFrame, name: str, tables_dir: str, index: bool = False) -> Path:
+    """Write a table as CSV for CRM import or a spreadsheet; returns the path.
+
+    Examples
+    --------
+    >>> save_table(cohorts, "cohort_logo_retention", tables_dir)  # doctest: +SKIP
+    """
+    path = tables_folder(tables_dir) / f"{name}.csv"
+    frame.to_csv(path, index=index, float_format="%.6g", date_format="%Y-%m-%d")
+    return path
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """A share as a percentage for sentences (``n/a`` when missing).
+
+    Examples
+    --------
+    >>> pct(0.04321)
+    '4.3%'
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value * 100:.{digits}f}%"
+
+
+def money(value: float | None, currency: str = "USD") -> str:
+    """An amount for sentences: ``USD 1.2M``, ``USD 35.4k``, ``USD 950``.
+
+    Examples
+    --------
+    >>> money(1234567, "EUR")
+    'EUR 1.23M'
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    size = abs(value)
+    text = (f"{value / 1e6:.3g}M" if size >= 1e6 else f"{value / 1e3:.3g}k" if size >= 1e4
+            else f"{value:,.0f}")
+    return f"{currency} {text}"
+
+
+def show_notes(notes: list[str]) -> None:
+    """Show what the loader fixed or noticed (BOM removed, ids stripped, ...) as a warning each."""
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
