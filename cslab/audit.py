@@ -32,7 +32,7 @@ import jinja2
 import nbformat
 import pandas as pd
 
-from cslab.config import NOTEBOOKS_DIR
+from cslab import config
 from cslab.errors import CSLabError
 from cslab.notebook import RESULTS_MIMETYPE, declared_parameters, pct, type_problems
 
@@ -242,9 +242,9 @@ def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kern
     run.executed = str(executed.relative_to(out))
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(NOTEBOOKS_DIR / f"{spec.name}.ipynb"), str(executed),
+        pm.execute_notebook(str(config.NOTEBOOKS_DIR / f"{spec.name}.ipynb"), str(executed),
                             parameters=parameters, kernel_name=kernel, progress_bar=progress,
-                            cwd=str(NOTEBOOKS_DIR), log_output=False)
+                            cwd=str(config.NOTEBOOKS_DIR), log_output=False)
         run.status = "ok"
     except pm.PapermillExecutionError as exc:
         run.status, run.error = "failed", f"{exc.ename}: {exc.evalue}"

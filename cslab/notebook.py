@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cslab.config import NOTEBOOKS_DIR, REPORTS_DIR
+from cslab import config
 from cslab.errors import CSLabError
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
@@ -46,7 +46,9 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict]:
     """
     path = Path(notebook)
     if not path.suffix:
-        path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
+        # A notebook runs with its own folder as the working directory (JupyterLab, papermill).
+        here = Path.cwd() / f"{notebook}.ipynb"
+        path = here if here.exists() else config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     source = next(("".join(c["source"]) for c in cells
                    if "parameters" in c.get("metadata", {}).get("tags", [])), None)
@@ -155,7 +157,7 @@ def record(**results: Any) -> dict[str, Any]:
 
 def tables_folder(tables_dir: str) -> Path:
     """Where a notebook writes its CSV tables: ``tables_dir``, or ``reports/lab/tables`` when empty."""
-    folder = Path(tables_dir) if tables_dir else REPORTS_DIR / "lab" / "tables"
+    folder = Path(tables_dir) if tables_dir else config.REPORTS_DIR / "lab" / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
