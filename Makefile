@@ -25,8 +25,9 @@ $(DEMO)/subscriptions.csv: | $(STAMP)
 
 demo: $(DEMO)/subscriptions.csv  ## Generate the demo data in data/demo/ if absent
 
-audit: $(STAMP) $(DEMO)/subscriptions.csv  ## Validate the demo data and print its summary
+audit: $(STAMP) $(DEMO)/subscriptions.csv  ## Run the full audit on data/demo/ into reports/demo/
 	$(BIN)/cslab summary $(DEMO)
+	$(BIN)/cslab audit $(DEMO) --out $(REPORT) --client "Demo SaaS Co" --force
 
 test: $(STAMP)  ## Run the tests
 	$(BIN)/python -m pytest
