@@ -36,7 +36,7 @@ __all__ = ["SyntheticBook", "generate", "write_synthetic", "PROGRAMME_HR", "OUTC
 
 SEGMENTS = np.array(["SMB", "Mid-Market", "Enterprise"])
 SEGMENT_SHARE = np.array([0.6, 0.3, 0.1])
-SEGMENT_BASE = np.array([-4.0, -4.5, -5.0])  # cloglog intercepts: ~1.8%, 1.1%, 0.7% a month
+SEGMENT_BASE = np.array([-4.3, -4.8, -5.3])  # cloglog intercepts: ~1.4%, 0.8%, 0.5% a month
 ANNUAL_SHARE = np.array([0.15, 0.55, 0.9])
 CSM_SHARE = np.array([0.1, 0.7, 1.0])
 PLANS = np.array(["Starter", "Growth", "Enterprise"])
@@ -66,7 +66,7 @@ EXPANSION_EFFECTS = {
     "usage_features_used": 0.08,     # features used (0..20), centred at 10
     "tenure_months": -0.02,
 }
-EXPANSION_BASE = np.array([-4.6, -4.3, -4.0])
+EXPANSION_BASE = np.array([-4.3, -4.0, -3.7])
 
 
 @dataclass
@@ -155,7 +155,7 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     csm = np.where(has_csm, np.char.add("CSM", np.char.zfill(rng.integers(1, n_csm + 1, n).astype(str), 2)), "")
     account_ids = np.char.add("A", np.char.zfill((np.arange(n) + 1).astype(str), 5))
     engagement = rng.normal(0.0, 1.0, n)
-    drift = rng.normal(-0.01, 0.07, n)
+    drift = rng.normal(0.0, 0.05, n)
 
     # ---- state ---------------------------------------------------------------------------------
     active = np.zeros(n, bool)
@@ -353,7 +353,7 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
                 first_act[name][fresh] = m
 
             # -- engagement drifts; usage and tickets of accounts active at month end ---------------
-            engagement += drift + rng.normal(0, 0.2, n)
+            engagement += drift + rng.normal(0, 0.12, n)
             a = np.flatnonzero(active)
             e_a = engagement[a]
             util_true = np.clip(_sigmoid(0.6 + 1.1 * e_a) * 0.98, 0.02, 1.0)
