@@ -82,7 +82,7 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                 Headline("km_survival_12", "Customers still active after 12 months", "pct",
                          "Kaplan-Meier estimate over every signup cohort"),
                 Headline("median_lifetime_months", "Median customer lifetime", "months",
-                         "months until half of a cohort has churned (empty: not reached)"),
+                         "months until half of the customers have churned; not reached while more than half remain"),
                 Headline("mrr_end", "MRR at the analysis date", "money", "monthly recurring revenue"),
                 Headline("n_active", "Active customers", "int", "accounts paying on the analysis date"),
             ),

@@ -133,7 +133,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def record(**results: Any) -> dict[str, Any]:
+def record(**results: Any) -> None:
     """Record key figures (JSON scalars and short lists) for the audit and the tests.
 
     The figures are displayed as a small table and carried, under a cslab MIME type, in the cell's
@@ -152,7 +152,6 @@ def record(**results: Any) -> dict[str, Any]:
                  "text/html": table.to_html(index=False)}, raw=True)
     except ImportError:  # pragma: no cover - IPython is a dependency
         pass
-    return clean
 
 
 def tables_folder(tables_dir: str) -> Path:
