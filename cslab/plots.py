@@ -205,8 +205,10 @@ def plot_survival(fitters: Mapping[str, Any], ax: Axes | None = None, ci: bool =
     ax = _ax(ax, (9, 4.5))
     for name, fitter in fitters.items():
         fitter.plot_survival_function(ax=ax, ci_show=ci, label=str(name), **kwargs)
+    longest = max(float(f.durations.max()) for f in fitters.values())
     for mark in marks:
-        ax.axvline(mark, color="#888888", linewidth=0.8, linestyle=":")
+        if mark <= longest:  # a guide beyond the data would stretch the axis for nothing
+            ax.axvline(mark, color="#888888", linewidth=0.8, linestyle=":")
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)

@@ -27,7 +27,7 @@ from scipy.special import betaln, hyp2f1
 
 from cslab.errors import StatisticalWarning
 
-__all__ = ["ShiftedBetaGeometric", "period_discount_rate", "cohort_periods", "cohort_survival_table",
+__all__ = ["ShiftedBetaGeometric", "period_discount_rate", "to_periods", "cohort_periods", "cohort_survival_table",
            "fit_cohorts", "project_cohorts", "lifetime_value", "lifetime_value_by_cohort"]
 
 MIN_CUSTOMERS = 30
@@ -260,6 +260,24 @@ def _period_months(period: str) -> int:
     return {"M": 1, "Q": 3, "Y": 12}[period]
 
 
+def to_periods(months, event, period_months: int = 1) -> np.ndarray:
+    """Durations in months as whole sBG periods.
+
+    A churned customer leaves in period ceil(months / p), and at the earliest in period 1 (a
+    customer who churned within its first month left in period 1); an active one has completed
+    floor(months / p) periods.
+
+    Examples
+    --------
+    >>> to_periods([0, 4, 4, 12], [1, 1, 0, 0], period_months=3).tolist()
+    [1, 2, 1, 4]
+    """
+    months = np.asarray(months, dtype=float)
+    event = np.asarray(event).astype(bool)
+    return np.where(event, np.maximum(1, np.ceil(months / period_months)),
+                    np.floor(months / period_months)).astype(int)
+
+
 def cohort_periods(lifetimes: pd.DataFrame, last_month: pd.Timestamp, period: str = "M") -> pd.DataFrame:
     """Account lifetimes in whole periods, with each account's cohort label.
 
@@ -275,9 +293,8 @@ def cohort_periods(lifetimes: pd.DataFrame, last_month: pd.Timestamp, period: st
     """
     p = _period_months(period)
     cohort = pd.PeriodIndex(lifetimes["cohort_month"], freq=period)
-    months = lifetimes["duration"].to_numpy()
     event = lifetimes["event"].to_numpy().astype(bool)
-    periods = np.where(event, np.ceil(months / p), np.floor(months / p)).astype(int)
+    periods = to_periods(lifetimes["duration"], event, p)
     # a quarter cohort's youngest member sets how far the whole cohort is observed
     cohort_end = cohort.end_time.normalize().to_period("M").to_timestamp()
     observed = ((last_month.year - cohort_end.year) * 12 + last_month.month - cohort_end.month) // p
