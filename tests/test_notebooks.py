@@ -1,0 +1,108 @@
+"""The notebooks: conventions, and recorded results equal to direct library calls."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import papermill as pm
+import pytest
+
+import cslab
+from cslab import config, metrics, retention, survival
+from cslab.audit import NOTEBOOKS, run_audit
+from cslab.data.synth import generate
+from cslab.notebook import declared_parameters
+from tests.conftest import PYSURVIVAL
+
+COHORT_KEYS = {"logo_churn_monthly", "logo_churn_annual", "grr_12m", "nrr_12m", "headwind_12m",
+               "tailwind_12m", "km_survival_12", "km_survival_24", "median_lifetime_months",
+               "sbg_alpha", "sbg_beta", "n_accounts", "n_active", "mrr_end"}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_conventions(name):
+    path = config.NOTEBOOKS_DIR / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    declared = declared_parameters(name)
+    # papermill must read every declaration (a '=' in a comment, for one, defeats its parser)
+    assert set(pm.inspect_notebook(str(path))) == set(declared)
+    assert all(d["help"] for d in declared.values()), "every parameter is commented"
+    assert "check_parameters" in nb.cells[2].source.splitlines()[2]
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("book")
+    generate(n_accounts=700, n_months=30, seed=21).write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def audit_run(small_book, tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit") / "out"
+    result = run_audit(small_book, out, client="Test Co", only=["01_cohort_retention"],
+                       params={"min_cohort_size": 10}, progress=False, echo=lambda _: None)
+    return result, out
+
+
+def test_cohort_notebook_records_what_the_library_computes(small_book, audit_run):
+    result, out = audit_run
+    assert result.exit_code == 0
+    recorded = json.loads((out / "results.json").read_text())["notebooks"]["01_cohort_retention"]
+    assert recorded["status"] == "ok", recorded["error"]
+    got = recorded["results"]
+    assert COHORT_KEYS <= set(got)
+
+    panel = cslab.panel(cslab.load(small_book))
+    kept = metrics.revenue_retention(panel, months=12)
+    logo = metrics.logo_churn_rate(panel, months=12)
+    fitter = survival.kaplan_meier(survival.account_lifetimes(panel))["all"]
+    at = survival.survival_at(fitter, times=(12, 24))["survival"]
+    pooled = retention.fit_cohorts(panel, period="Q", min_cohort_size=10)["pooled"]
+    expected = {"nrr_12m": kept["nrr"], "grr_12m": kept["grr"], "headwind_12m": kept["headwind"],
+                "tailwind_12m": kept["tailwind"], "logo_churn_monthly": logo["monthly"],
+                "logo_churn_annual": logo["annual"], "km_survival_12": at[12],
+                "km_survival_24": at[24], "sbg_alpha": pooled.alpha_, "sbg_beta": pooled.beta_,
+                "mrr_end": panel.loc[panel["month"].eq(panel["month"].max()), "mrr"].sum()}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9), key
+    assert got["n_active"] == int(panel.loc[panel["month"].eq(panel["month"].max()), "active"].sum())
+    assert 0 < got["grr_12m"] <= 1 and got["nrr_12m"] > 0
+
+
+def test_cohort_notebook_report_and_tables(audit_run):
+    _, out = audit_run
+    tables = sorted(p.name for p in (out / "tables").iterdir())
+    assert {"cohort_logo_retention.csv", "cohort_revenue_retention.csv", "mrr_movements.csv",
+            "sbg_cohort_projection.csv", "cohort_lifetime_value.csv"} <= set(tables)
+    report = (out / "01_cohort_retention.html").read_text()
+    assert report.count("<img") >= 8  # every figure embedded: the folder stands alone
+    assert "data:image/png;base64" in report
+    assert "Traceback" not in report and "check_parameters" not in report
+    index = (out / "index.html").read_text()
+    assert "Net revenue retention (12 months)" in index and "Test Co" in index
+
+
+def test_snapshot_mode_on_public_data(tmp_path):
+    out = tmp_path / "snap"
+    result = run_audit(None, out, customers={"customers_file": str(PYSURVIVAL), "id_col": "",
+                                            "event_col": "churned", "duration_col": "months_active",
+                                            "segment_col": "company_size"},
+                       progress=False, echo=lambda _: None)
+    assert result.exit_code == 0
+    got = json.loads((out / "results.json").read_text())["notebooks"]["01_cohort_retention"]["results"]
+    customers = cslab.load_customers(PYSURVIVAL, event_col="churned", duration_col="months_active").customers
+    fitter = survival.kaplan_meier(customers)["all"]
+    assert got["km_survival_12"] == pytest.approx(survival.survival_at(fitter, (12,))["survival"].iloc[0])
+    assert got["km_survival_24"] is None  # 12 months observed: no extrapolation
+    assert got["n_accounts"] == 2000 and "nrr_12m" not in got
+    assert got["median_lifetime_months"] == pytest.approx(survival.median_lifetime(fitter)["median"])
+    durations = retention.to_periods(customers["duration"], customers["event"], 1)
+    pooled = retention.ShiftedBetaGeometric().fit_censored(durations, customers["event"])
+    assert got["sbg_alpha"] == pytest.approx(pooled.alpha_, rel=1e-9)
+    report = (out / "01_cohort_retention.html").read_text()
+    assert "row numbers" in report and "need a subscriptions table" in report
