@@ -89,3 +89,13 @@ def test_cs_attention_is_selected_not_random(book):
     assert share["Enterprise"] > share["Mid-Market"] > share["SMB"]
     trained = data.accounts["account_id"].isin(acts.loc[acts["activity_type"].eq("training"), "account_id"])
     assert 0.05 < trained.mean() < 0.9
+
+
+def test_mrr_bridge_holds_every_month_of_a_generated_book(book):
+    from cslab import metrics
+
+    moves = metrics.mrr_movements(book[2])
+    identity = (moves["start_mrr"] + moves["new"] + moves["expansion"] - moves["contraction"]
+                - moves["churn"] + moves["reactivation"])
+    assert np.allclose(identity, moves["end_mrr"]) and len(moves) == 30
+    assert (moves[["new", "expansion", "contraction", "churn"]].sum() > 0).all()
