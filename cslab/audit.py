@@ -170,7 +170,9 @@ def current_kernel() -> Iterator[str]:
         folder = Path(tmp) / "kernels" / KERNEL_NAME
         folder.mkdir(parents=True)
         (folder / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            # quiet: the kernel's own log lines (TCP warning, shutdown) mean nothing to a reader
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--log-level=CRITICAL"],
             "display_name": "cslab (current Python)", "language": "python",
         }))
         previous = os.environ.get("JUPYTER_PATH")

@@ -373,9 +373,10 @@ def project_cohorts(panel: pd.DataFrame, period: str = "M", horizon: int = 12, h
         observed), ``fitted`` (model), ``held_out`` (observed but not used for fitting),
         ``fit_periods``.
     """
+    from cslab.survival import account_lifetimes
+
     table = cohort_survival_table(panel, period)
-    fits = fit_cohorts(panel, period, min_cohort_size)
-    periods = fits["periods"]
+    periods = cohort_periods(account_lifetimes(panel), panel["month"].max(), period)
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)
