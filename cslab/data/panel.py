@@ -68,8 +68,19 @@ def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         "mrr": kept["mrr"].to_numpy()[line],
         "seats": kept["seats"].to_numpy()[line] if "seats" in kept else np.nan,
     })
+    keys = ["account_id", "m"]
     # min_count=1: an account whose lines carry no seats has NaN seats, not 0.
-    return rows.groupby(["account_id", "m"], sort=False).sum(min_count=1).reset_index()
+    out = rows.groupby(keys, sort=False).sum(min_count=1).reset_index()
+    if "billing_period_months" in kept:
+        rows["billing_period_months"] = kept["billing_period_months"].to_numpy()[line]
+        out = out.merge(rows.groupby(keys, sort=False)["billing_period_months"].max().reset_index(),
+                        on=keys, how="left")
+    if "plan" in kept:
+        # the plan of the account's largest running line
+        rows["plan"] = kept["plan"].to_numpy()[line]
+        largest = rows.sort_values("mrr", ascending=False, kind="stable").drop_duplicates(keys)
+        out = out.merge(largest[keys + ["plan"]], on=keys, how="left")
+    return out
 
 
 def _grid(first_month: pd.Series, as_of_m: int) -> pd.DataFrame:
@@ -148,7 +159,8 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     DataFrame
         One row per account per month from its first month with a subscription line to the month of
         ``as_of``: ``account_id``, ``month``, ``mrr``, ``seats``, ``active``, ``movement``,
-        ``movement_mrr`` (signed), ``cohort_month``, ``tenure_months``, ``lifetime``, the account
+        ``movement_mrr`` (signed), ``cohort_month``, ``tenure_months``, ``lifetime``, ``plan`` and
+        ``billing_period_months`` (of the running lines, when subscriptions have them), the account
         attributes, ``usage_<metric>``, ``tickets``, ``csat``, ``cs_<activity_type>``,
         ``outcomes_committed`` and ``outcomes_achieved``. Every month,
         ``sum(mrr[m-1]) + sum(movement_mrr[m]) == sum(mrr[m])`` (the MRR bridge).
