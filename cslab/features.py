@@ -1,0 +1,193 @@
+"""As-of feature snapshots for modelling churn and expansion, without leakage.
+
+An *observation date* is a month-end snapshot. For each one, the accounts active on it get features
+computed only from data dated up to that snapshot (the monthly panel already cuts every table at each
+month's snapshot), and a label from the months after it: churned within the next ``horizon_months``.
+Observation dates stop ``horizon_months`` before ``as_of``, so every label is fully observed; the same
+code builds the *scoring set* of accounts active on ``as_of`` (features only, no label).
+
+Feature names (the kit's shared vocabulary, see ``data/README.md``): ``tenure_months``, ``mrr``,
+``mrr_change_3m``, ``seats``, ``seat_utilisation``, ``usage_<metric>`` and ``usage_<metric>_trend``,
+``tickets_90d``, ``csat_90d``, ``cs_<type>_count``, ``days_since_cs_activity``,
+``outcomes_achieved_share``, ``months_to_renewal`` and the account and plan attributes. "Last 90 days"
+is the last three monthly snapshots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cslab.data.io import CSData
+
+__all__ = ["build_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
+           "NON_FEATURES"]
+
+# Columns of the dataset that are not features.
+NON_FEATURES = {"account_id", "observation_date", "label", "arr", "name", "csm_id", "signup_date",
+                "cohort_month"}
+
+FEATURE_LABELS = {
+    "tenure_months": "tenure (months)", "mrr": "MRR", "mrr_change_3m": "MRR change over 3 months",
+    "seats": "seats", "seat_utilisation": "seat utilisation", "tickets_90d": "tickets (90 days)",
+    "csat_90d": "CSAT (90 days)", "days_since_cs_activity": "days since last CS activity",
+    "outcomes_achieved_share": "committed outcomes achieved", "months_to_renewal": "months to renewal",
+    "billing_period_months": "billing period (months)", "employees": "employees",
+}
+
+
+def label_of(feature: str) -> str:
+    """A feature's name in plain words (``usage_logins_trend`` -> ``logins trend``)."""
+    if feature in FEATURE_LABELS:
+        return FEATURE_LABELS[feature]
+    if feature.startswith("usage_"):
+        name = feature[len("usage_"):]
+        return name.replace("_trend", " trend").replace("_", " ")
+    if feature.startswith("cs_") and feature.endswith("_count"):
+        return feature[3:-6].replace("_", " ") + " sessions"
+    return feature.replace("_", " ")
+
+
+def _rolling(panel: pd.DataFrame, column: str, window: int, how: str = "mean", shift: int = 0) -> pd.Series:
+    """Per-account rolling statistic over monthly rows (ordered by month), optionally lagged."""
+    grouped = panel.groupby("account_id", sort=False)[column]
+    values = grouped.shift(shift) if shift else panel[column]
+    rolled = values.groupby(panel["account_id"], sort=False).rolling(window, min_periods=1)
+    out = rolled.mean() if how == "mean" else rolled.sum()
+    return out.reset_index(level=0, drop=True).sort_index()
+
+
+def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    """Features of every account-month of the panel, each using only rows up to that month."""
+    panel = panel.sort_values(["account_id", "month"], kind="stable").reset_index(drop=True)
+    out = panel[["account_id", "month", "tenure_months", "mrr", "seats"]].copy()
+    out["tenure_months"] = out["tenure_months"].astype(float)
+    mrr_3 = panel.groupby("account_id", sort=False)["mrr"].shift(3)
+    out["mrr_change_3m"] = np.where(mrr_3 > 0, panel["mrr"] / mrr_3 - 1, np.nan)
+    usage = [c for c in panel.columns if c.startswith("usage_")]
+    for column in usage:
+        recent = _rolling(panel, column, 3)
+        before = _rolling(panel, column, 3, shift=3)
+        out[column] = recent
+        out[f"{column}_trend"] = np.where(before > 0, recent / before - 1, np.nan)
+    if "usage_active_users" in panel and panel["seats"].notna().any():
+        out["seat_utilisation"] = panel["usage_active_users"] / panel["seats"].where(panel["seats"] > 0)
+    if "tickets" in panel:
+        out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum")
+        if "csat" in panel:
+            weight = panel["tickets"].where(panel["csat"].notna(), 0)
+            rated = (panel["csat"].fillna(0) * weight).groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
+            count = weight.groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
+            ratio = (rated.reset_index(level=0, drop=True).sort_index()
+                     / count.reset_index(level=0, drop=True).sort_index().replace(0, np.nan))
+            out["csat_90d"] = ratio
+    for column in [c for c in panel.columns if c.startswith("cs_")]:
+        out[f"{column}_count"] = panel.groupby("account_id", sort=False)[column].cumsum()
+    if "outcomes_committed" in panel:
+        out["outcomes_achieved_share"] = (panel["outcomes_achieved"]
+                                          / panel["outcomes_committed"].where(panel["outcomes_committed"] > 0))
+    if "billing_period_months" in panel:
+        period = panel["billing_period_months"].fillna(1).clip(lower=1)
+        out["billing_period_months"] = panel["billing_period_months"]
+        out["months_to_renewal"] = (period - panel["tenure_months"].astype(float) % period) % period
+    for column in ("plan", "segment", "industry", "region", "employees"):
+        if column in panel:
+            out[column] = panel[column]
+    known = set(out.columns) | {"movement", "movement_mrr", "active", "lifetime", "tickets", "csat",
+                                "outcomes_committed", "outcomes_achieved", "cohort_month"}
+    extra = [c for c in panel.columns if c not in known and c not in NON_FEATURES
+             and not c.startswith(("usage_", "cs_"))]
+    for column in extra:  # any other account attribute becomes a feature
+        out[column] = panel[column]
+    out["active"] = panel["active"].to_numpy()
+    out["churn_now"] = panel["movement"].eq("churn").to_numpy()
+    return out
+
+
+def _days_since_activity(data: CSData, rows: pd.DataFrame) -> pd.Series:
+    """Days from each account's last CS activity (on or before the observation date) to that date."""
+    acts = data.cs_activities[["account_id", "date"]].dropna().sort_values("date")
+    left = rows[["account_id", "observation_date"]].reset_index().sort_values("observation_date")
+    merged = pd.merge_asof(left, acts.rename(columns={"date": "last_activity"}),
+                           left_on="observation_date", right_on="last_activity", by="account_id",
+                           direction="backward")
+    days = (merged["observation_date"] - merged["last_activity"]).dt.days
+    return pd.Series(days.to_numpy(), index=merged["index"].to_numpy()).sort_index()
+
+
+def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
+                  observation_step: int = 1, min_tenure_months: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The modelling set (observations with labels) and the scoring set (accounts active on ``as_of``).
+
+    Parameters
+    ----------
+    data : CSData
+        The loaded tables (for the dates of CS activities).
+    panel : DataFrame
+        :func:`cslab.panel` built with the analysis date ``as_of``.
+    horizon_months : int
+        Label: churned within this many months after the observation date.
+    observation_step : int
+        Months between observation dates (1: every month-end).
+    min_tenure_months : int
+        Skip observations of accounts younger than this.
+
+    Returns
+    -------
+    (dataset, scoring) : tuple of DataFrame
+        ``account_id``, ``observation_date`` (month-end snapshot), the features, ``arr`` (12 x MRR)
+        and, in ``dataset``, ``label`` (1 = churned within the horizon).
+
+    Examples
+    --------
+    >>> dataset, scoring = build_dataset(data, cslab.panel(data), horizon_months=3)  # doctest: +SKIP
+    """
+    as_of = panel.attrs.get("as_of", panel["month"].max() + pd.offsets.MonthEnd(0))
+    features = _features_from_panel(panel)
+    months = np.sort(features["month"].unique())
+    last = pd.Timestamp(months[-1])
+    # label: any churn in the next `horizon_months` months
+    ahead = features.groupby("account_id", sort=False)["churn_now"]
+    future = sum(ahead.shift(-k, fill_value=False).astype(int) for k in range(1, horizon_months + 1))
+    features["label"] = (future > 0).astype(int)
+    snapshot = (features["month"] + pd.offsets.MonthEnd(0)).where(features["month"] < last, pd.Timestamp(as_of))
+    features.insert(1, "observation_date", snapshot)
+    features["arr"] = 12 * features["mrr"]
+    eligible = features["active"] & (features["tenure_months"] >= min_tenure_months)
+    cutoff = last - pd.DateOffset(months=horizon_months)
+    step_ok = ((features["month"].dt.year * 12 + features["month"].dt.month) - (last.year * 12 + last.month)) % observation_step == 0
+    dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy()
+    scoring = features[eligible & (features["month"] == last)].copy()
+    for frame in (dataset, scoring):
+        if data.cs_activities is not None:
+            frame["days_since_cs_activity"] = _days_since_activity(data, frame)
+        frame.drop(columns=["month", "active", "churn_now"], inplace=True)
+    scoring = scoring.drop(columns=["label"])
+    return dataset.reset_index(drop=True), scoring.reset_index(drop=True)
+
+
+def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns of a dataset (ids, dates, label, ARR excluded)."""
+    columns = [c for c in frame.columns if c not in NON_FEATURES]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    categorical = [c for c in columns if c not in numeric]
+    return numeric, categorical
+
+
+def churn_by_decile(dataset: pd.DataFrame, feature: str, bins: int = 10) -> pd.DataFrame:
+    """Churn rate by decile of a numeric feature, with the count in each bin (metric cohorts).
+
+    Missing values form their own bin, so "no CSAT given" is visible rather than dropped.
+
+    Examples
+    --------
+    >>> churn_by_decile(dataset, "seat_utilisation")  # doctest: +SKIP
+    """
+    values = dataset[feature]
+    bins_ = pd.qcut(values, q=bins, duplicates="drop")
+    keys = bins_.astype(str).where(values.notna(), "missing")
+    table = dataset.groupby(keys, sort=False)["label"].agg(churn_rate="mean", n="size")
+    order = [str(c) for c in bins_.cat.categories] + (["missing"] if values.isna().any() else [])
+    table = table.reindex([o for o in order if o in table.index])
+    table.index.name = feature
+    return table.reset_index()
