@@ -25,7 +25,7 @@ __all__ = ["build_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABEL
 
 # Columns of the dataset that are not features.
 NON_FEATURES = {"account_id", "observation_date", "label", "arr", "name", "csm_id", "signup_date",
-                "cohort_month"}
+                "cohort_month", "months_to_event", "event", "duration"}
 
 FEATURE_LABELS = {
     "tenure_months": "tenure (months)", "mrr": "MRR", "mrr_change_3m": "MRR change over 3 months",
@@ -150,6 +150,11 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
     ahead = features.groupby("account_id", sort=False)["churn_now"]
     future = sum(ahead.shift(-k, fill_value=False).astype(int) for k in range(1, horizon_months + 1))
     features["label"] = (future > 0).astype(int)
+    # months until the churn (1..horizon), or the horizon when none: for survival models
+    first = pd.Series(horizon_months, index=features.index, dtype=float)
+    for k in range(horizon_months, 0, -1):
+        first = first.where(~ahead.shift(-k, fill_value=False).astype(bool), k)
+    features["months_to_event"] = first
     snapshot = (features["month"] + pd.offsets.MonthEnd(0)).where(features["month"] < last, pd.Timestamp(as_of))
     features.insert(1, "observation_date", snapshot)
     features["arr"] = 12 * features["mrr"]
@@ -162,7 +167,7 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
         if data.cs_activities is not None:
             frame["days_since_cs_activity"] = _days_since_activity(data, frame)
         frame.drop(columns=["month", "active", "churn_now"], inplace=True)
-    scoring = scoring.drop(columns=["label"])
+    scoring = scoring.drop(columns=["label", "months_to_event"])
     return dataset.reset_index(drop=True), scoring.reset_index(drop=True)
 
 

@@ -44,7 +44,7 @@ def test_no_leakage_deleting_the_future_changes_nothing(book, tmp_path, cut):
     cut = pd.Timestamp(cut)
     data = cslab.load(folder)
     dataset, _ = build_dataset(data, cslab.panel(data), horizon_months=3)
-    observed = dataset[dataset["observation_date"] == cut].drop(columns=["label"])
+    observed = dataset[dataset["observation_date"] == cut].drop(columns=["label", "months_to_event"])
     assert len(observed) > 100
 
     past = tmp_path / "past"

@@ -43,7 +43,7 @@ def test_valid_under_the_contract(book):
 def test_truth_names_the_planted_effects(book):
     truth = book[0].truth
     assert truth["programme_hr"] == PROGRAMME_HR
-    assert truth["churn_drivers"][0] == "seat_utilisation"
+    assert truth["churn_drivers"][:2] == ["months_to_renewal", "seat_utilisation"]
     assert {"usage_logins_trend", "tickets_90d", "csat_90d"} <= set(truth["churn_drivers"])
     assert truth["outcome_achieved_hr"] < 1 and truth["expansion_drivers"][0] == "seat_utilisation"
 

@@ -36,7 +36,7 @@ __all__ = ["SyntheticBook", "generate", "write_synthetic", "PROGRAMME_HR", "OUTC
 
 SEGMENTS = np.array(["SMB", "Mid-Market", "Enterprise"])
 SEGMENT_SHARE = np.array([0.6, 0.3, 0.1])
-SEGMENT_BASE = np.array([-4.3, -4.8, -5.3])  # cloglog intercepts: ~1.4%, 0.8%, 0.5% a month
+SEGMENT_BASE = np.array([-4.3, -4.6, -4.9])  # cloglog intercepts: ~1.4%, 1.0%, 0.7% a month
 ANNUAL_SHARE = np.array([0.15, 0.55, 0.9])
 CSM_SHARE = np.array([0.1, 0.7, 1.0])
 PLANS = np.array(["Starter", "Growth", "Enterprise"])
@@ -156,6 +156,11 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     account_ids = np.char.add("A", np.char.zfill((np.arange(n) + 1).astype(str), 5))
     engagement = rng.normal(0.0, 1.0, n)
     drift = rng.normal(0.0, 0.05, n)
+    # Persistent per-account habits: some teams log in more, use more features, whatever their
+    # engagement. Usage levels are then noisy proxies of engagement, and the planted drivers
+    # (utilisation, trends) stay the clearest signals, as the truth says.
+    login_habit = rng.normal(0.0, 0.6, n)
+    feature_habit = rng.normal(0.0, 1.0, n)
 
     # ---- state ---------------------------------------------------------------------------------
     active = np.zeros(n, bool)
@@ -357,9 +362,10 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
             a = np.flatnonzero(active)
             e_a = engagement[a]
             util_true = np.clip(_sigmoid(0.6 + 1.1 * e_a) * 0.98, 0.02, 1.0)
-            users[a, m] = rng.binomial(seats[a], util_true)
-            logins[a, m] = rng.poisson(np.maximum(users[a, m], 0.5) * 14 * np.exp(0.25 * e_a))
-            features[a, m] = rng.binomial(20, _sigmoid(-0.2 + 0.9 * e_a))
+            # active users track true utilisation closely (a seat is used or not, month after month)
+            users[a, m] = np.clip(np.round(seats[a] * util_true + rng.normal(0, 0.4, len(a))), 0, seats[a])
+            logins[a, m] = rng.poisson(np.maximum(users[a, m], 0.5) * 14 * np.exp(login_habit[a]))
+            features[a, m] = rng.binomial(20, _sigmoid(-0.2 + 0.9 * e_a + feature_habit[a]))
             lam = 0.12 * seats[a] ** 0.35 * np.exp(-0.55 * e_a)
             k = rng.poisson(lam)
             tickets[a, m] = k
@@ -454,7 +460,9 @@ def _truth(seed, n, T, start, truth_panel, features_at_fn=None) -> dict:
 
     churn_order, churn_strength = ranked(CHURN_EFFECTS)
     expansion_order, expansion_strength = ranked(EXPANSION_EFFECTS)
-    churn_drivers = churn_order[:2] + ["outcomes_achieved_share"] + churn_order[2:]
+    # Annual contracts churn only at renewal: in the kit's features that is months_to_renewal, the
+    # strongest single signal of *when* an annual account can leave.
+    churn_drivers = ["months_to_renewal"] + churn_order[:2] + ["outcomes_achieved_share"] + churn_order[2:]
     return {
         "seed": seed, "n_accounts": n, "n_months": T, "start": start,
         "churn_model": "monthly complementary log-log: exp(coef) is the hazard ratio per unit",
@@ -467,6 +475,8 @@ def _truth(seed, n, T, start, truth_panel, features_at_fn=None) -> dict:
                                         "hazard_ratio_per_unit": OUTCOME_ACHIEVED_HR,
                                         "note": "applies once at least one committed outcome is achieved",
                                         "direction": "lowers risk"},
+            "months_to_renewal": {"note": "annual accounts (billing_period_months 12) can churn only "
+                                          "at renewal, monthly ones any month"},
             "segment": {"base_monthly_hazard": dict(zip(SEGMENTS.tolist(),
                                                          np.exp(SEGMENT_BASE).round(4).tolist()))},
         },
