@@ -87,6 +87,24 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                 Headline("n_active", "Active customers", "int", "accounts paying on the analysis date"),
             ),
         ),
+        NotebookSpec(
+            "02_churn_drivers",
+            "Churn drivers",
+            "Why do customers leave, which accounts are at risk now, and why each one?",
+            snapshot=True,
+            headlines=(
+                Headline("auc", "Churn model accuracy (ROC AUC, test period)", "number",
+                         "chance that a churner is scored above a customer who stays; 0.5 is a coin toss"),
+                Headline("top_decile_lift", "Top-decile lift", "number",
+                         "how many times more often the 10% highest-risk accounts churn than average"),
+                Headline("top_features", "Strongest churn drivers", "list",
+                         "features that move predicted churn most (SHAP), strongest first"),
+                Headline("n_at_risk_red", "Accounts in the red band", "int",
+                         "active accounts whose health score is below the red threshold"),
+                Headline("arr_at_risk", "ARR at risk over the horizon", "money",
+                         "expected ARR lost to churn: ARR x churn probability, summed"),
+            ),
+        ),
     ]
 }
 
@@ -283,7 +301,7 @@ def format_figure(value: Any, kind: str, currency: str = "") -> str:
     if kind == "months":
         return f"{value:.1f} months"
     if kind == "list":
-        return ", ".join(map(str, value[:5]))
+        return ", ".join(str(v).replace("_", " ") for v in value[:5])
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)

@@ -34,7 +34,8 @@ from cslab.errors import CSLabError, StatisticalWarning
 from cslab.features import feature_columns, label_of
 
 __all__ = ["ChurnModel", "time_split", "stratified_split", "evaluate", "explain", "AdditivityError",
-           "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "MIN_EVENTS"]
+           "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "band_summary",
+           "at_risk_table", "expected_calibration_error", "MIN_EVENTS"]
 
 MIN_EVENTS = 30
 
@@ -228,7 +229,9 @@ def explain(model: ChurnModel, frame: pd.DataFrame, sample: int = 1000, seed: in
         ``values`` (DataFrame: rows x original features, log-odds contributions), ``encoded`` (the
         same per encoded column), ``base_value``, ``rows`` (the sampled rows of ``frame``).
     """
-    import shap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's import warns about notebook progress bars
+        import shap
 
     if model.kind != "trees":
         raise ValueError("explain() uses TreeExplainer: pass the trees model")
@@ -255,7 +258,7 @@ def importance(shap_values: pd.DataFrame) -> pd.Series:
 
 
 def fit_cox(train: pd.DataFrame, duration_col: str = "months_to_event", event_col: str = "label",
-            cluster_col: str | None = "account_id", penalizer: float = 0.01, sample: int = 20000,
+            cluster_col: str | None = "account_id", penalizer: float = 0.01, sample: int = 8000,
             seed: int = 0):
     """A Cox proportional-hazards model on the same features: hazard ratios per standard deviation.
 
@@ -299,8 +302,8 @@ def fit_cox(train: pd.DataFrame, duration_col: str = "months_to_event", event_co
                cluster_col="_cluster" if cluster_col else None, robust=bool(cluster_col))
     fitter.ph_note = ""
     try:
-        check = data.drop(columns=["_cluster"], errors="ignore").sample(n=min(3000, len(data)), random_state=seed)
-        test = proportional_hazard_test(fitter, check, time_transform="rank")
+        # lifelines tests on the training frame itself (it reuses the fitted residuals)
+        test = proportional_hazard_test(fitter, data, time_transform="rank")
         failing = test.summary.index[test.summary["p"] < 0.01].tolist()
         if failing:
             fitter.ph_note = ("the proportional-hazards check flags " + ", ".join(map(str, failing[:5]))
@@ -353,6 +356,7 @@ def health_scores(p_churn, bands: tuple[float, float] = (85, 95)) -> pd.DataFram
     return pd.DataFrame({"health_score": score.astype(int), "band": band})
 
 
+_NO_HISTORY = {"tenure_months", "months_to_renewal", "billing_period_months", "employees"}
 _PERCENT = ("seat_utilisation", "outcomes_achieved_share", "_trend", "mrr_change_3m")
 
 
@@ -384,12 +388,47 @@ def reasons(shap_values: pd.DataFrame, rows: pd.DataFrame, previous: pd.DataFram
         parts = []
         for feature in raising.index:
             text = f"{label_of(feature)} {_format(feature, row.get(feature))}"
-            if prev is not None and row["account_id"] in prev.index and feature in prev.columns \
-                    and not feature.endswith("_trend") and pd.api.types.is_number(row.get(feature)):
+            if feature == "months_to_renewal":
+                value = row.get(feature)
+                text = ("renewal due this month" if value == 0 else f"renewal in {value:.0f} month"
+                        + ("s" if value != 1 else ""))
+            elif prev is not None and row["account_id"] in prev.index and feature in prev.columns \
+                    and feature not in _NO_HISTORY and not feature.endswith("_trend") \
+                    and pd.api.types.is_number(row.get(feature)):
                 before = prev.at[row["account_id"], feature]
-                if pd.notna(before) and pd.notna(row.get(feature)) and before != row.get(feature):
-                    direction = "down" if row.get(feature) < before else "up"
-                    text += f", {direction} from {_format(feature, before)}"
+                now = row.get(feature)
+                if pd.notna(before) and pd.notna(now) and _format(feature, before) != _format(feature, now):
+                    text += f", {'down' if now < before else 'up'} from {_format(feature, before)}"
             parts.append(text + " (raises risk)")
         out[idx] = "; ".join(parts) if parts else "no single factor stands out"
     return pd.Series(out)
+
+
+def band_summary(health: pd.DataFrame, arr: pd.Series | None = None) -> pd.DataFrame:
+    """Accounts (and ARR, when known) in each health band, as counts and shares."""
+    frame = health.assign(arr=np.asarray(arr, float) if arr is not None else np.nan)
+    out = frame.groupby("band").agg(n_accounts=("band", "size"), arr=("arr", "sum"))
+    out = out.reindex(["red", "yellow", "green"]).fillna(0)
+    out["share_accounts"] = out["n_accounts"] / out["n_accounts"].sum()
+    total = out["arr"].sum()
+    out["share_arr"] = out["arr"] / total if total else np.nan
+    out["n_accounts"] = out["n_accounts"].astype(int)
+    return out
+
+
+def at_risk_table(scoring: pd.DataFrame, p_churn, health: pd.DataFrame, why: pd.Series,
+                  extra: tuple[str, ...] = ("name", "segment", "plan", "csm_id")) -> pd.DataFrame:
+    """Accounts ranked by ARR at risk (ARR x churn probability), or by probability without ARR.
+
+    Columns: ``account_id``, the ``extra`` attributes present, ``arr``, ``churn_probability``,
+    ``arr_at_risk``, ``health_score``, ``band``, ``top_reasons``.
+    """
+    table = scoring[["account_id"] + [c for c in extra if c in scoring]].copy()
+    table["arr"] = scoring["arr"].to_numpy() if "arr" in scoring else np.nan
+    table["churn_probability"] = np.asarray(p_churn, float)
+    table["arr_at_risk"] = table["arr"] * table["churn_probability"]
+    table["health_score"] = health["health_score"].to_numpy()
+    table["band"] = health["band"].to_numpy()
+    table["top_reasons"] = why.reindex(scoring.index).fillna("").to_numpy()
+    key = "arr_at_risk" if table["arr"].notna().any() else "churn_probability"
+    return table.sort_values([key, "churn_probability"], ascending=False, ignore_index=True)

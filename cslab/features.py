@@ -20,7 +20,7 @@ import pandas as pd
 
 from cslab.data.io import CSData
 
-__all__ = ["build_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
+__all__ = ["build_dataset", "snapshot_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
            "NON_FEATURES"]
 
 # Columns of the dataset that are not features.
@@ -90,7 +90,7 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
         period = panel["billing_period_months"].fillna(1).clip(lower=1)
         out["billing_period_months"] = panel["billing_period_months"]
         out["months_to_renewal"] = (period - panel["tenure_months"].astype(float) % period) % period
-    for column in ("plan", "segment", "industry", "region", "employees"):
+    for column in ("name", "csm_id", "plan", "segment", "industry", "region", "employees"):
         if column in panel:
             out[column] = panel[column]
     known = set(out.columns) | {"movement", "movement_mrr", "active", "lifetime", "tickets", "csat",
@@ -196,3 +196,15 @@ def churn_by_decile(dataset: pd.DataFrame, feature: str, bins: int = 10) -> pd.D
     table = table.reindex([o for o in order if o in table.index])
     table.index.name = feature
     return table.reset_index()
+
+
+def snapshot_dataset(customers: pd.DataFrame) -> pd.DataFrame:
+    """A one-row-per-customer table as a modelling set: ``label`` = the churn flag.
+
+    The duration (tenure) is kept for survival models but is not a feature: for a churned customer
+    it is the time of churn itself, so a classifier would learn the answer from it.
+    """
+    out = customers.rename(columns={"event": "label"}).copy()
+    out.insert(1, "observation_date", pd.NaT)
+    out["label"] = out["label"].astype(int)
+    return out

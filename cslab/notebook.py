@@ -161,8 +161,8 @@ def tables_folder(tables_dir: str) -> Path:
     return folder
 
 
-def save_table(frame: pd.DataFrame, name: str, tables_dir: str, index: bool = False) -> Path:
-    """Write a table as CSV for CRM import or a spreadsheet; returns the path.
+def save_table(frame: pd.DataFrame, name: str, tables_dir: str, index: bool = False) -> None:
+    """Write a table as CSV for CRM import or a spreadsheet (``<tables_dir>/<name>.csv``).
 
     Examples
     --------
@@ -170,7 +170,6 @@ def save_table(frame: pd.DataFrame, name: str, tables_dir: str, index: bool = Fa
     """
     path = tables_folder(tables_dir) / f"{name}.csv"
     frame.to_csv(path, index=index, float_format="%.6g", date_format="%Y-%m-%d")
-    return path
 
 
 def pct(value: float | None, digits: int = 1) -> str:
