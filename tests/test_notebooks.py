@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pandas as pd
 import papermill as pm
 import pytest
 
@@ -44,8 +45,9 @@ def small_book(tmp_path_factory):
 @pytest.fixture(scope="module")
 def audit_run(small_book, tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "out"
-    result = run_audit(small_book, out, client="Test Co", only=["01_cohort_retention"],
-                       params={"min_cohort_size": 10}, progress=False, echo=lambda _: None)
+    result = run_audit(small_book, out, client="Test Co",
+                       params={"min_cohort_size": 10, "shap_sample": 300}, progress=False,
+                       echo=lambda _: None)
     return result, out
 
 
@@ -87,6 +89,38 @@ def test_cohort_notebook_report_and_tables(audit_run):
     assert "Net revenue retention (12 months)" in index and "Test Co" in index
 
 
+DRIVER_KEYS = {"n_observations", "base_rate", "auc", "auc_logistic", "top_decile_lift", "brier",
+               "top_features", "c_index_cox", "n_at_risk_red", "arr_at_risk"}
+
+
+def test_churn_notebook_records_what_the_library_computes(small_book, audit_run):
+    from cslab import drivers, features
+
+    _, out = audit_run
+    recorded = json.loads((out / "results.json").read_text())["notebooks"]["02_churn_drivers"]
+    assert recorded["status"] == "ok", recorded["error"]
+    got = recorded["results"]
+    assert DRIVER_KEYS <= set(got) and len(got["top_features"]) >= 10
+    data = cslab.load(small_book)
+    dataset, scoring = features.build_dataset(data, cslab.panel(data), horizon_months=3)
+    train, test = drivers.time_split(dataset, test_months=6, horizon_months=3)
+    trees = drivers.ChurnModel("trees").fit(train)
+    ev = drivers.evaluate(test["label"], trees.predict_proba(test))
+    assert got["n_observations"] == len(dataset)
+    assert got["base_rate"] == pytest.approx(dataset["label"].mean())
+    assert got["auc"] == pytest.approx(ev["auc"]) and got["brier"] == pytest.approx(ev["brier"])
+    p_now = trees.predict_proba(scoring)
+    assert got["arr_at_risk"] == pytest.approx(float((scoring["arr"] * p_now).sum()))
+    assert got["n_at_risk_red"] == int((drivers.health_scores(p_now, (85, 95))["band"] == "red").sum())
+    at_risk = pd.read_csv(out / "tables" / "at_risk_accounts.csv")
+    assert list(at_risk.columns[:1]) == ["account_id"] and len(at_risk) == len(scoring)
+    assert {"arr", "churn_probability", "arr_at_risk", "health_score", "band", "top_reasons"} <= set(at_risk.columns)
+    assert at_risk["arr_at_risk"].is_monotonic_decreasing
+    backtest = pd.read_csv(out / "tables" / "churn_scores_backtest.csv")
+    assert list(backtest.columns) == ["account_id", "observation_date", "label", "score"]
+    assert len(backtest) == len(test)
+
+
 def test_snapshot_mode_on_public_data(tmp_path):
     out = tmp_path / "snap"
     result = run_audit(None, out, customers={"customers_file": str(PYSURVIVAL), "id_col": "",
@@ -94,7 +128,12 @@ def test_snapshot_mode_on_public_data(tmp_path):
                                             "segment_col": "company_size"},
                        progress=False, echo=lambda _: None)
     assert result.exit_code == 0
-    got = json.loads((out / "results.json").read_text())["notebooks"]["01_cohort_retention"]["results"]
+    notebooks = json.loads((out / "results.json").read_text())["notebooks"]
+    drivers_got = notebooks["02_churn_drivers"]["results"]
+    assert notebooks["02_churn_drivers"]["status"] == "ok"
+    assert drivers_got["auc"] > 0.8 and drivers_got["arr_at_risk"] is None
+    assert "csat_score" in drivers_got["top_features"][:3]
+    got = notebooks["01_cohort_retention"]["results"]
     customers = cslab.load_customers(PYSURVIVAL, event_col="churned", duration_col="months_active").customers
     fitter = survival.kaplan_meier(customers)["all"]
     assert got["km_survival_12"] == pytest.approx(survival.survival_at(fitter, (12,))["survival"].iloc[0])
