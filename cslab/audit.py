@@ -102,7 +102,7 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                 Headline("n_at_risk_red", "Accounts in the red band", "int",
                          "active accounts whose health score is below the red threshold"),
                 Headline("arr_at_risk", "ARR at risk over the horizon", "money",
-                         "expected ARR lost to churn: ARR x churn probability, summed"),
+                         "expected ARR lost to churn within the model's horizon (3 months by default): ARR x churn probability, summed"),
             ),
         ),
     ]
@@ -318,6 +318,8 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; }
  th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
  td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; font-weight: 600; }
+ td.list { font-weight: 600; width: 30%; }
+ th:first-child { width: 30%; }
  .status { font-weight: 600; padding: .1rem .5rem; border-radius: .3rem; }
  .ok { background: #e3f4e8; color: #1b6e35; } .failed { background: #fde4e1; color: #a3241a; }
  .skipped { background: #eee; color: #555; }
@@ -339,7 +341,7 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <p><strong>Skipped:</strong> {{ item.error }}</p>
 {% else %}
 <table><tr><th>Figure</th><th>Value</th><th>What it means</th></tr>
-{% for h in item.headlines %}<tr><td>{{ h.label }}</td><td class="num">{{ h.value }}</td>
+{% for h in item.headlines %}<tr><td>{{ h.label }}</td><td class="{{ 'list' if h.kind == 'list' else 'num' }}">{{ h.value }}</td>
 <td class="meaning">{{ h.meaning }}</td></tr>{% endfor %}
 </table>
 <p><a href="{{ item.report }}">Read the full report</a> · <a href="{{ item.executed }}">executed notebook</a>
@@ -361,7 +363,7 @@ def write_index(out: Path, meta: dict[str, Any], runs: dict[str, NotebookRun], c
     items = []
     for name, run in runs.items():
         spec = NOTEBOOKS[name]
-        headlines = [{"label": h.label, "meaning": h.meaning,
+        headlines = [{"label": h.label, "meaning": h.meaning, "kind": h.kind,
                       "value": format_figure(run.results.get(h.key), h.kind, currency)}
                      for h in spec.headlines if h.key in run.results]
         items.append({"title": spec.title, "question": spec.question, "status": run.status,
