@@ -189,14 +189,18 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     def core_mrr(idx):
         return seats[idx] * SEAT_PRICE[plan[idx]]
 
-    def close_lines(idx, end):
-        """End the open lines of accounts ``idx`` on dates ``end`` (last paid day)."""
-        if len(idx) == 0:
-            return
+    def close_core(idx, end):
+        """End the open Core line of accounts ``idx`` on dates ``end`` (its last paid day)."""
         sub_rows.append(pd.DataFrame({
             "account_id": account_ids[idx], "start_date": line_start[idx], "end_date": end,
             "mrr": core_mrr(idx), "product": "Core", "plan": PLANS[plan[idx]], "seats": seats[idx],
             "billing_period_months": np.where(annual[idx], 12, 1)}))
+
+    def close_lines(idx, end):
+        """End every open line (Core and add-ons) of accounts ``idx`` on dates ``end``."""
+        if len(idx) == 0:
+            return
+        close_core(idx, end)
         for k in range(len(ADDONS)):
             has = addons[idx, k]
             if has.any():
@@ -278,12 +282,7 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
                 core_change = e[kind < 2]
                 if len(core_change):
                     when = change[kind < 2]
-                    close_lines_core = core_change
-                    sub_rows.append(pd.DataFrame({
-                        "account_id": account_ids[close_lines_core], "start_date": line_start[close_lines_core],
-                        "end_date": when - np.timedelta64(1, "D"), "mrr": core_mrr(close_lines_core),
-                        "product": "Core", "plan": PLANS[plan[close_lines_core]], "seats": seats[close_lines_core],
-                        "billing_period_months": np.where(annual[close_lines_core], 12, 1)}))
+                    close_core(core_change, when - np.timedelta64(1, "D"))
                     k0 = kind[kind < 2]
                     up = core_change[k0 == 0]
                     seats[up] += np.maximum(1, np.round(seats[up] * rng.uniform(0.1, 0.4, len(up)))).astype(int)
@@ -298,11 +297,7 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
                 d = at_risk[contracts]
                 if len(d):
                     when = day(np.full(len(d), m), rng.integers(1, 29, len(d)))
-                    sub_rows.append(pd.DataFrame({
-                        "account_id": account_ids[d], "start_date": line_start[d],
-                        "end_date": when - np.timedelta64(1, "D"), "mrr": core_mrr(d), "product": "Core",
-                        "plan": PLANS[plan[d]], "seats": seats[d],
-                        "billing_period_months": np.where(annual[d], 12, 1)}))
+                    close_core(d, when - np.timedelta64(1, "D"))
                     seats[d] = np.maximum(2, seats[d] - np.maximum(1, np.round(seats[d] * rng.uniform(0.1, 0.35, len(d))))).astype(int)
                     line_start[d] = when
                 cycle_start_m[at_risk[renewal & ~churned]] = m
