@@ -36,7 +36,7 @@ __all__ = ["SyntheticBook", "generate", "write_synthetic", "PROGRAMME_HR", "OUTC
 
 SEGMENTS = np.array(["SMB", "Mid-Market", "Enterprise"])
 SEGMENT_SHARE = np.array([0.6, 0.3, 0.1])
-SEGMENT_BASE = np.array([-4.3, -4.6, -4.9])  # cloglog intercepts: ~1.4%, 1.0%, 0.7% a month
+SEGMENT_BASE = np.array([-4.35, -4.55, -4.75])  # cloglog intercepts: ~1.3%, 1.1%, 0.9% a month
 ANNUAL_SHARE = np.array([0.15, 0.55, 0.9])
 CSM_SHARE = np.array([0.1, 0.7, 1.0])
 PLANS = np.array(["Starter", "Growth", "Enterprise"])
@@ -160,6 +160,8 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     # engagement. Usage levels are then noisy proxies of engagement, and the planted drivers
     # (utilisation, trends) stay the clearest signals, as the truth says.
     login_habit = rng.normal(0.0, 0.6, n)
+    # Only some CSMs run quarterly business reviews, more often with larger customers
+    qbr_cadence = has_csm & (rng.random(n) < _sigmoid(-1.0 + 0.6 * (np.log(employees) - 5.0)))
     feature_habit = rng.normal(0.0, 1.0, n)
 
     # ---- state ---------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
             live = np.flatnonzero(active & (signup_m < m))
             if len(live) and m > 0:
                 util, login_trend, users_trend, t90, csat90, _ = (a[live] for a in features_at(m - 1))
-                quarterly = has_csm[live] & ((m - signup_m[live]) % 3 == 0)
+                quarterly = qbr_cadence[live] & ((m - signup_m[live]) % 3 == 0)
                 qbr = live[quarterly & (rng.random(len(live)) < 0.8)]
                 weak = np.nan_to_num(util, nan=0.5) < 0.45
                 p_train = np.where(weak, 0.25, 0.03) * np.where(has_csm[live], 1.5, 0.6)
@@ -457,7 +459,9 @@ def _truth(seed, n, T, start, truth_panel, features_at_fn=None) -> dict:
     expansion_order, expansion_strength = ranked(EXPANSION_EFFECTS)
     # Annual contracts churn only at renewal: in the kit's features that is months_to_renewal, the
     # strongest single signal of *when* an annual account can leave.
-    churn_drivers = ["months_to_renewal"] + churn_order[:2] + ["outcomes_achieved_share"] + churn_order[2:]
+    # Together with the billing period itself (monthly accounts can leave any month).
+    churn_drivers = (["months_to_renewal", churn_order[0], "billing_period_months"] + churn_order[1:2]
+                     + ["outcomes_achieved_share"] + churn_order[2:])
     return {
         "seed": seed, "n_accounts": n, "n_months": T, "start": start,
         "churn_model": "monthly complementary log-log: exp(coef) is the hazard ratio per unit",
@@ -472,6 +476,8 @@ def _truth(seed, n, T, start, truth_panel, features_at_fn=None) -> dict:
                                         "direction": "lowers risk"},
             "months_to_renewal": {"note": "annual accounts (billing_period_months 12) can churn only "
                                           "at renewal, monthly ones any month"},
+            "billing_period_months": {"note": "see months_to_renewal: the contract term decides when "
+                                              "an account can leave"},
             "segment": {"base_monthly_hazard": dict(zip(SEGMENTS.tolist(),
                                                          np.exp(SEGMENT_BASE).round(4).tolist()))},
         },
