@@ -23,6 +23,8 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from cslab.errors import CSLabError
+
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
            "PROGRAMME_COVARIATES"]
@@ -220,9 +222,13 @@ def _design(rows: pd.DataFrame, covariates: list[str], categorical: list[str]) -
         x = rows[c].astype(float)
         lo, hi = x.quantile([0.01, 0.99])
         x = x.clip(lo, hi)
-        if x.isna().any():
+        # a missing trend only means a young account, which the tenure bands already say; a flag
+        # for it would separate months without churn and stall the fit
+        if x.isna().any() and not c.endswith("_trend"):
             out[f"{c}_missing"] = x.isna().astype(float)
-        out[c] = x.fillna(x.median())
+        x = x.fillna(x.median())
+        sd = x.std()
+        out[c] = (x - x.mean()) / sd if sd > 0 else 0.0  # z-scores keep the GLM's iterations stable
     for c in categorical:
         dummies = pd.get_dummies(rows[c].astype(str), prefix=c, prefix_sep="=", drop_first=True, dtype=float)
         out = out.join(dummies)
@@ -263,7 +269,7 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     -------
     (weights, decisions)
         Weights per row of ``rows``, and the initiation decisions (``started``, ``p``, ``factor`` and
-        the lagged covariates) for balance checks.
+        the lagged signals as the propensity model saw them) for balance checks.
     """
     account = rows["account_id"]
     status = treated.astype(bool)
@@ -280,13 +286,28 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     started = status[at_risk].astype(int)
     # CSMs act on thresholds ("usage below 45%", "three tickets"): boosted trees find them where a
     # linear propensity model would leave the groups unbalanced
-    model = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=150, max_leaf_nodes=8,
-                                           min_samples_leaf=100, l2_regularization=1.0, random_state=0)
-    # out-of-fold probabilities: a model scored on its own training rows separates starters from
-    # the rest on noise, and its weights then unbalance what they should balance
+    # Two candidate propensity models, each scored out of fold (a model scored on its own training
+    # rows separates starters from the rest on noise, and its weights then unbalance what they
+    # should balance); the one that balances the signals better is kept: a propensity model is
+    # judged by the balance it achieves, not by its fit.
     folds = GroupKFold(n_splits=5) if account[at_risk].nunique() >= 5 else 2
-    p = cross_val_predict(model, X, started, cv=folds, groups=account[at_risk], method="predict_proba")[:, 1]
-    p = np.clip(p, 1e-3, 1 - 1e-3)
+    candidates = {
+        "logistic": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)),
+        "boosted trees": HistGradientBoostingClassifier(learning_rate=0.05, max_iter=150, max_leaf_nodes=8,
+                                                        min_samples_leaf=100, l2_regularization=1.0,
+                                                        random_state=0),
+    }
+    best = None
+    for name, model in candidates.items():
+        p_try = cross_val_predict(model, X, started, cv=folds, groups=account[at_risk],
+                                  method="predict_proba")[:, 1]
+        p_try = np.clip(p_try, 1e-3, 1 - 1e-3)
+        used = p_try > 0.005
+        smd = standardised_mean_differences(X[used], started[used], list(X.columns),
+                                            weights=1 / np.where(started[used] == 1, p_try[used], 1 - p_try[used]))
+        if best is None or smd.abs().max() < best[0]:
+            best = (smd.abs().max(), name, p_try)
+    _, chosen, p = best
     # Where the programme practically never starts (a QBR off its schedule, an escalation without
     # tickets) staying untreated is no decision: those months get no weight factor and no say in
     # the balance check.
@@ -298,8 +319,11 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     if trim:
         lo, hi = np.quantile(weights, [trim, 1 - trim])
         weights = np.clip(weights, lo, hi)
-    decisions = lagged[at_risk].assign(started=started.to_numpy(), p=p,
-                                       factor=factor[at_risk].to_numpy())[decision.to_numpy()]
+    # the signals as the propensity model saw them (winsorised at 1%/99%): a few huge accounts
+    # should not decide whether the groups look alike
+    decisions = X.assign(started=started.to_numpy(), p=p,
+                         factor=factor[at_risk].to_numpy())[decision.to_numpy()]
+    decisions.attrs["propensity_model"] = chosen
     return weights, decisions
 
 
@@ -354,8 +378,11 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     rows = rows[population]
     treated = treated[population]
     weights, decisions = initiation_weights(rows, treated, covariates, categorical, trim)
-    balance_on = [c for c in covariates + categorical if decisions[c].nunique(dropna=True) > 1]
+    balance_on = [c for c in decisions.columns if c not in {"started", "p", "factor"}
+                  and decisions[c].nunique(dropna=True) > 1]
     balance_before = standardised_mean_differences(decisions, decisions["started"], balance_on)
+    # balance under the inverse-probability weights of each decision (what the propensity model
+    # achieves; the analysis then truncates the cumulative weights at the `trim` quantiles)
     balance_after = standardised_mean_differences(decisions, decisions["started"], balance_on,
                                                   weights=1 / np.where(decisions["started"] == 1,
                                                                        decisions["p"], 1 - decisions["p"]))
@@ -377,6 +404,9 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     fit = _cloglog(outcome_rows["label"], X, weights=weights, groups=outcome_rows["account_id"])
     coef, (low, high) = fit.params[programme], fit.conf_int().loc[programme]
     hr, hr_low, hr_high = float(np.exp(coef)), float(np.exp(low)), float(np.exp(high))
+    if not (np.isfinite([hr, hr_low, hr_high]).all() and hr > 0):
+        raise CSLabError(f"the effect model for {programme!r} did not converge (hazard ratio {hr}); "
+                         "too few churns among treated accounts, or treatment separates churners")
     rare = rows["label"].mean() < 0.15
     ev = e_value(hr, hr_low, hr_high, rare_outcome=rare)
     return {
@@ -385,5 +415,6 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         "max_smd_after": float(balance_after.abs().max()), "evalue": ev["estimate"],
         "evalue_limit": ev["limit"], "n_treated_accounts": int(rows.loc[treated, "account_id"].nunique()),
         "n_rows": int(len(outcome_rows)), "population": "; ".join(restricted) or "all accounts",
+        "propensity_model": decisions.attrs.get("propensity_model"),
         "balance": pd.DataFrame({"before": balance_before, "after": balance_after}),
     }

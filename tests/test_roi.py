@@ -62,3 +62,35 @@ def test_weighting_removes_the_selection_bias_of_a_naive_comparison():
     curves = weighted_kaplan_meier(df["duration"], df["event"], df["treated"], weights=w)
     assert curves["covered"].survival_function_at_times(12).iloc[0] > \
         curves["not covered"].survival_function_at_times(12).iloc[0]
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """Ten generated books, each analysed for two programmes (slow: about 2 minutes in all)."""
+    import cslab
+    from cslab import features
+    from cslab.data.synth import PROGRAMME_HR, generate
+    from cslab.roi import person_months, programme_effect
+
+    out = []
+    for seed in range(100, 110):
+        folder = generate(n_accounts=2500, n_months=30, seed=seed).write(tmp_path_factory.mktemp(f"s{seed}"))
+        data = cslab.load(folder)
+        dataset, _ = features.build_dataset(data, cslab.panel(data), horizon_months=1)
+        rows = person_months(dataset)
+        for programme in ("onboarding", "training"):
+            result = programme_effect(rows, programme, others=list(PROGRAMME_HR))
+            out.append({"seed": seed, "programme": programme, "truth": PROGRAMME_HR[programme],
+                        **{k: v for k, v in result.items() if k != "balance"}})
+    return pd.DataFrame(out)
+
+
+@pytest.mark.parametrize("programme", ["onboarding", "training"])
+def test_adjusted_effects_recover_the_planted_hazard_ratios(seeds, programme):
+    runs = seeds[seeds["programme"].eq(programme)]
+    covered = (runs["hr_low"] <= runs["truth"]) & (runs["truth"] <= runs["hr_high"])
+    assert covered.sum() >= 8, runs[["seed", "hr", "hr_low", "hr_high", "truth"]]
+    log_gap = lambda hr: (np.log(hr) - np.log(runs["truth"])).abs()
+    assert (log_gap(runs["naive_hr"]) > log_gap(runs["hr"])).sum() >= 6  # naive is further, mostly
+    assert (runs["max_smd_after"] < 0.1).sum() >= 8
+    assert (runs["max_smd_before"] > runs["max_smd_after"]).all()
