@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## Create .venv/ with the kit and its test tools (only when needed)
 
 $(DEMO)/subscriptions.csv: | $(STAMP)
-	$(BIN)/cslab synth --accounts 3000 --months 36 --seed 42 --out $(DEMO)
+	$(BIN)/cslab synth --out $(DEMO)  # the demo book: 3,000 accounts, 36 months, seed 42 (cslab/config.py)
 
 demo: $(DEMO)/subscriptions.csv  ## Generate the demo data in data/demo/ if absent
 

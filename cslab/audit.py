@@ -108,11 +108,6 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
     ]
 }
 
-# Parameters every notebook may declare; the audit fills them in.
-COMMON_PARAMETERS = ("data_dir", "as_of", "client_name", "tables_dir", "customers_file", "id_col",
-                     "event_col", "duration_col", "segment_col")
-
-
 class AuditError(CSLabError):
     """The audit cannot start (bad parameters, existing output folder); nothing was written."""
 

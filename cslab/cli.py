@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from cslab.config import DEMO_ACCOUNTS, DEMO_MONTHS, DEMO_SEED
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -75,9 +77,9 @@ def summary(
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write the tables into (created).")],
-    accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = 3000,
-    months: Annotated[int, typer.Option(min=6, help="Months simulated.")] = 36,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = 42,
+    accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = DEMO_ACCOUNTS,
+    months: Annotated[int, typer.Option(min=6, help="Months simulated.")] = DEMO_MONTHS,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = DEMO_SEED,
 ) -> None:
     """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv)."""
     from cslab.data.synth import write_synthetic

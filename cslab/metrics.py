@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["book_summary", "format_book_summary", "mrr_movements", "mrr_bridge", "logo_churn_rate",
-           "revenue_churn", "revenue_retention", "retention_over_time", "cohort_table",
-           "metric_definitions"]
+           "revenue_churn", "revenue_retention", "retention_over_time", "cohort_table"]
 
 
 def book_summary(panel: pd.DataFrame) -> dict:
@@ -344,23 +343,3 @@ def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", val
     table.attrs["dropped_cohorts"] = sorted(keep[~keep].index.tolist())
     table.attrs["cohort_sizes"] = sizes.to_dict()
     return table
-
-
-def metric_definitions() -> pd.DataFrame:
-    """Every metric of this module in plain words with its formula (for teaching)."""
-    rows = [
-        ("Logo churn (monthly)", "churned accounts / accounts active at the start of each month",
-         "share of customers who stop paying in a month"),
-        ("Logo churn (annual)", "1 − (1 − monthly)^12", "the monthly rate compounded over a year"),
-        ("Gross MRR churn", "(churn + contraction) / start MRR", "revenue lost, before any gains"),
-        ("Net MRR churn", "(churn + contraction − expansion − reactivation) / start MRR",
-         "revenue lost net of gains; negative means the base grows on its own"),
-        ("NRR", "MRR now of last year's customers / their MRR then",
-         "revenue kept from last year's customers, with expansion"),
-        ("GRR", "Σ min(MRR now, MRR then) / Σ MRR then",
-         "revenue kept, no account counting for more than it paid then"),
-        ("Headwind", "(churn + contraction) / start MRR", "what last year's customers took away"),
-        ("Tailwind", "expansion / start MRR", "what last year's customers added"),
-        ("Quick ratio", "(new + expansion) / (churn + contraction)", "growth per unit of loss"),
-    ]
-    return pd.DataFrame(rows, columns=["metric", "formula", "in plain words"])

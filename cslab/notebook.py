@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from cslab import config
 from cslab.errors import CSLabError
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
-           "record", "save_table", "tables_folder", "pct", "money", "show_notes"]
+           "record", "save_table", "tables_folder", "pct", "money"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -199,9 +198,3 @@ def money(value: float | None, currency: str = "USD") -> str:
     text = (f"{value / 1e6:.3g}M" if size >= 1e6 else f"{value / 1e3:.3g}k" if size >= 1e4
             else f"{value:,.0f}")
     return f"{currency} {text}"
-
-
-def show_notes(notes: list[str]) -> None:
-    """Show what the loader fixed or noticed (BOM removed, ids stripped, ...) as a warning each."""
-    for note in notes:
-        warnings.warn(note, stacklevel=2)

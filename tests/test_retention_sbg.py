@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from scipy.special import betaln
 
 import cslab
 from cslab.retention import (ShiftedBetaGeometric, cohort_survival_table, fit_cohorts,

@@ -148,14 +148,6 @@ class CSData:
         """True when the data is one flat customers table (no subscriptions)."""
         return self.customers is not None and self.subscriptions is None
 
-    def period(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        """First start date and last start/end date seen in subscriptions (None in snapshot mode)."""
-        if self.subscriptions is None:
-            return None
-        s = self.subscriptions
-        last = max(s["start_date"].max(), s["end_date"].max() if s["end_date"].notna().any() else s["start_date"].max())
-        return s["start_date"].min(), last
-
     def default_as_of(self) -> pd.Timestamp:
         """The latest date actually observed: starts, usage, tickets, activities (not scheduled ends).
 

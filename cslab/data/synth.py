@@ -171,7 +171,6 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     addons = np.zeros((n, len(ADDONS)), bool)
     first_act = {a: np.full(n, -1) for a in ACTIVITIES}
     n_outcomes = rng.integers(1, 4, n)
-    achieved = np.zeros((n, 3), bool)
     achieved_m = np.full((n, 3), -1)
     users = np.full((n, T), np.nan)
     logins = np.full((n, T), np.nan)
