@@ -329,7 +329,7 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
 
 def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | None = None,
                      covariates: list[str] | None = None, categorical: tuple[str, ...] = ("segment",),
-                     trim: float = 0.01) -> dict:
+                     trim: float = 0.01, treated: pd.Series | None = None) -> dict:
     """Naive and adjusted effect of a CS programme on churn, as hazard ratios.
 
     Treatment switches on in the month after an account's first activity of the programme, so the
@@ -351,6 +351,10 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         An activity type; its status is ``cs_<programme>_count > 0``.
     others : list of str, optional
         Other programmes whose status enters the outcome model.
+    treated : Series of bool, optional
+        Another time-varying "treatment" than a programme, under the name ``programme``: e.g. a
+        committed outcome achieved (``rows["outcomes_achieved_share"] > 0``). Its own measure is then
+        left out of the signals.
 
     Returns
     -------
@@ -361,10 +365,13 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     """
     covariates = [c for c in (covariates or PROGRAMME_COVARIATES) if c in rows]
     categorical = [c for c in categorical if c in rows]
-    column = f"cs_{programme}_count"
-    if column not in rows:
-        raise ValueError(f"no activities of type {programme!r}")
-    treated = rows[column].gt(0)
+    if treated is None:
+        column = f"cs_{programme}_count"
+        if column not in rows:
+            raise ValueError(f"no activities of type {programme!r}")
+        treated = rows[column].gt(0)
+    elif "outcomes_achieved_share" in covariates and programme.startswith("outcome"):
+        covariates = [c for c in covariates if c != "outcomes_achieved_share"]
     # Positivity: where a programme is never given (no CSM, no QBR), there is nothing to compare;
     # the estimate is for the kinds of accounts that do receive it, and says so.
     population = pd.Series(True, index=rows.index)

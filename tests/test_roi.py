@@ -94,3 +94,22 @@ def test_adjusted_effects_recover_the_planted_hazard_ratios(seeds, programme):
     assert (log_gap(runs["naive_hr"]) > log_gap(runs["hr"])).sum() >= 6  # naive is further, mostly
     assert (runs["max_smd_after"] < 0.1).sum() >= 8
     assert (runs["max_smd_before"] > runs["max_smd_after"]).all()
+
+
+def test_achieved_outcome_effect_on_the_demo_book(tmp_path):
+    import cslab
+    from cslab import features
+    from cslab.data.synth import generate
+    from cslab.roi import person_months, programme_effect
+
+    book = generate(n_accounts=3000, n_months=36, seed=42)
+    data = cslab.load(book.write(tmp_path / "demo"))
+    rows = person_months(features.build_dataset(data, cslab.panel(data), horizon_months=1)[0])
+    result = programme_effect(rows, "outcome_achieved", others=list(book.truth["programme_hr"]),
+                              treated=rows["outcomes_achieved_share"].gt(0))
+    truth = book.truth["outcome_achieved_hr"]
+    assert result["hr_low"] <= truth <= result["hr_high"]
+    # accounts that achieve outcomes are the engaged ones: the naive ratio overstates the effect
+    assert abs(np.log(result["naive_hr"] / truth)) > 2 * abs(np.log(result["hr"] / truth))
+    assert result["max_smd_after"] < 0.1 < result["max_smd_before"]
+    assert "outcomes_achieved_share" not in result["balance"].index
