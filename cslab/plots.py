@@ -371,7 +371,8 @@ def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str 
     ax = _ax(ax, (7, 3))
     colors = {"red": "#d62828", "yellow": "#f4a261", "green": "#2a9d8f"}
     bands = [b for b in ("red", "yellow", "green") if b in summary.index]
-    for row, column in enumerate(("share_accounts", "share_arr")):
+    columns = ["share_accounts"] + (["share_arr"] if summary["share_arr"].notna().any() else [])
+    for row, column in enumerate(columns):
         left = 0.0
         for band in bands:
             width = float(summary.loc[band, column])
@@ -380,8 +381,9 @@ def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str 
                 ax.text(left + width / 2, row, f"{band} {width:.0%}", ha="center", va="center",
                         fontsize=9, color="white" if band != "yellow" else "#222222")
             left += width
-    ax.set_yticks([0, 1], ["accounts", "ARR"])
+    ax.set_yticks(range(len(columns)), ["accounts", "ARR"][:len(columns)])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.set_xlim(0, 1)
-    ax.set_title(title or "Health bands: share of accounts and of ARR")
+    ax.set_title(title or ("Health bands: share of accounts and of ARR" if len(columns) > 1
+                           else "Health bands: share of accounts"))
     return ax
