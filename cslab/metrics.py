@@ -1,16 +1,42 @@
-"""Revenue and logo metrics on the monthly account panel.
+"""Revenue and logo metrics on the monthly account panel: MRR movements, churn, NRR / GRR, cohorts.
 
-Every function takes the panel of :func:`cslab.panel` and returns numbers or tables; none reads
-files or draws.
+Every function takes the panel of :func:`cslab.panel` (one row per account per month) and returns
+numbers or tables; none reads files, draws or prints. The conventions are those of the panel (churn
+at the end of the paid period, reactivation window, $0 accounts not active) plus one of this module:
+revenue retention on the trailing-12-month *starting-cohort* basis (the accounts active 12 months ago,
+followed to now; new accounts since are left out). :func:`metric_definitions` lists every formula in
+plain words.
+
+Examples
+--------
+>>> import cslab
+>>> from cslab import metrics
+>>> panel = cslab.panel(cslab.load("data/demo"))  # doctest: +SKIP
+>>> metrics.revenue_retention(panel)["nrr"]  # doctest: +SKIP
+0.912
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
+from cslab.data.panel import month_index, month_start
+from cslab.errors import StatisticalWarning
+
 __all__ = ["book_summary", "format_book_summary", "mrr_movements", "mrr_bridge", "logo_churn_rate",
-           "revenue_churn", "revenue_retention", "retention_over_time", "cohort_table"]
+           "revenue_churn", "revenue_retention", "retention_over_time", "cohort_table",
+           "metric_definitions", "MOVEMENT_STEPS", "RATE_COLUMNS", "MIN_ACCOUNTS", "MIN_EVENTS"]
+
+#: The five MRR movements, in the order of the bridge identity.
+MOVEMENT_STEPS = ("new", "expansion", "contraction", "churn", "reactivation")
+GAINS = ("new", "expansion", "reactivation")
+LOSSES = ("contraction", "churn")
+#: Below these, a rate is reported with a :class:`~cslab.errors.StatisticalWarning`.
+MIN_ACCOUNTS = 30
+MIN_EVENTS = 5
 
 
 def book_summary(panel: pd.DataFrame) -> dict:
@@ -67,227 +93,419 @@ def format_book_summary(summary: dict, source: str = "") -> str:
     return "\n".join(lines)
 
 
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------------
+def _warn(message: str, stacklevel: int = 3) -> None:
+    # stacklevel 3: the line of the user's call to the public function that warns
+    warnings.warn(message, StatisticalWarning, stacklevel=stacklevel)
+
+
+def _month(value) -> pd.Timestamp:
+    """A date as the first day of its month (the panel's ``month`` convention)."""
+    return pd.Timestamp(value).to_period("M").to_timestamp()
+
+
+def _end_month(panel: pd.DataFrame, as_of=None) -> pd.Timestamp:
+    """The month a trailing window ends in: the month of ``as_of``, else the panel's last month."""
+    first, last = panel["month"].min(), panel["month"].max()
+    if as_of is None:
+        return last
+    end = _month(as_of)
+    if not first <= end <= last:
+        raise ValueError(f"as_of {end:%Y-%m} lies outside the panel ({first:%Y-%m} to {last:%Y-%m})")
+    return end
+
+
+def _in_window(movements: pd.DataFrame, months: int, as_of, panel: pd.DataFrame):
+    """Rows of :func:`mrr_movements` for the ``months`` months up to the end month, and the window."""
+    end = _end_month(panel, as_of)
+    # the panel's first month has no month before it to measure from: windows start there at most
+    start = max(end - pd.DateOffset(months=months), panel["month"].min())
+    inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
+    if len(inside) < months:
+        _warn(f"only {len(inside)} of the {months} months up to {end:%Y-%m} are in the panel: "
+              "the rate is pooled over those", stacklevel=4)
+    return inside, start, end
+
+
 # ------------------------------------------------------------------------------------------------
 # MRR movements and the bridge
 # ------------------------------------------------------------------------------------------------
-GAINS = ("new", "expansion", "reactivation")
-LOSSES = ("contraction", "churn")
-
-
 def mrr_movements(panel: pd.DataFrame) -> pd.DataFrame:
     """MRR movements by month, as positive amounts, with the start and end MRR of each month.
 
-    The bridge identity holds every month:
+    Each account-month of the panel carries one movement (``new``, ``expansion``, ``contraction``,
+    ``churn``, ``reactivation``, ``flat`` or ``inactive``) and its signed change of MRR. Per month:
+
+    * start MRR = total MRR of the previous month (0 before the first month);
+    * new, expansion, contraction, churn, reactivation = the sum of the MRR changes of the
+      accounts with that movement, as positive amounts (a churned account's whole MRR is churn);
+    * end MRR = total MRR of the month;
+    * net new MRR = new + expansion + reactivation − contraction − churn.
+
+    So the bridge identity holds every month:
     start MRR + new + expansion − contraction − churn + reactivation = end MRR.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The monthly account panel (:func:`cslab.panel`), or rows of it for a group of accounts.
 
     Returns
     -------
     DataFrame
-        One row per month: ``start_mrr``, ``new``, ``expansion``, ``contraction``, ``churn``,
-        ``reactivation``, ``end_mrr``, ``net_new_mrr``, account counts ``n_<movement>``,
-        ``active_start`` and ``active_end``.
+        One row per calendar month from the panel's first to its last: ``month``, ``start_mrr``,
+        ``new``, ``expansion``, ``contraction``, ``churn``, ``reactivation``, ``end_mrr``,
+        ``net_new_mrr``, account counts ``n_new``, ``n_expansion``, ``n_contraction``,
+        ``n_churn``, ``n_reactivation``, and ``active_start`` / ``active_end`` (accounts active
+        in the previous month / in the month).
 
     Examples
     --------
     >>> movements = mrr_movements(cslab.panel(cslab.load("data/demo")))  # doctest: +SKIP
+    >>> movements[["month", "start_mrr", "new", "churn", "end_mrr"]].tail(1)  # doctest: +SKIP
     """
-    amounts = panel.pivot_table(index="month", columns="movement", values="movement_mrr",
-                                aggfunc="sum", fill_value=0.0).abs()
-    counts = panel.pivot_table(index="month", columns="movement", values="account_id",
-                               aggfunc="size", fill_value=0)
-    months = pd.Index(sorted(panel["month"].unique()), name="month")
+    months = pd.date_range(panel["month"].min(), panel["month"].max(), freq="MS", name="month")
+    moving = panel[panel["movement"].isin(MOVEMENT_STEPS)]
+    grouped = moving["movement_mrr"].abs().groupby([moving["month"], moving["movement"]])
+    amounts = grouped.sum().unstack(fill_value=0.0).reindex(index=months, columns=list(MOVEMENT_STEPS),
+                                                            fill_value=0.0)
+    counts = grouped.size().unstack(fill_value=0).reindex(index=months, columns=list(MOVEMENT_STEPS),
+                                                          fill_value=0)
+    by_month = panel.groupby("month")
+    # An account's MRR a month earlier is its MRR minus its signed movement; summed per month this
+    # is the previous month's total, also on a panel cut to a later first month.
+    previous = (panel["mrr"] - panel["movement_mrr"]).groupby(panel["month"]).sum()
+    was_active = panel["movement"].isin(["expansion", "contraction", "flat", "churn"])
     out = pd.DataFrame(index=months)
-    totals = panel.groupby("month")["mrr"].sum().reindex(months, fill_value=0.0)
-    active = panel.groupby("month")["active"].sum().reindex(months, fill_value=0)
-    out["start_mrr"] = totals.shift(1, fill_value=0.0)
-    for name in GAINS[:2] + LOSSES + GAINS[2:]:
-        out[name] = amounts[name].reindex(months, fill_value=0.0) if name in amounts else 0.0
-    out["end_mrr"] = totals
+    out["start_mrr"] = previous.reindex(months, fill_value=0.0)
+    out[list(MOVEMENT_STEPS)] = amounts.to_numpy()
+    out["end_mrr"] = by_month["mrr"].sum().reindex(months, fill_value=0.0)
     out["net_new_mrr"] = out["new"] + out["expansion"] + out["reactivation"] - out["contraction"] - out["churn"]
-    for name in GAINS + LOSSES:
-        out[f"n_{name}"] = counts[name].reindex(months, fill_value=0) if name in counts else 0
-    out["active_start"] = active.shift(1, fill_value=0).astype(int)
-    out["active_end"] = active.astype(int)
+    out[[f"n_{name}" for name in MOVEMENT_STEPS]] = counts.to_numpy().astype(int)
+    out["active_start"] = was_active.groupby(panel["month"]).sum().reindex(months, fill_value=0).astype(int)
+    out["active_end"] = by_month["active"].sum().reindex(months, fill_value=0).astype(int)
     return out.reset_index()
-
-
-def _window(panel: pd.DataFrame, months: int, as_of=None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    end = panel["month"].max() if as_of is None else pd.Timestamp(as_of).to_period("M").to_timestamp()
-    return end - pd.DateOffset(months=months), end
 
 
 def mrr_bridge(panel: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
     """Waterfall from the MRR of month ``start`` through each movement to the MRR of month ``end``.
 
-    Movements are those of the months after ``start`` up to ``end``; losses are negative.
+    start MRR + new + expansion + reactivation − contraction − churn = end MRR, with each movement
+    summed over the months after ``start`` up to ``end`` (both taken as their month).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The monthly account panel.
+    start, end : date, optional
+        Defaults: the panel's first and last month. ``start`` may precede the panel (start MRR 0).
 
     Returns
     -------
     DataFrame
-        ``step`` (start, new, expansion, reactivation, contraction, churn, end) and ``amount``.
+        ``step`` in waterfall order (``start``, ``new``, ``expansion``, ``reactivation``,
+        ``contraction``, ``churn``, ``end``) and ``amount`` (losses negative); the amounts of the
+        first six rows sum to the last. ``attrs`` holds ``start_month`` and ``end_month``.
 
     Examples
     --------
     >>> mrr_bridge(panel, start="2024-12-01", end="2025-12-01")  # doctest: +SKIP
     """
-    movements = mrr_movements(panel).set_index("month")
-    start = movements.index.min() if start is None else pd.Timestamp(start)
-    end = movements.index.max() if end is None else pd.Timestamp(end)
-    inside = movements.loc[(movements.index > start) & (movements.index <= end)]
-    start_mrr = movements["end_mrr"].get(start, 0.0)
-    steps = [("start", start_mrr)] + [(g, inside[g].sum()) for g in GAINS] + \
-            [(loss, -inside[loss].sum()) for loss in LOSSES] + [("end", movements["end_mrr"].get(end, 0.0))]
-    return pd.DataFrame(steps, columns=["step", "amount"])
+    movements = mrr_movements(panel)
+    first, last = movements["month"].iloc[0], movements["month"].iloc[-1]
+    start = first if start is None else _month(start)
+    end = last if end is None else _month(end)
+    if not (start < end and first <= end <= last):
+        raise ValueError(f"the bridge needs start < end, with end in the panel ({first:%Y-%m} to "
+                         f"{last:%Y-%m}); got {start:%Y-%m} to {end:%Y-%m}")
+    inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
+    # start MRR = the previous month's total of the window's first month (0 before the panel)
+    start_mrr = float(inside["start_mrr"].iloc[0]) if start >= first - pd.DateOffset(months=1) else 0.0
+    steps = ([("start", start_mrr)] + [(g, float(inside[g].sum())) for g in GAINS]
+             + [(loss, -float(inside[loss].sum())) for loss in LOSSES]
+             + [("end", float(inside["end_mrr"].iloc[-1]))])
+    bridge = pd.DataFrame(steps, columns=["step", "amount"])
+    bridge.attrs.update(start_month=start, end_month=end)
+    return bridge
 
 
+# ------------------------------------------------------------------------------------------------
+# Churn rates over a trailing window
+# ------------------------------------------------------------------------------------------------
 def logo_churn_rate(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
-    """Monthly logo churn pooled over a window, and its annual equivalent.
+    """Monthly logo (customer) churn pooled over a trailing window, and its annual equivalent.
 
-    monthly = churned accounts in the window / Σ accounts active at the start of each month;
-    annual = 1 − (1 − monthly)^12.
+    monthly = accounts that churned in the window's months / sum over those months of the
+    accounts active at the start of the month (the previous month's end);
+    annual = 1 − (1 − monthly)^12: the monthly rate compounded over a year.
+
+    Pooling (rather than averaging twelve monthly rates) weights each month by its customers,
+    so a month with few customers cannot swing the rate. A reactivation does not offset a churn.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The monthly account panel.
+    months : int, default 12
+        Length of the window: the months after ``end - months`` up to the end month.
+    as_of : date, optional
+        The window ends in the month of ``as_of`` (default: the panel's last month).
+
+    Returns
+    -------
+    dict
+        ``monthly``, ``annual``, ``churned`` (accounts), ``exposure`` (account-months at risk),
+        ``months`` (in the window), ``start_month`` (the month before the first one pooled) and
+        ``end_month``. Warns (:class:`~cslab.errors.StatisticalWarning`) with fewer than
+        ``MIN_EVENTS`` churns or fewer than ``MIN_ACCOUNTS`` customers a month on average.
 
     Examples
     --------
     >>> logo_churn_rate(panel, months=12)  # doctest: +SKIP
-    {'monthly': 0.021, 'annual': 0.225, 'churned': 512, 'exposure': 24310}
+    {'monthly': 0.021, 'annual': 0.225, 'churned': 512, 'exposure': 24310, ...}
     """
-    start, end = _window(panel, months, as_of)
-    movements = mrr_movements(panel)
-    inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
+    inside, start, end = _in_window(mrr_movements(panel), months, as_of, panel)
     exposure = int(inside["active_start"].sum())
     churned = int(inside["n_churn"].sum())
+    if churned < MIN_EVENTS or exposure < MIN_ACCOUNTS * max(len(inside), 1):
+        _warn(f"logo churn rests on {churned} churns among {exposure / max(len(inside), 1):.0f} "
+              f"customers a month: at least {MIN_EVENTS} churns and {MIN_ACCOUNTS} customers are "
+              "needed for a stable rate")
     monthly = churned / exposure if exposure else float("nan")
     return {"monthly": monthly, "annual": 1 - (1 - monthly) ** 12, "churned": churned,
-            "exposure": exposure}
+            "exposure": exposure, "months": len(inside), "start_month": start, "end_month": end}
 
 
 def revenue_churn(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
-    """Gross and net MRR churn rates, monthly (pooled over a window) and annualised.
+    """Gross and net MRR churn rates, monthly (pooled over a trailing window) and annualised.
 
-    ChartMogul's B2B definitions: gross MRR churn = (churn + contraction) / start MRR; net MRR churn
-    = (churn + contraction − expansion − reactivation) / start MRR (negative: the base grows on
-    its own). Pooled: sums over the window divided by the sum of each month's start MRR.
+    ChartMogul's standard (B2B) definitions, per month:
+
+    * gross MRR churn = (churn + contraction) / MRR at the start of the month: revenue lost
+      before any gains;
+    * net MRR churn = (churn + contraction − expansion − reactivation) / MRR at the start of the
+      month: revenue lost net of what existing customers added (negative when the installed base
+      grows on its own).
+
+    Pooled over the window: the movements summed over its months, divided by the sum of each
+    month's start MRR. Annualised: 1 − (1 − monthly)^12.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The monthly account panel.
+    months : int, default 12
+        Length of the window (as in :func:`logo_churn_rate`).
+    as_of : date, optional
+        The window ends in the month of ``as_of`` (default: the panel's last month).
+
+    Returns
+    -------
+    dict
+        ``gross_monthly``, ``net_monthly``, ``gross_annual``, ``net_annual``, the amounts
+        ``lost`` (churn + contraction), ``gained`` (expansion + reactivation) and ``start_mrr``
+        (sum of the months' start MRR), ``months``, ``start_month``, ``end_month``.
+
+    Examples
+    --------
+    >>> revenue_churn(panel)["gross_monthly"]  # doctest: +SKIP
+    0.016
     """
-    start, end = _window(panel, months, as_of)
-    movements = mrr_movements(panel)
-    inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
-    base = inside["start_mrr"].sum()
-    lost = inside["churn"].sum() + inside["contraction"].sum()
-    gained = inside["expansion"].sum() + inside["reactivation"].sum()
-    gross = float(lost / base) if base else float("nan")
-    net = float((lost - gained) / base) if base else float("nan")
+    inside, start, end = _in_window(mrr_movements(panel), months, as_of, panel)
+    if inside["active_start"].mean() < MIN_ACCOUNTS:
+        _warn(f"revenue churn rests on {inside['active_start'].mean():.0f} customers a month on "
+              f"average (fewer than {MIN_ACCOUNTS})")
+    base = float(inside["start_mrr"].sum())
+    lost = float(inside["churn"].sum() + inside["contraction"].sum())
+    gained = float(inside["expansion"].sum() + inside["reactivation"].sum())
+    gross = lost / base if base else float("nan")
+    net = (lost - gained) / base if base else float("nan")
     return {"gross_monthly": gross, "net_monthly": net, "gross_annual": 1 - (1 - gross) ** 12,
-            "net_annual": 1 - (1 - net) ** 12}
+            "net_annual": 1 - (1 - net) ** 12, "lost": lost, "gained": gained, "start_mrr": base,
+            "months": len(inside), "start_month": start, "end_month": end}
 
 
 # ------------------------------------------------------------------------------------------------
 # Revenue retention on the trailing starting-cohort basis
 # ------------------------------------------------------------------------------------------------
-def _matrices(panel: pd.DataFrame) -> tuple[pd.Index, pd.DatetimeIndex, np.ndarray, dict[str, np.ndarray]]:
-    """Account x month matrices of MRR and of each movement's amount (absolute)."""
-    accounts = pd.Index(panel["account_id"].unique())
-    months = pd.DatetimeIndex(sorted(panel["month"].unique()))
-    rows = accounts.get_indexer(panel["account_id"])
-    cols = months.get_indexer(panel["month"])
-    mrr = np.zeros((len(accounts), len(months)))
-    mrr[rows, cols] = panel["mrr"].to_numpy()
-    moves = {}
-    for name in GAINS + LOSSES:
-        matrix = np.zeros_like(mrr)
-        hit = panel["movement"].eq(name).to_numpy()
-        matrix[rows[hit], cols[hit]] = np.abs(panel["movement_mrr"].to_numpy()[hit])
-        moves[name] = matrix
-    return accounts, months, mrr, moves
+#: The figures of :func:`revenue_retention` and the rate columns of :func:`retention_over_time`.
+RATE_COLUMNS = ["nrr", "grr", "headwind", "tailwind", "expansion_rate", "contraction_rate",
+                "churn_rate", "reactivation_rate", "start_mrr", "n_accounts"]
 
 
-def _retention_at(mrr, moves, start: int, end: int, members: np.ndarray) -> dict:
-    base_each = mrr[members, start]
-    base = base_each.sum()
-    now = mrr[members, end]
-    sums = {name: m[members, start + 1:end + 1].sum() for name, m in moves.items()}
-    # a cohort member that returns after the reactivation window is "new" again: for the cohort
-    # it is a returning customer, counted with reactivation
-    react = sums["reactivation"] + sums["new"]
-    rate = (lambda x: float(x / base)) if base else (lambda x: float("nan"))
-    return {
-        "nrr": rate(now.sum()), "grr": rate(np.minimum(now, base_each).sum()),
-        "expansion_rate": rate(sums["expansion"]), "contraction_rate": rate(sums["contraction"]),
-        "churn_rate": rate(sums["churn"]), "reactivation_rate": rate(react),
-        "headwind": rate(sums["churn"] + sums["contraction"]), "tailwind": rate(sums["expansion"]),
-        "start_mrr": float(base), "n_accounts": int(members.sum()),
-    }
+def _cohort_accounts(panel: pd.DataFrame, months: int, by: str | None = None,
+                     start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per account and start month s at which it was active, with s + ``months`` in the panel.
+
+    Columns: ``m`` (start month as an integer), ``mrr_start``, ``mrr_end`` (MRR at s + months), each
+    movement's amount summed over the months after s up to s + months, and the ``by`` column as in
+    month s. Vectorised: the panel is merged with itself at a lag of ``months``, and a window's
+    movements are the difference of per-account cumulative sums.
+    """
+    columns = ["account_id", "month", "mrr", "active", "movement", "movement_mrr"]
+    frame = panel[columns + ([by] if by and by not in columns else [])]
+    frame = frame.sort_values(["account_id", "month"], kind="stable", ignore_index=True)
+    account = frame["account_id"].to_numpy()
+    movement = frame["movement"].to_numpy()
+    amount = frame["movement_mrr"].abs().to_numpy()
+    cumulative = pd.DataFrame({name: np.where(movement == name, amount, 0.0) for name in MOVEMENT_STEPS})
+    cumulative = cumulative.groupby(account, sort=False).cumsum()
+    m = month_index(frame["month"])
+
+    begins = frame["active"].to_numpy()
+    ends = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        s = month_index([start])[0]
+        begins &= m == s
+        ends &= m == s + months
+    begin = pd.DataFrame({"account_id": account[begins], "m": m[begins],
+                          "mrr_start": frame["mrr"].to_numpy()[begins]})
+    if by:
+        labels = frame[by][begins]
+        begin[by] = labels.astype(object).where(labels.notna(), "(missing)").to_numpy()
+    begin = pd.concat([begin, cumulative[begins].add_suffix("_0").reset_index(drop=True)], axis=1)
+    finish = pd.DataFrame({"account_id": account[ends], "m": m[ends] - months,
+                           "mrr_end": frame["mrr"].to_numpy()[ends]})
+    finish = pd.concat([finish, cumulative[ends].add_suffix("_1").reset_index(drop=True)], axis=1)
+    # inner: every account has a row in each month from its first to the panel's last, so only
+    # start months less than `months` before the end drop out
+    out = begin.merge(finish, on=["account_id", "m"], how="inner")
+    for name in MOVEMENT_STEPS:
+        out[name] = out.pop(f"{name}_1") - out.pop(f"{name}_0")
+    out["capped"] = np.minimum(out["mrr_end"], out["mrr_start"])
+    return out
 
 
-def revenue_retention(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
+def _rates(accounts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Retention rates of each group of :func:`_cohort_accounts` rows."""
+    sums = accounts.groupby(keys, sort=True)[["mrr_start", "mrr_end", "capped", *MOVEMENT_STEPS]].sum()
+    base = sums["mrr_start"]
+    # a cohort member back after the reactivation window is "new" again in the panel; for the
+    # cohort it is a returning customer, so its MRR counts as reactivation
+    returning = sums["reactivation"] + sums["new"]
+    out = pd.DataFrame({
+        "nrr": sums["mrr_end"] / base, "grr": sums["capped"] / base,
+        "headwind": (sums["churn"] + sums["contraction"]) / base, "tailwind": sums["expansion"] / base,
+        "expansion_rate": sums["expansion"] / base, "contraction_rate": sums["contraction"] / base,
+        "churn_rate": sums["churn"] / base, "reactivation_rate": returning / base,
+        "start_mrr": base, "n_accounts": accounts.groupby(keys, sort=True).size(),
+    })
+    return out.reset_index()
+
+
+def revenue_retention(panel: pd.DataFrame, *, months: int = 12, as_of=None) -> dict:
     """NRR, GRR and their parts on the trailing starting-cohort basis.
 
-    The cohort is every account active ``months`` months before the last month (or ``as_of``);
-    new accounts since are excluded (they have no starting revenue to retain).
+    The cohort is every account active in the start month, ``months`` months before the end
+    month (the month of ``as_of``, default the panel's last month). Accounts that started paying
+    since are left out: they have no starting revenue to retain.
 
-    * NRR = their MRR now / their MRR then (reactivated members count);
-    * GRR = Σ min(MRR now, MRR then) / MRR then: capped at 100% per account, so expansion of one
-      account never offsets churn of another;
-    * expansion, contraction, churn and reactivation rates = each movement summed over the cohort's
-      months after the start, / MRR then; NRR = 1 + expansion − contraction − churn + reactivation;
-    * Gainsight's headwind = churn + contraction rates, tailwind = expansion rate.
+    * NRR = the cohort's MRR in the end month / its MRR in the start month. Members that churned
+      and came back count with what they pay now.
+    * GRR = sum over the cohort's accounts of min(MRR now, MRR then) / MRR then: each account is
+      capped at 100%, so one account's expansion never offsets another's churn. GRR <= 1 and
+      GRR <= NRR.
+    * expansion, contraction, churn and reactivation rates = each movement's amount summed over
+      the cohort's accounts and the months after the start month up to the end month, / MRR then
+      (a member back after the reactivation window counts as reactivation). Exactly:
+      NRR = 1 + expansion − contraction − churn + reactivation.
+    * Gainsight's headwind = churn + contraction rates (what the cohort took away); tailwind =
+      expansion rate (what it added).
 
-    GRR and 1 − headwind differ when an account contracts and re-expands within the window (the
-    movements count both, the point-to-point GRR neither).
+    GRR (point to point, capped per account) and 1 − headwind differ when an account contracts
+    and re-expands (or churns and returns) within the window: the movements count both the loss
+    and the gain, the point-to-point GRR neither. Always 1 − headwind <= GRR <= min(1, NRR).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The monthly account panel.
+    months : int, default 12
+        Months between the start and the end month.
+    as_of : date, optional
+        The end month is the month of ``as_of`` (default: the panel's last month).
 
     Returns
     -------
     dict
         ``nrr``, ``grr``, ``headwind``, ``tailwind``, ``expansion_rate``, ``contraction_rate``,
-        ``churn_rate``, ``reactivation_rate``, ``start_mrr``, ``n_accounts``, ``start_month``,
-        ``end_month``.
+        ``churn_rate``, ``reactivation_rate``, ``start_mrr``, ``n_accounts`` (cohort size),
+        ``start_month``, ``end_month``. Warns (:class:`~cslab.errors.StatisticalWarning`) when the
+        cohort has fewer than ``MIN_ACCOUNTS`` accounts.
+
+    Raises
+    ------
+    ValueError
+        When the panel does not reach back to the start month.
 
     Examples
     --------
-    >>> revenue_retention(panel)["nrr"]  # doctest: +SKIP
-    1.043
+    >>> r = revenue_retention(panel, months=12)  # doctest: +SKIP
+    >>> r["nrr"], r["grr"], r["headwind"], r["tailwind"]  # doctest: +SKIP
+    (0.912, 0.822, 0.181, 0.090)
     """
-    start, end = _window(panel, months, as_of)
-    _, month_index, mrr, moves = _matrices(panel)
-    if start not in month_index:
-        raise ValueError(f"no data {months} months before {end:%Y-%m}: revenue retention needs "
-                         f"{months} months of history")
-    s, e = month_index.get_loc(start), month_index.get_loc(end)
-    out = _retention_at(mrr, moves, s, e, mrr[:, s] > 0)
-    out.update(start_month=start, end_month=end)
-    return out
+    end = _end_month(panel, as_of)
+    start = end - pd.DateOffset(months=months)
+    if start < panel["month"].min():
+        raise ValueError(f"revenue retention up to {end:%Y-%m} needs the panel to start by "
+                         f"{start:%Y-%m} ({months} months of history); it starts "
+                         f"{panel['month'].min():%Y-%m}")
+    rates = _rates(_cohort_accounts(panel, months, start=start).assign(m=0), ["m"])
+    if rates.empty:
+        out = dict.fromkeys(RATE_COLUMNS, float("nan")) | {"start_mrr": 0.0, "n_accounts": 0}
+    else:
+        row = rates.iloc[0]
+        out = {k: float(row[k]) for k in RATE_COLUMNS} | {"n_accounts": int(row["n_accounts"])}
+    if out["n_accounts"] < MIN_ACCOUNTS:
+        _warn(f"revenue retention rests on {out['n_accounts']} accounts active in {start:%Y-%m} "
+              f"(fewer than {MIN_ACCOUNTS})")
+    return out | {"start_month": start, "end_month": end}
 
 
 def retention_over_time(panel: pd.DataFrame, months: int = 12, by: str | None = None) -> pd.DataFrame:
     """NRR, GRR and their parts at every month with ``months`` of history behind it.
 
+    Each row is :func:`revenue_retention` with that month as the end month: the cohort of the
+    accounts active ``months`` months earlier, followed to that month (same formulas).
+
     Parameters
     ----------
+    panel : DataFrame
+        The monthly account panel.
+    months : int, default 12
+        Length of each trailing window.
     by : str, optional
-        An account attribute (e.g. ``segment``): one row per group and month, the group taken as
-        in the cohort's start month.
+        An account column (e.g. ``segment``, ``plan``): one row per group and month, each account
+        in the group it was in at the cohort's start month; missing values form "(missing)".
 
     Returns
     -------
     DataFrame
-        ``month`` (end of each window), ``start_month``, the rates of :func:`revenue_retention`
-        and, with ``by``, the group column.
+        ``month`` (end of each window), ``start_month``, the ``by`` column if given, then
+        ``nrr``, ``grr``, ``headwind``, ``tailwind``, ``expansion_rate``, ``contraction_rate``,
+        ``churn_rate``, ``reactivation_rate``, ``start_mrr`` and ``n_accounts``. Months whose start
+        month has no active account have no row. Warns
+        (:class:`~cslab.errors.StatisticalWarning`) when rows rest on fewer than ``MIN_ACCOUNTS``
+        accounts.
+
+    Examples
+    --------
+    >>> retention_over_time(panel, months=12, by="segment").tail(3)  # doctest: +SKIP
     """
-    accounts, month_index, mrr, moves = _matrices(panel)
-    if by is not None:
-        groups = panel.drop_duplicates("account_id").set_index("account_id")[by].reindex(accounts)
-        labels = groups.astype(object).where(groups.notna(), "(missing)").to_numpy()
-    rows = []
-    for e in range(months, len(month_index)):
-        s = e - months
-        members = mrr[:, s] > 0
-        if by is None:
-            rows.append({"month": month_index[e], "start_month": month_index[s],
-                         **_retention_at(mrr, moves, s, e, members)})
-        else:
-            for label in sorted(set(labels[members])):
-                rows.append({"month": month_index[e], "start_month": month_index[s], by: label,
-                             **_retention_at(mrr, moves, s, e, members & (labels == label))})
-    return pd.DataFrame(rows)
+    keys = ["m"] + ([by] if by else [])
+    out = _rates(_cohort_accounts(panel, months, by=by), keys)
+    out.insert(0, "month", month_start(out["m"].to_numpy() + months))
+    out.insert(1, "start_month", month_start(out.pop("m").to_numpy()))
+    small = out[out["n_accounts"] < MIN_ACCOUNTS]
+    if len(small):
+        where = ", ".join(f"{r.month:%Y-%m}" + (f" ({by}={r[by]})" if by else "")
+                          for _, r in small.head(3).iterrows())
+        _warn(f"{len(small)} of {len(out)} retention figures rest on fewer than {MIN_ACCOUNTS} "
+              f"accounts (e.g. {where})")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,49 +515,169 @@ def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", val
                  min_cohort_size: int = 0) -> pd.DataFrame:
     """Signup cohorts as rows, age in periods as columns: logo or (net) revenue retention.
 
-    Age k is k periods after each customer's own first payment (so every cohort starts at 100%).
-    Logo: customers of the cohort active at age k (a reactivated customer counts again); revenue:
-    the cohort's MRR at age k — net, so it passes 100% when expansion outweighs churn. ``values``
-    "pct" divides by the cohort's start (its size, or its first-month MRR). Ages that some member
-    of a cohort has not reached yet are NaN (the blank lower-right triangle), never 0.
+    A cohort is the customers whose first payment (``cohort_month``) fell in the same month or
+    quarter. Age k of a monthly cohort is measured at the month k months after the signup month
+    (each customer then has exactly k months of tenure). Age q of a quarterly cohort is measured
+    at the **last month of the quarter q quarters after the signup quarter** (age 0 = the end of
+    the signup quarter): calendar quarters, as in finance reports, so a quarter that has not ended
+    by the panel's last month is not reached; customers who signed up early in a quarter have a
+    little more tenure at each age than late ones.
+
+    * logo: customers of the cohort active at that age (a reactivated customer counts again);
+    * revenue: the cohort's MRR at that age — net, so it passes 100% when expansion outweighs
+      churn;
+    * ``values="pct"`` divides by the cohort's start: its size (logo) or the sum of its customers'
+      first-month MRR (revenue). For monthly cohorts that is age 0; a quarterly cohort's age 0 can
+      be below 100% (customers who left within their signup quarter) or, for revenue, above.
+
+    Ages not reached yet by the panel's last month are NaN (the blank lower-right triangle),
+    never 0.
 
     Parameters
     ----------
+    panel : DataFrame
+        The monthly account panel.
     period : {"M", "Q"}
-        Cohorts and ages by month or by quarter.
+        Cohorts and ages by month or by calendar quarter.
     kind : {"logo", "revenue"}
     values : {"pct", "count"}
         "count" gives customers (logo) or MRR (revenue).
     min_cohort_size : int
-        Cohorts with fewer customers are dropped; ``table.attrs["dropped_cohorts"]`` lists them and
-        ``table.attrs["cohort_sizes"]`` gives every cohort's size.
+        Cohorts with fewer customers are dropped.
+
+    Returns
+    -------
+    DataFrame
+        Index ``cohort`` (labels such as ``"2024-03"`` or ``"2024Q1"``, in time order), columns the
+        ages 0, 1, ... ``attrs``: ``dropped_cohorts`` (labels dropped for size), ``cohort_sizes``
+        (every cohort's customers) and ``cohort_start`` (the "pct" denominators).
 
     Examples
     --------
     >>> cohort_table(panel, period="Q", kind="revenue").iloc[:3, :5]  # doctest: +SKIP
     """
     if period not in {"M", "Q"} or kind not in {"logo", "revenue"} or values not in {"pct", "count"}:
-        raise ValueError("period must be M or Q, kind logo or revenue, values pct or count")
-    p = 3 if period == "Q" else 1
-    paid = panel[panel["tenure_months"].notna()].copy()
-    paid["cohort"] = pd.PeriodIndex(paid["cohort_month"], freq=period).astype(str)
-    tenure = paid["tenure_months"].astype(int)
-    last_tenure = tenure.groupby(paid["account_id"]).transform("max")
-    observed = (last_tenure // p).groupby(paid["cohort"]).min()
-    at_age = paid[tenure % p == 0].assign(age=tenure[tenure % p == 0] // p)
-    measure = at_age["active"].astype(float) if kind == "logo" else at_age["mrr"]
-    table = measure.groupby([at_age["cohort"], at_age["age"]]).sum().unstack("age")
-    sizes = paid.loc[tenure.eq(0)].groupby("cohort")["account_id"].nunique()
-    start = sizes if kind == "logo" else paid.loc[tenure.eq(0)].groupby("cohort")["mrr"].sum()
-    ages = np.arange(table.columns.max() + 1)
-    table = table.reindex(columns=ages).fillna(0.0)
-    table = table.where(ages[None, :] <= observed.reindex(table.index).to_numpy()[:, None])
+        raise ValueError("period must be 'M' or 'Q', kind 'logo' or 'revenue', values 'pct' or 'count'")
+    paid = panel[panel["tenure_months"].notna()]  # from each account's first paid month on
+    if paid.empty:
+        raise ValueError("no account in the panel ever paid: there are no cohorts")
+    label = pd.PeriodIndex(paid["cohort_month"], freq=period).astype(str)
+    m, first = month_index(paid["month"]), month_index(paid["cohort_month"])
+    last = month_index([panel["month"].max()])[0]
+    if period == "Q":
+        at_age = m % 3 == 2  # the last month of a calendar quarter
+        age = m // 3 - first // 3
+        reached = (last + 1) // 3 - 1  # the last quarter that has ended, as a quarter number
+        cohort_last_age = pd.Series(reached - first // 3).groupby(label).max()
+    else:
+        at_age = np.ones(len(paid), dtype=bool)
+        age = m - first
+        cohort_last_age = pd.Series(last - first).groupby(label).max()
+
+    first_month = (m == first)
+    sizes = pd.Series(paid["account_id"].to_numpy()[first_month]).groupby(label[first_month]).nunique()
+    start = sizes if kind == "logo" else pd.Series(paid["mrr"].to_numpy()[first_month]).groupby(
+        label[first_month]).sum()
+    measure = (paid["active"] if kind == "logo" else paid["mrr"]).to_numpy(dtype=float)
+    cells = pd.Series(measure[at_age]).groupby([label[at_age], age[at_age]]).sum()
+    cohorts = pd.Index(sorted(sizes.index), name="cohort")
+    ages = np.arange(max(int(cohort_last_age.max()), 0) + 1)
+    table = cells.unstack(fill_value=0.0).reindex(index=cohorts, columns=ages, fill_value=0.0)
+    reached_ages = cohort_last_age.reindex(cohorts).to_numpy()[:, None]
+    table = table.where(ages[None, :] <= reached_ages)  # not reached yet: NaN, never 0
     if values == "pct":
-        table = table.div(start.reindex(table.index), axis=0)
-    keep = sizes.reindex(table.index) >= min_cohort_size
-    table = table[keep.to_numpy()]
-    table.index.name = "cohort"
-    table.columns.name = f"{'quarters' if p == 3 else 'months'} since first payment"
-    table.attrs["dropped_cohorts"] = sorted(keep[~keep].index.tolist())
-    table.attrs["cohort_sizes"] = sizes.to_dict()
+        table = table.div(start.reindex(cohorts), axis=0)
+    keep = (sizes.reindex(cohorts) >= min_cohort_size).to_numpy()
+    table = table[keep]
+    table.columns.name = "quarters since signup quarter" if period == "Q" else "months since first payment"
+    table.attrs.update(dropped_cohorts=cohorts[~keep].tolist(),
+                       cohort_sizes={k: int(v) for k, v in sizes.items()},
+                       cohort_start={k: float(v) for k, v in start.items()})
     return table
+
+
+# ------------------------------------------------------------------------------------------------
+# Definitions for teaching
+# ------------------------------------------------------------------------------------------------
+_DEFINITIONS = [
+    ("MRR", "sum of an account's subscription lines running on the month's last day",
+     "what the customers pay per month at the month-end snapshot; $0 accounts are not customers",
+     "cslab.panel"),
+    ("New MRR", "MRR of accounts paying for the first time (or back after the reactivation window)",
+     "revenue from new customers", "mrr_movements"),
+    ("Expansion MRR", "MRR now − MRR last month, for accounts paying more than last month",
+     "upsell, more seats, higher plans", "mrr_movements"),
+    ("Contraction MRR", "MRR last month − MRR now, for accounts still paying but less",
+     "downgrades and fewer seats", "mrr_movements"),
+    ("Churn MRR", "MRR last month of accounts that stopped paying (counted at the end of the paid period)",
+     "revenue lost with customers who left", "mrr_movements"),
+    ("Reactivation MRR", "MRR of accounts paying again within the reactivation window after churning",
+     "revenue won back from former customers", "mrr_movements"),
+    ("Net new MRR", "new + expansion + reactivation − contraction − churn",
+     "how much MRR grew in the month", "mrr_movements"),
+    ("MRR bridge", "start MRR + new + expansion + reactivation − contraction − churn = end MRR",
+     "where the revenue came from and where it went, from one month to another", "mrr_bridge"),
+    ("Logo churn (monthly)",
+     "churned accounts in the window / Σ over its months of the accounts active at the start of the month",
+     "share of customers who stop paying in a typical month", "logo_churn_rate"),
+    ("Logo churn (annual)", "1 − (1 − monthly logo churn)^12",
+     "the monthly rate compounded over a year", "logo_churn_rate"),
+    ("Gross MRR churn (monthly)", "Σ (churn + contraction) / Σ start MRR over the window's months",
+     "revenue lost each month before any gains (ChartMogul, B2B)", "revenue_churn"),
+    ("Net MRR churn (monthly)",
+     "Σ (churn + contraction − expansion − reactivation) / Σ start MRR over the window's months",
+     ("revenue lost net of what customers added; negative means the base grows on its own "
+      "(ChartMogul, B2B)"), "revenue_churn"),
+    ("MRR churn (annualised)", "1 − (1 − monthly rate)^12",
+     "a monthly revenue churn rate compounded over a year", "revenue_churn"),
+    ("NRR (net revenue retention)",
+     "MRR now of the accounts active 12 months ago / their MRR 12 months ago",
+     ("revenue kept from last year's customers, expansion included; above 100% the base grows "
+      "without new customers"), "revenue_retention"),
+    ("GRR (gross revenue retention)",
+     "Σ over those accounts of min(MRR now, MRR 12 months ago) / their MRR 12 months ago",
+     "revenue kept from last year's customers, no account counted above what it paid then",
+     "revenue_retention"),
+    ("Expansion rate", "the cohort's expansion MRR over the 12 months / its MRR 12 months ago",
+     "what last year's customers added", "revenue_retention"),
+    ("Contraction rate", "the cohort's contraction MRR over the 12 months / its MRR 12 months ago",
+     "what last year's customers downgraded", "revenue_retention"),
+    ("Churn rate (revenue)", "the cohort's churn MRR over the 12 months / its MRR 12 months ago",
+     "what last year's customers who left took with them", "revenue_retention"),
+    ("Reactivation rate", "the cohort's reactivation MRR over the 12 months / its MRR 12 months ago",
+     "what last year's customers brought back after leaving", "revenue_retention"),
+    ("NRR decomposition", "NRR = 1 + expansion − contraction − churn + reactivation rates",
+     "NRR is 100% plus gains minus losses of the starting customers", "revenue_retention"),
+    ("Headwind (Gainsight)", "churn rate + contraction rate",
+     "what the starting customers took away", "revenue_retention"),
+    ("Tailwind (Gainsight)", "expansion rate", "what the starting customers added",
+     "revenue_retention"),
+    ("Logo cohort retention", "customers of a signup cohort active at age k / the cohort's size",
+     "share of a cohort still paying k months (or quarters) after signing up", "cohort_table"),
+    ("Revenue cohort retention", "a signup cohort's MRR at age k / its customers' first-month MRR",
+     "the cohort's revenue k periods on, net of churn and expansion", "cohort_table"),
+    ("Kaplan–Meier survival", "S(t) = Π over churn times t_i <= t of (1 − d_i / n_i)",
+     ("share of customers still paying t months after their first payment, using customers "
+      "observed for shorter than t as long as they were watched"), "survival.kaplan_meier"),
+    ("Median lifetime", "the first t at which S(t) <= 50%",
+     "months until half of the customers have left; not reached if survival stays above 50%",
+     "survival.median_lifetime"),
+    ("Log-rank test", "χ² of observed vs expected churns per group at each churn time",
+     "whether groups' survival curves differ by more than chance", "survival.logrank_by"),
+]
+
+
+def metric_definitions() -> pd.DataFrame:
+    """Every metric of this module (and the survival ones) with its formula in plain words.
+
+    Returns
+    -------
+    DataFrame
+        ``metric``, ``formula``, ``in_plain_words`` and ``function`` (where cslab computes it).
+
+    Examples
+    --------
+    >>> metric_definitions().set_index("metric").loc["NRR (net revenue retention)", "formula"]
+    'MRR now of the accounts active 12 months ago / their MRR 12 months ago'
+    """
+    return pd.DataFrame(_DEFINITIONS, columns=["metric", "formula", "in_plain_words", "function"])
