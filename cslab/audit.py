@@ -61,6 +61,8 @@ class NotebookSpec:
     question: str
     snapshot: bool = False  # can it run from a one-row-per-customer table?
     headlines: tuple[Headline, ...] = ()
+    #: tables it cannot run without, each with what it is needed for
+    requires: tuple[tuple[str, str], ...] = ()
 
 
 NOTEBOOKS: dict[str, NotebookSpec] = {
@@ -105,8 +107,30 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                          "expected ARR lost to churn within the model's horizon (3 months by default): ARR x churn probability, summed"),
             ),
         ),
+        NotebookSpec(
+            "03_cs_roi",
+            "Customer-success ROI",
+            "Which CS programmes really reduce churn or drive expansion, and does customer success pay for itself?",
+            requires=(("cs_activities", "the dated CS activities (account_id, date, activity_type) say who "
+                       "received which programme and when"),),
+            headlines=(
+                Headline("roi", "Return on CS cost", "number",
+                         "(ARR retained and added by the programmes evaluated − CS cost) / CS cost; 0 is break-even"),
+                Headline("attributable_arr", "ARR attributable to CS programmes", "money",
+                         "retained and expansion ARR the adjusted effects credit to the programmes over the window"),
+                Headline("cs_cost_share_of_revenue", "CS cost as a share of revenue", "pct",
+                         "typical SaaS companies spend 10-25%"),
+                Headline("hr_outcome_achieved", "Churn hazard with an achieved committed outcome", "number",
+                         "hazard ratio against comparable accounts without one (below 1: fewer churns)"),
+                Headline("ro_attainment_rate", "Committed outcomes achieved when due", "pct",
+                         "share of the customers' required outcomes met by their target date"),
+                Headline("magic_number", "CS magic number (Gainsight)", "number",
+                         "(renewed + upsell ARR) / CS cost over the window"),
+            ),
+        ),
     ]
 }
+
 
 class AuditError(CSLabError):
     """The audit cannot start (bad parameters, existing output folder); nothing was written."""
@@ -474,6 +498,12 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
                 if customers and not spec.snapshot:
                     runs[name] = NotebookRun(name, "skipped", "needs a subscriptions table; a "
                                              "one-row-per-customer table has no revenue history")
+                    echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
+                    continue
+                missing = [(table, why) for table, why in spec.requires if getattr(data, table, None) is None]
+                if not customers and missing:
+                    runs[name] = NotebookRun(name, "skipped", "; ".join(
+                        f"needs the {table} table: {why}" for table, why in missing))
                     echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
                     continue
                 values = {**common, "tables_dir": str(tmp / "tables"), **params}

@@ -19,7 +19,9 @@ from matplotlib.axes import Axes
 __all__ = ["set_theme", "MOVEMENT_COLORS", "plot_mrr_bridge", "plot_mrr_movements",
            "plot_retention_over_time", "plot_cohort_heatmap", "plot_survival",
            "plot_sbg_projection", "plot_lifetime_value", "plot_churn_by_decile", "plot_calibration",
-           "plot_importance", "plot_shap_beeswarm", "plot_dependence", "plot_health_bands"]
+           "plot_importance", "plot_shap_beeswarm", "plot_dependence", "plot_health_bands",
+           "plot_propensity_overlap", "plot_balance", "plot_hazard_ratios", "plot_adjusted_survival",
+           "plot_programme_value"]
 
 MOVEMENT_COLORS = {
     "new": "#2a9d8f", "expansion": "#57cc99", "reactivation": "#a7c957",
@@ -386,4 +388,130 @@ def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str 
     ax.set_xlim(0, 1)
     ax.set_title(title or ("Health bands: share of accounts and of ARR" if len(columns) > 1
                            else "Health bands: share of accounts"))
+    return ax
+
+
+# ------------------------------------------------------------------------------------------------
+# Customer-success ROI
+# ------------------------------------------------------------------------------------------------
+def plot_propensity_overlap(decisions: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                            **kwargs: Any) -> Axes:
+    """Distributions of the propensity score of the months a programme started and of the others.
+
+    Parameters
+    ----------
+    decisions : DataFrame
+        ``started`` (0/1) and ``p``, as in ``programme_effect(...)["decisions"]``.
+    """
+    ax = _ax(ax, (6, 3.2))
+    bins = np.linspace(0, max(float(decisions["p"].max()), 0.05), 31)
+    for flag, name, color in ((0, "not started", "#8d99ae"), (1, "started", "#e76f51")):
+        values = decisions.loc[decisions["started"] == flag, "p"]
+        ax.hist(values, bins=bins, density=True, alpha=0.55, color=color, label=f"{name} ({len(values):,})", **kwargs)
+    ax.set_xlabel("propensity: estimated chance of starting that month")
+    ax.set_ylabel("density")
+    ax.set_title(title or "Overlap of propensity scores")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_balance(balance: pd.DataFrame, ax: Axes | None = None, threshold: float = 0.1,
+                 top: int = 15, title: str | None = None, **kwargs: Any) -> Axes:
+    """Love plot: absolute standardised mean differences before and after weighting.
+
+    Parameters
+    ----------
+    balance : DataFrame
+        Columns ``before`` and ``after``, one row per signal (``programme_effect(...)["balance"]``).
+    threshold : float
+        The usual mark of balance, drawn as a dashed line.
+    """
+    from cslab.features import label_of
+
+    shown = balance.abs().sort_values("before", ascending=True).tail(top)
+    ax = _ax(ax, (6, 0.3 * len(shown) + 1.2))
+    y = np.arange(len(shown))
+    ax.scatter(shown["before"], y, color="#e76f51", label="before weighting", zorder=3, **kwargs)
+    ax.scatter(shown["after"], y, color="#2a9d8f", label="after weighting", zorder=3, **kwargs)
+    ax.axvline(threshold, color="#555555", linestyle="--", linewidth=0.9)
+    def name_of(column: str) -> str:
+        if "=" in column:
+            return f"{label_of(column.split('=')[0])}: {column.split('=', 1)[1]}"
+        if column.endswith("_missing"):
+            return f"{label_of(column[:-len('_missing')])} missing"
+        return {"has_csm": "has a CSM"}.get(column, label_of(column))
+
+    ax.set_yticks(y, [name_of(name) for name in shown.index], fontsize=9)
+    ax.set_xlabel("|standardised mean difference|")
+    ax.set_title(title or "Balance of the signals")
+    ax.legend(fontsize=9, loc="lower right")
+    return ax
+
+
+def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                       **kwargs: Any) -> Axes:
+    """Forest plot: adjusted hazard ratio of each programme with its 95% interval, naive beside it.
+
+    Parameters
+    ----------
+    effects : DataFrame
+        Index programme; ``hr``, ``hr_low``, ``hr_high`` and ``naive_hr``. Log scale: 0.5 and 2 are
+        equally far from 1.
+    """
+    ax = _ax(ax, (7, 0.55 * len(effects) + 1.4))
+    y = np.arange(len(effects))[::-1]
+    ax.errorbar(effects["hr"], y, xerr=[effects["hr"] - effects["hr_low"], effects["hr_high"] - effects["hr"]],
+                fmt="o", color="#264653", capsize=3, label="adjusted (95% interval)", **kwargs)
+    ax.scatter(effects["naive_hr"], y, marker="x", color="#e76f51", label="naive (biased)", zorder=3)
+    ax.axvline(1.0, color="#555555", linewidth=0.9)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_xticks([0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4])
+    low = min(effects["hr_low"].min(), effects["naive_hr"].min()) * 0.85
+    high = max(effects["hr_high"].max(), effects["naive_hr"].max()) * 1.15
+    ax.set_xlim(low, high)
+    ax.set_yticks(y, [str(p).replace("_", " ") for p in effects.index])
+    ax.set_xlabel("hazard ratio of churn (below 1: fewer churns)")
+    ax.set_title(title or "Effect of each programme on churn")
+    ax.legend(fontsize=9, loc="best")
+    return ax
+
+
+def plot_adjusted_survival(curves: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                           **kwargs: Any) -> Axes:
+    """Model-standardised survival by tenure, one line per column (e.g. treated / not treated)."""
+    ax = _ax(ax, (6, 3.5))
+    for column, color in zip(curves.columns, ("#2a9d8f", "#8d99ae", "#e76f51")):
+        ax.step(curves.index, curves[column], where="post", label=str(column), color=color, **kwargs)
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("months since first payment")
+    ax.set_ylabel("share still active")
+    ax.set_title(title or "Adjusted survival")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_programme_value(value: pd.DataFrame, ax: Axes | None = None, currency: str = "",
+                         title: str | None = None, **kwargs: Any) -> Axes:
+    """Attributable retained and expansion ARR of each programme beside its cost (grouped bars).
+
+    Parameters
+    ----------
+    value : DataFrame
+        Index programme; ``retained_arr``, ``expansion_arr`` and ``cost``.
+    """
+    ax = _ax(ax, (8, 3.8))
+    x = np.arange(len(value))
+    width = 0.27
+    for k, (column, label, color) in enumerate((("retained_arr", "retained ARR", "#2a9d8f"),
+                                                ("expansion_arr", "expansion ARR", "#57cc99"),
+                                                ("cost", "cost", "#e76f51"))):
+        ax.bar(x + (k - 1) * width, value[column], width, label=label, color=color, **kwargs)
+    ax.axhline(0, color="#555555", linewidth=0.8)
+    ax.set_xticks(x, [str(p).replace("_", " ") for p in value.index])
+    _money_axis(ax.yaxis, currency)
+    ax.yaxis.set_label_text(currency or "amount")
+    ax.set_title(title or "What each programme returned and cost")
+    ax.legend(fontsize=9)
     return ax

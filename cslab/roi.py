@@ -5,8 +5,19 @@ risk, so "covered accounts churn less (or more)" is not an effect. These functio
 observed pre-treatment signals with inverse-probability weighting and say how strong an unmeasured
 confounder would have to be to explain an estimate away (the E-value).
 
-The notebook that assembles them (``03_cs_roi``) and the money side (attributable ARR, cost, ROI with a
-bootstrap interval) are still to come; see the project's issue tracker.
+The core estimator, :func:`programme_effect`, treats a programme as a time-varying treatment (on from
+the month after its first activity) in a discrete-time hazard model with marginal-structural weights,
+and turns the adjusted model into money: ARR retained and expansion ARR attributable to the programme.
+:func:`bootstrap_effects` refits all of it on resampled accounts for the ROI interval; :func:`cs_cost`,
+:func:`magic_number`, :func:`coverage` and :func:`outcome_attainment` give the rest of notebook
+``03_cs_roi``.
+
+Examples
+--------
+>>> dataset, _ = cslab.features.build_dataset(data, panel, horizon_months=1)  # doctest: +SKIP
+>>> rows = person_months(dataset, panel)  # doctest: +SKIP
+>>> programme_effect(rows, "onboarding")["hr"]  # doctest: +SKIP
+0.66
 """
 
 from __future__ import annotations
@@ -24,10 +35,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cslab.errors import CSLabError
+from cslab.features import label_of
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
-           "PROGRAMME_COVARIATES"]
+           "PROGRAMME_COVARIATES", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
+           "magic_number", "coverage", "outcome_attainment"]
 
 
 def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: float = 1.0) -> np.ndarray:
@@ -142,6 +155,7 @@ def weighted_kaplan_meier(durations, events, treated, weights=None, labels=("not
     w = np.ones(len(d)) if weights is None else np.asarray(weights, float)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*weights are not integers.*")  # said above
+        warnings.filterwarnings("ignore", message="Mean of empty slice")  # lifelines, a group without events
         return {labels[int(group)]: KaplanMeierFitter().fit(d[t == group], e[t == group],
                                                             weights=w[t == group], label=labels[int(group)])
                 for group in (False, True)}
@@ -190,18 +204,26 @@ PROGRAMME_COVARIATES = ("seat_utilisation", "usage_logins_trend", "usage_active_
                         "outcomes_achieved_share", "employees", "seats", "has_csm")
 
 
-def person_months(dataset: pd.DataFrame) -> pd.DataFrame:
+def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every account-month of a one-month-horizon dataset, in order, with the churn risk set marked.
 
     ``at_risk`` is true where churn in the next month is possible: monthly contracts every month,
     annual contracts in the month before renewal (they cannot leave in between). ``renewal`` marks the
     annual renewal rows, whose churn probability is of a whole year's decision. ``has_csm`` says
-    whether the account has a CSM.
+    whether the account has a CSM. With the ``panel``, ``expanded`` (1 = an expansion movement in the
+    next month) and ``expansion_arr`` (its size, 12 x the MRR added) give the expansion outcome.
 
     Parameters
     ----------
     dataset : DataFrame
         :func:`cslab.features.build_dataset` with ``horizon_months=1``.
+    panel : DataFrame, optional
+        The monthly panel the dataset was built from.
+
+    Examples
+    --------
+    >>> dataset, _ = features.build_dataset(data, panel, horizon_months=1)  # doctest: +SKIP
+    >>> rows = person_months(dataset, panel)  # doctest: +SKIP
     """
     rows = dataset.sort_values(["account_id", "observation_date"], kind="stable").reset_index(drop=True)
     if "csm_id" in rows:  # CSM coverage is a signal CSM attention follows
@@ -212,6 +234,15 @@ def person_months(dataset: pd.DataFrame) -> pd.DataFrame:
         rows["at_risk"] = ~annual | rows["renewal"].astype(bool)
     else:
         rows["renewal"], rows["at_risk"] = 0.0, True
+    if panel is not None:
+        # the movement of the month after each observation, keyed by the observation's month
+        following = panel.loc[:, ["account_id", "month", "movement", "movement_mrr"]].copy()
+        following["month"] = following["month"] - pd.DateOffset(months=1)
+        month = rows["observation_date"].dt.to_period("M").dt.to_timestamp()
+        nxt = pd.DataFrame({"account_id": rows["account_id"], "month": month}).merge(
+            following, on=["account_id", "month"], how="left")
+        rows["expanded"] = nxt["movement"].eq("expansion").astype(int).to_numpy()
+        rows["expansion_arr"] = np.where(rows["expanded"] == 1, 12 * nxt["movement_mrr"].to_numpy(), 0.0)
     return rows
 
 
@@ -220,6 +251,8 @@ def _design(rows: pd.DataFrame, covariates: list[str], categorical: list[str]) -
     out = pd.DataFrame(index=rows.index)
     for c in covariates:
         x = rows[c].astype(float)
+        if x.isna().all():  # e.g. trends at tenure 0: nothing to adjust for
+            continue
         lo, hi = x.quantile([0.01, 0.99])
         x = x.clip(lo, hi)
         # a missing trend only means a young account, which the tenure bands already say; a flag
@@ -256,7 +289,8 @@ def _cloglog(y, X: pd.DataFrame, weights=None, groups=None):
 
 
 def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[str],
-                       categorical: list[str], trim: float = 0.01) -> tuple[np.ndarray, pd.DataFrame]:
+                       categorical: list[str], trim: float = 0.01,
+                       propensity_model: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Stabilised inverse-probability weights for starting a programme, month by month.
 
     Among account-months not yet treated, a logistic model gives the probability of starting the
@@ -264,6 +298,9 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     P(start) / p for starters and (1 − P(start)) / (1 − p) for the others; an account's weight is the
     running product, frozen once it has started (a marginal structural model's weights). Weights are
     truncated at the ``trim`` and ``1 − trim`` quantiles.
+
+    ``propensity_model`` ("logistic" or "boosted trees") skips the choice by balance: a bootstrap
+    replicate keeps the model chosen on the data.
 
     Returns
     -------
@@ -290,18 +327,25 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     # rows separates starters from the rest on noise, and its weights then unbalance what they
     # should balance); the one that balances the signals better is kept: a propensity model is
     # judged by the balance it achieves, not by its fit.
-    folds = GroupKFold(n_splits=5) if account[at_risk].nunique() >= 5 else 2
+    # a replicate with a fixed model needs only its predictions: three folds are enough there
+    n_folds = 3 if propensity_model is not None else 5
+    folds = GroupKFold(n_splits=n_folds) if account[at_risk].nunique() >= n_folds else 2
     candidates = {
         "logistic": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)),
         "boosted trees": HistGradientBoostingClassifier(learning_rate=0.05, max_iter=150, max_leaf_nodes=8,
                                                         min_samples_leaf=100, l2_regularization=1.0,
                                                         random_state=0),
     }
+    if propensity_model is not None:
+        candidates = {propensity_model: candidates[propensity_model]}
     best = None
     for name, model in candidates.items():
         p_try = cross_val_predict(model, X, started, cv=folds, groups=account[at_risk],
                                   method="predict_proba")[:, 1]
         p_try = np.clip(p_try, 1e-3, 1 - 1e-3)
+        if len(candidates) == 1:
+            best = (0.0, name, p_try)
+            break
         used = p_try > 0.005
         smd = standardised_mean_differences(X[used], started[used], list(X.columns),
                                             weights=1 / np.where(started[used] == 1, p_try[used], 1 - p_try[used]))
@@ -327,17 +371,70 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     return weights, decisions
 
 
+def _treatment(rows: pd.DataFrame, programme: str, treated: pd.Series | None) -> pd.Series:
+    """Time-varying treatment status: on from the month after the programme's first activity."""
+    if treated is not None:
+        return treated.astype(bool)
+    column = f"cs_{programme}_count"
+    if column not in rows:
+        raise ValueError(f"no activities of type {programme!r}")
+    return rows[column].gt(0)
+
+
+def _outcome_design(rows: pd.DataFrame, status: pd.Series, programme: str, others: list[str],
+                    covariates: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The outcome model's columns: treatment, signals, other programmes, renewal, tenure bands."""
+    X = _design(rows, covariates, categorical)
+    X.insert(0, programme, status.astype(float).to_numpy())
+    for other in others:
+        if other != programme and f"cs_{other}_count" in rows:
+            X[f"{other}_status"] = rows[f"cs_{other}_count"].gt(0).astype(float)
+    X["renewal"] = rows["renewal"]
+    # the baseline hazard of a discrete-time model: one level per tenure band
+    bands = pd.cut(rows["tenure_months"], [-1, 2, 5, 11, 23, np.inf], labels=["0-2", "3-5", "6-11", "12-23", "24+"])
+    X = X.join(pd.get_dummies(bands, prefix="tenure", drop_first=True, dtype=float))
+    return X.loc[:, (X.std() > 0) | (X.columns == programme)]
+
+
+def _predict(fit, X: pd.DataFrame, programme: str, status: float | None = None) -> np.ndarray:
+    """Monthly event probabilities of the fitted cloglog model, optionally with treatment set."""
+    import statsmodels.api as sm
+
+    if status is not None:
+        X = X.assign(**{programme: status})
+    exog = sm.add_constant(X, has_constant="add")[fit.model.exog_names]
+    return np.asarray(fit.predict(exog))
+
+
+def _ratio(fit, programme: str, what: str) -> tuple[float, float, float]:
+    coef, (low, high) = fit.params[programme], fit.conf_int().loc[programme]
+    hr, hr_low, hr_high = float(np.exp(coef)), float(np.exp(low)), float(np.exp(high))
+    if not (np.isfinite([hr, hr_low, hr_high]).all() and hr > 0 and hr_high < 1e6):
+        raise CSLabError(f"the {what} model for {programme!r} did not converge (hazard ratio {hr:.3g}); "
+                         "too few events among treated accounts, or treatment separates them")
+    return hr, hr_low, hr_high
+
+
 def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | None = None,
                      covariates: list[str] | None = None, categorical: tuple[str, ...] = ("segment",),
-                     trim: float = 0.01, treated: pd.Series | None = None) -> dict:
-    """Naive and adjusted effect of a CS programme on churn, as hazard ratios.
+                     trim: float = 0.01, treated: pd.Series | None = None, window_months: int = 12,
+                     propensity_model: str | None = None, details: bool = True) -> dict:
+    """Naive and adjusted effect of a CS programme on churn (and expansion), and the ARR it moved.
 
     Treatment switches on in the month after an account's first activity of the programme, so the
     time before it is not credited to it (no immortal-time bias). The naive hazard ratio compares
     treated and untreated account-months with no adjustment. The adjusted one is doubly robust: a
     discrete-time proportional-hazards model (cloglog) weighted by stabilised initiation weights
     (:func:`initiation_weights`) and adjusted for the same signals, for the other programmes' status and
-    for annual renewals, with standard errors clustered by account.
+    for annual renewals, with standard errors clustered by account. When ``rows`` carry the expansion
+    outcome (:func:`person_months` with the panel), the same weights and design give the effect on the
+    monthly chance of expanding.
+
+    Money over the last ``window_months`` observation months, from the adjusted models: for every
+    treated account-month, retained ARR = ARR x (churn probability had it not been treated − churn
+    probability as treated), and expansion ARR = (expansion probability as treated − had it not been)
+    x the median expansion of its segment; both summed. Each month's probability is conditional on
+    the account being there, so an averted churn is counted in the month it would have happened.
 
     Assumptions (say them with the number): no unmeasured confounder of who gets the programme and
     who churns (the E-value measures how strong one would have to be), positivity (every kind of
@@ -355,23 +452,41 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         Another time-varying "treatment" than a programme, under the name ``programme``: e.g. a
         committed outcome achieved (``rows["outcomes_achieved_share"] > 0``). Its own measure is then
         left out of the signals.
+    window_months : int
+        The money window: the latest observation months.
+    propensity_model : str, optional
+        Fix the propensity model ("logistic" or "boosted trees") instead of choosing it by balance.
+    details : bool
+        Also return the balance table, the propensity decisions and the standardised survival curves
+        (a bootstrap replicate needs only the numbers).
 
     Returns
     -------
     dict
         ``naive_hr``, ``hr``, ``hr_low``, ``hr_high``, ``p_value``, ``max_smd_before``,
         ``max_smd_after``, ``evalue``, ``evalue_limit``, ``n_treated_accounts``, ``n_rows``,
-        ``balance`` (DataFrame of SMDs before and after weighting).
+        ``population``, ``propensity_model``, ``retained_arr``, ``n_treated_window`` and, with the
+        expansion outcome, ``naive_expansion_hr``, ``expansion_hr`` (``_low``, ``_high``),
+        ``expansion_arr``, ``expansion_rate_treated`` / ``expansion_rate_untreated`` (12-month
+        chance of expanding of the treated accounts in the window, as treated and had they not been);
+        with ``details``: ``balance``, ``decisions``, ``curves``.
+
+    Examples
+    --------
+    >>> effect = programme_effect(person_months(dataset, panel), "onboarding")  # doctest: +SKIP
+    >>> round(effect["hr"], 2), round(effect["hr_low"], 2), round(effect["hr_high"], 2)  # doctest: +SKIP
+    (0.66, 0.54, 0.79)
     """
     covariates = [c for c in (covariates or PROGRAMME_COVARIATES) if c in rows]
     categorical = [c for c in categorical if c in rows]
-    if treated is None:
-        column = f"cs_{programme}_count"
-        if column not in rows:
-            raise ValueError(f"no activities of type {programme!r}")
-        treated = rows[column].gt(0)
-    elif "outcomes_achieved_share" in covariates and programme.startswith("outcome"):
+    given = treated is not None
+    treated = _treatment(rows, programme, treated)
+    if given and programme.startswith("outcome"):
         covariates = [c for c in covariates if c != "outcomes_achieved_share"]
+    if given and programme in {"csm", "csm_coverage"}:
+        covariates = [c for c in covariates if c != "has_csm"]
+    if not treated.any():
+        raise CSLabError(f"no account received {programme!r}")
     # Positivity: where a programme is never given (no CSM, no QBR), there is nothing to compare;
     # the estimate is for the kinds of accounts that do receive it, and says so.
     population = pd.Series(True, index=rows.index)
@@ -381,47 +496,334 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         keep = rows[c].isin(levels) | rows[c].isna()
         if not keep.all():
             population &= keep
-            restricted.append(f"{c} in {sorted(map(str, levels))}")
-    rows = rows[population]
-    treated = treated[population]
-    weights, decisions = initiation_weights(rows, treated, covariates, categorical, trim)
-    balance_on = [c for c in decisions.columns if c not in {"started", "p", "factor"}
-                  and decisions[c].nunique(dropna=True) > 1]
-    balance_before = standardised_mean_differences(decisions, decisions["started"], balance_on)
-    # balance under the inverse-probability weights of each decision (what the propensity model
-    # achieves; the analysis then truncates the cumulative weights at the `trim` quantiles)
-    balance_after = standardised_mean_differences(decisions, decisions["started"], balance_on,
-                                                  weights=1 / np.where(decisions["started"] == 1,
-                                                                       decisions["p"], 1 - decisions["p"]))
+            restricted.append(f"{label_of(c) if c != 'has_csm' else 'has a CSM'}: "
+                              f"{', '.join(sorted(_level(v) for v in levels))}")
+    rows, treated = rows[population], treated[population]
+    weights, decisions = initiation_weights(rows, treated, covariates, categorical, trim, propensity_model)
+    others = list(others or [])
+    window = rows["observation_date"] > rows["observation_date"].max() - pd.DateOffset(months=window_months)
+
+    # -- churn -----------------------------------------------------------------------------------
     risk = rows["at_risk"].to_numpy()
-    outcome_rows, weights = rows[risk], weights[risk]
+    churn_rows, churn_w = rows[risk], weights[risk]
     status = treated[risk].astype(float)
-    naive = _cloglog(outcome_rows["label"], status.to_frame(programme), groups=outcome_rows["account_id"])
-    X = _design(outcome_rows, covariates, categorical)
-    X.insert(0, programme, status)
-    for other in others or []:
-        if other != programme and f"cs_{other}_count" in outcome_rows:
-            X[f"{other}_status"] = outcome_rows[f"cs_{other}_count"].gt(0).astype(float)
-    X["renewal"] = outcome_rows["renewal"]
-    # the baseline hazard of a discrete-time model: one level per tenure band
-    bands = pd.cut(outcome_rows["tenure_months"], [-1, 2, 5, 11, 23, np.inf],
-                   labels=["0-2", "3-5", "6-11", "12-23", "24+"])
-    X = X.join(pd.get_dummies(bands, prefix="tenure", drop_first=True, dtype=float))
-    X = X.loc[:, X.std() > 0]
-    fit = _cloglog(outcome_rows["label"], X, weights=weights, groups=outcome_rows["account_id"])
-    coef, (low, high) = fit.params[programme], fit.conf_int().loc[programme]
-    hr, hr_low, hr_high = float(np.exp(coef)), float(np.exp(low)), float(np.exp(high))
-    if not (np.isfinite([hr, hr_low, hr_high]).all() and hr > 0):
-        raise CSLabError(f"the effect model for {programme!r} did not converge (hazard ratio {hr}); "
-                         "too few churns among treated accounts, or treatment separates churners")
+    naive = _cloglog(churn_rows["label"], status.to_frame(programme), groups=churn_rows["account_id"]) \
+        if details else None
+    # one design for every active month (the expansion risk set); the churn risk set is a subset
+    X_all = _outcome_design(rows, treated.astype(float), programme, others, covariates, categorical)
+    X = X_all[risk]
+    X = X.loc[:, (X.std() > 0) | (X.columns == programme)]
+    fit = _cloglog(churn_rows["label"], X, weights=churn_w, groups=churn_rows["account_id"])
+    hr, hr_low, hr_high = _ratio(fit, programme, "churn")
     rare = rows["label"].mean() < 0.15
     ev = e_value(hr, hr_low, hr_high, rare_outcome=rare)
-    return {
-        "naive_hr": float(np.exp(naive.params[programme])), "hr": hr, "hr_low": hr_low, "hr_high": hr_high,
-        "p_value": float(fit.pvalues[programme]), "max_smd_before": float(balance_before.abs().max()),
-        "max_smd_after": float(balance_after.abs().max()), "evalue": ev["estimate"],
-        "evalue_limit": ev["limit"], "n_treated_accounts": int(rows.loc[treated, "account_id"].nunique()),
-        "n_rows": int(len(outcome_rows)), "population": "; ".join(restricted) or "all accounts",
+    counted = (status.to_numpy() == 1) & window[risk].to_numpy()
+    p_treated = _predict(fit, X[counted], programme)
+    p_untreated = _predict(fit, X[counted], programme, 0.0)
+    out = {
+        "naive_hr": float(np.exp(naive.params[programme])) if details else None, "hr": hr, "hr_low": hr_low, "hr_high": hr_high,
+        "p_value": float(fit.pvalues[programme]), "evalue": ev["estimate"], "evalue_limit": ev["limit"],
+        "n_treated_accounts": int(rows.loc[treated, "account_id"].nunique()), "n_rows": int(len(churn_rows)),
+        "population": "; ".join(restricted) or "all accounts",
         "propensity_model": decisions.attrs.get("propensity_model"),
-        "balance": pd.DataFrame({"before": balance_before, "after": balance_after}),
+        "retained_arr": float((churn_rows["arr"].to_numpy()[counted] * (p_untreated - p_treated)).sum()),
+        "n_treated_window": int(churn_rows.loc[treated[risk].to_numpy() & window[risk].to_numpy(),
+                                               "account_id"].nunique()),
+    }
+
+    # -- expansion -------------------------------------------------------------------------------
+    if "expanded" in rows:
+        status_all = treated.astype(float)
+        Xe = X_all
+        naive_e = _cloglog(rows["expanded"], status_all.to_frame(programme), groups=rows["account_id"]) \
+            if details else None
+        fit_e = _cloglog(rows["expanded"], Xe, weights=weights, groups=rows["account_id"])
+        e_hr, e_low, e_high = _ratio(fit_e, programme, "expansion")
+        on = treated.to_numpy() & window.to_numpy()
+        q1, q0 = _predict(fit_e, Xe[on], programme), _predict(fit_e, Xe[on], programme, 0.0)
+        typical = _typical_expansion(rows)
+        amount = rows.loc[on, "segment"].map(typical["by_segment"]).fillna(typical["all"]).to_numpy() \
+            if "segment" in rows else np.full(on.sum(), typical["all"])
+        account = rows.loc[on, "account_id"].to_numpy()
+        rate = lambda q: float((1 - pd.Series(1 - q).groupby(account).prod()).mean()) if len(q) else float("nan")
+        out.update(naive_expansion_hr=float(np.exp(naive_e.params[programme])) if details else None,
+                   expansion_hr=e_hr,
+                   expansion_hr_low=e_low, expansion_hr_high=e_high,
+                   expansion_arr=float(((q1 - q0) * amount).sum()),
+                   expansion_rate_treated=rate(q1), expansion_rate_untreated=rate(q0))
+    if details:
+        balance_on = [c for c in decisions.columns if c not in {"started", "p", "factor"}
+                      and decisions[c].nunique(dropna=True) > 1]
+        before = standardised_mean_differences(decisions, decisions["started"], balance_on)
+        # balance under each decision's inverse-probability weights (what the propensity model
+        # achieves; the analysis then truncates the cumulative weights at the `trim` quantiles)
+        after = standardised_mean_differences(decisions, decisions["started"], balance_on,
+                                              weights=1 / np.where(decisions["started"] == 1,
+                                                                   decisions["p"], 1 - decisions["p"]))
+        out.update(max_smd_before=float(before.abs().max()), max_smd_after=float(after.abs().max()),
+                   balance=pd.DataFrame({"before": before, "after": after}), decisions=decisions,
+                   curves=_standardised_survival(fit, X, churn_rows, rows, programme))
+    return out
+
+
+def _level(value) -> str:
+    return {1.0: "yes", 0.0: "no"}.get(value, str(value)) if isinstance(value, float) else str(value)
+
+
+def _typical_expansion(rows: pd.DataFrame) -> dict:
+    """Median size of past expansions (ARR), by segment and overall."""
+    past = rows[rows.get("expanded", 0) == 1]
+    overall = float(past["expansion_arr"].median()) if len(past) else 0.0
+    by_segment = past.groupby("segment")["expansion_arr"].median() if "segment" in past else pd.Series(dtype=float)
+    return {"all": overall, "by_segment": by_segment}
+
+
+def _standardised_survival(fit, X: pd.DataFrame, churn_rows: pd.DataFrame, rows: pd.DataFrame,
+                           programme: str) -> pd.DataFrame:
+    """Survival by tenure had every account been treated, and had none: the outcome model averaged
+    over the population's account-months at each tenure (months outside the churn risk set, such as
+    the middle of an annual contract, have hazard 0)."""
+    tenure_all = rows["tenure_months"].astype(int)
+    n_at = tenure_all.value_counts()
+    tenure = churn_rows["tenure_months"].astype(int)
+    curves = {}
+    for name, value in (("treated", 1.0), ("not treated", 0.0)):
+        hazard = pd.Series(_predict(fit, X, programme, value), index=churn_rows.index).groupby(tenure).sum()
+        mean_hazard = (hazard.reindex(n_at.index, fill_value=0.0) / n_at).sort_index()
+        keep = n_at.sort_index() >= 30  # thin tails would make the curves jumpy
+        curves[name] = (1 - mean_hazard[keep]).cumprod()
+    out = pd.DataFrame(curves)
+    out.index.name = "tenure_months"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Bootstrap: accounts resampled, the whole estimation refitted
+# ------------------------------------------------------------------------------------------------
+def _resample(rows: pd.DataFrame, seed) -> pd.DataFrame:
+    """Accounts drawn with replacement; each draw gets its own id so repeats are separate accounts."""
+    rng = np.random.default_rng(seed)
+    positions = rows.groupby("account_id", sort=True).indices
+    ids = np.array(list(positions))
+    drawn = rng.integers(0, len(ids), len(ids))
+    take = np.concatenate([positions[ids[k]] for k in drawn])
+    copy = np.repeat(np.arange(len(drawn)), [len(positions[ids[k]]) for k in drawn])
+    sample = rows.iloc[take].reset_index(drop=True)
+    sample["account_id"] = sample["account_id"].astype(str) + "#" + pd.Series(copy).astype(str)
+    return sample
+
+
+def _replicate(rows: pd.DataFrame, programmes: list[str], seed, models: dict, kwargs: dict) -> list[dict]:
+    sample = _resample(rows, seed)
+    out = []
+    for programme in programmes:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                effect = programme_effect(sample, programme, others=programmes, details=False,
+                                          propensity_model=models.get(programme), **kwargs)
+            out.append({"programme": programme, "hr": effect["hr"], "retained_arr": effect["retained_arr"],
+                        "expansion_arr": effect.get("expansion_arr", 0.0),
+                        "expansion_rate_diff": effect.get("expansion_rate_treated", np.nan)
+                        - effect.get("expansion_rate_untreated", np.nan)})
+        except (CSLabError, ValueError, np.linalg.LinAlgError):
+            out.append({"programme": programme, "hr": np.nan, "retained_arr": np.nan,
+                        "expansion_arr": np.nan, "expansion_rate_diff": np.nan})
+    return out
+
+
+def bootstrap_effects(rows: pd.DataFrame, programmes: list[str], n_bootstrap: int = 30, seed: int = 0,
+                      models: dict | None = None, n_jobs: int = 2, **kwargs) -> pd.DataFrame:
+    """Refit every programme's effect on ``n_bootstrap`` resamples of the accounts.
+
+    Each replicate draws accounts with replacement (an account's months stay together, so the
+    within-account correlation is kept), refits the propensity models, weights and outcome models,
+    and recomputes the money. Replicates get their own seeds from ``seed`` (NumPy ``SeedSequence``),
+    so the result is the same for a seed whatever the number of parallel jobs.
+
+    Parameters
+    ----------
+    models : dict, optional
+        Programme -> propensity model chosen on the full data (kept in the replicates: choosing
+        again each time would double the cost and hardly move the interval).
+    n_jobs : int
+        Parallel processes (joblib); inner thread pools are limited accordingly.
+    **kwargs
+        Passed to :func:`programme_effect` (``window_months``, ``trim``...).
+
+    Returns
+    -------
+    DataFrame
+        One row per replicate and programme: ``replicate``, ``programme``, ``hr``, ``retained_arr``,
+        ``expansion_arr``, ``expansion_rate_diff``; NaN where a replicate's model did not converge.
+
+    Examples
+    --------
+    >>> boot = bootstrap_effects(rows, ["onboarding", "training"], n_bootstrap=20, seed=1)  # doctest: +SKIP
+    """
+    from joblib import Parallel, delayed
+
+    seeds = np.random.SeedSequence(seed).spawn(n_bootstrap)
+    runs = Parallel(n_jobs=n_jobs)(delayed(_replicate)(rows, list(programmes), s, models or {}, kwargs)
+                                   for s in seeds)
+    return pd.DataFrame([{"replicate": i, **row} for i, run in enumerate(runs) for row in run])
+
+
+def bootstrap_interval(values, estimate: float, level: float = 0.95) -> tuple[float, float]:
+    """Interval of an estimate from its bootstrap replicates.
+
+    With fewer than 200 replicates, the normal interval from the bootstrap standard error (a few
+    dozen replicates estimate a standard error well, but not the tails a percentile interval needs);
+    from 200 on, the percentile interval.
+
+    Examples
+    --------
+    >>> bootstrap_interval([1.0, 2.0, 3.0], 2.0)
+    (0.04, 3.96)
+    """
+    from scipy.stats import norm
+
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    if len(values) >= 200:
+        low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+        return float(low), float(high)
+    half = norm.ppf((1 + level) / 2) * values.std(ddof=1)
+    return round(float(estimate - half), 12), round(float(estimate + half), 12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Money: cost, revenue, magic number, coverage
+# ------------------------------------------------------------------------------------------------
+def cs_cost(data, start, end, hourly_cost: float = 0.0, annual_cost_per_csm: float = 0.0) -> dict:
+    """What customer success cost in the months after ``start`` up to ``end``.
+
+    Total cost, from the best source present: the ``cs_costs`` table (what was spent), else
+    ``annual_cost_per_csm`` x the CSMs named in ``accounts.csm_id`` x the window's share of a year,
+    else activity hours x ``hourly_cost`` (which misses time not logged as an activity). The cost of
+    each programme is always its activities' hours x ``hourly_cost`` (when hours are recorded).
+
+    Returns
+    -------
+    dict
+        ``total``, ``source`` (in words), ``by_programme`` (Series), ``hours`` (Series),
+        ``csm_headcount`` (or None).
+
+    Examples
+    --------
+    >>> cs_cost(data, "2024-12-31", "2025-12-31", hourly_cost=75)["total"]  # doctest: +SKIP
+    """
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    activities = data.cs_activities
+    if activities is not None and "hours" in activities:
+        inside = activities[(activities["date"] > start) & (activities["date"] <= end)]
+        hours = inside.groupby("activity_type")["hours"].sum()
+    else:
+        hours = pd.Series(dtype=float)
+    by_programme = hours * hourly_cost
+    months = (end.year - start.year) * 12 + end.month - start.month
+    headcount = None
+    accounts = data.accounts
+    if accounts is not None and "csm_id" in accounts:
+        headcount = int(accounts["csm_id"].nunique())
+    costs = getattr(data, "cs_costs", None)
+    if costs is not None and len(costs):
+        month = costs["month"].dt.to_period("M").dt.to_timestamp()
+        inside = costs[(month > start.to_period("M").to_timestamp()) & (month <= end.to_period("M").to_timestamp())]
+        total, source = float(inside["cost"].sum()), "the cs_costs table"
+        if "csm_headcount" in inside and inside["csm_headcount"].notna().any():
+            headcount = int(round(inside["csm_headcount"].mean()))
+    elif annual_cost_per_csm and headcount:
+        total = annual_cost_per_csm * headcount * months / 12
+        source = f"{headcount} CSMs x {annual_cost_per_csm:,.0f} a year"
+    else:
+        total, source = float(by_programme.sum()), "activity hours x the hourly cost"
+    return {"total": total, "source": source, "by_programme": by_programme, "hours": hours,
+            "csm_headcount": headcount, "months": months}
+
+
+def revenue(panel: pd.DataFrame, start, end) -> float:
+    """Recurring revenue billed in the months after ``start`` up to ``end`` (sum of monthly MRR)."""
+    start, end = pd.Timestamp(start).to_period("M").to_timestamp(), pd.Timestamp(end).to_period("M").to_timestamp()
+    inside = panel[(panel["month"] > start) & (panel["month"] <= end)]
+    return float(inside["mrr"].sum())
+
+
+def magic_number(panel: pd.DataFrame, cost: float, months: int = 12, support_cost: float = 0.0) -> dict:
+    """Gainsight's customer-success magic number: (renewed ARR + upsell ARR) / (CS + support cost).
+
+    Over the last ``months``: renewed ARR = the ARR the customers of ``months`` ago still pay, each
+    capped at what it paid then (GRR x their starting ARR); upsell ARR = their expansion (expansion
+    rate x starting ARR). Both on the same starting-cohort basis as NRR and GRR.
+
+    Examples
+    --------
+    >>> magic_number(panel, cost=1.9e6)["magic_number"]  # doctest: +SKIP
+    """
+    from cslab.metrics import revenue_retention
+
+    kept = revenue_retention(panel, months=months)
+    start_arr = 12 * kept["start_mrr"]
+    renewed, upsell = kept["grr"] * start_arr, kept["expansion_rate"] * start_arr
+    spent = cost + support_cost
+    return {"renewed_arr": renewed, "upsell_arr": upsell, "cost": spent,
+            "magic_number": (renewed + upsell) / spent if spent else float("nan")}
+
+
+def coverage(panel: pd.DataFrame) -> pd.DataFrame:
+    """Active accounts and ARR per CSM in the panel's last month (accounts without a CSM as "(none)").
+
+    Examples
+    --------
+    >>> coverage(panel).head()  # doctest: +SKIP
+    """
+    last = panel[(panel["month"] == panel["month"].max()) & panel["active"]]
+    csm = last["csm_id"].astype(object).where(last["csm_id"].notna(), "(none)") if "csm_id" in last \
+        else pd.Series("(none)", index=last.index)
+    out = last.groupby(csm).agg(accounts=("account_id", "size"), arr=("mrr", lambda m: 12 * m.sum()))
+    out.index.name = "csm_id"
+    return out.sort_values("arr", ascending=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Required outcomes
+# ------------------------------------------------------------------------------------------------
+def outcome_attainment(data, panel: pd.DataFrame, as_of=None) -> dict:
+    """How often customers reach the outcomes they committed to, how fast, and the ARR on them.
+
+    * attainment rate = outcomes achieved by ``as_of`` / outcomes due by ``as_of`` (target date
+      passed; without target dates, all committed ones);
+    * time to first achieved outcome: Kaplan–Meier from an account's first commitment to its first
+      achievement, censored at ``as_of`` (lifelines), as a median in months;
+    * share of ARR on active accounts with at least one achieved outcome.
+
+    Examples
+    --------
+    >>> outcome_attainment(data, panel)["attainment_rate"]  # doctest: +SKIP
+    """
+    from lifelines import KaplanMeierFitter
+
+    as_of = pd.Timestamp(as_of) if as_of is not None else panel.attrs.get("as_of", panel["month"].max())
+    outcomes = data.outcomes
+    outcomes = outcomes[outcomes["committed_date"] <= as_of]
+    achieved = outcomes["achieved_date"].notna() & (outcomes["achieved_date"] <= as_of) \
+        if "achieved_date" in outcomes else pd.Series(False, index=outcomes.index)
+    due = outcomes["target_date"].fillna(as_of) <= as_of if "target_date" in outcomes \
+        else pd.Series(True, index=outcomes.index)
+    per_account = pd.DataFrame({"account_id": outcomes["account_id"], "committed": outcomes["committed_date"],
+                                "achieved": outcomes["achieved_date"].where(achieved)}).groupby("account_id").min()
+    reached = per_account["achieved"].notna()
+    months = ((per_account["achieved"].where(reached, as_of) - per_account["committed"]).dt.days / 30.4375).clip(lower=0)
+    fitter = KaplanMeierFitter().fit(months, reached.astype(int), label="first achieved outcome")
+    median = float(fitter.median_survival_time_)
+    last = panel[(panel["month"] == panel["month"].max()) & panel["active"]]
+    with_outcome = last["account_id"].isin(outcomes.loc[achieved, "account_id"])
+    return {
+        "attainment_rate": float(achieved[due].mean()) if due.any() else float("nan"),
+        "n_due": int(due.sum()), "n_achieved": int((achieved & due).sum()),
+        "median_months_to_first": median if np.isfinite(median) else None,
+        "time_to_first": fitter,
+        "arr_share_with_outcome": float(last.loc[with_outcome, "mrr"].sum() / last["mrr"].sum()) if len(last) else float("nan"),
     }

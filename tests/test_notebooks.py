@@ -46,7 +46,7 @@ def small_book(tmp_path_factory):
 def audit_run(small_book, tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "out"
     result = run_audit(small_book, out, client="Test Co",
-                       params={"min_cohort_size": 10, "shap_sample": 300}, progress=False,
+                       params={"min_cohort_size": 10, "shap_sample": 300, "n_bootstrap": 4}, progress=False,
                        echo=lambda _: None)
     return result, out
 
@@ -119,6 +119,59 @@ def test_churn_notebook_records_what_the_library_computes(small_book, audit_run)
     backtest = pd.read_csv(out / "tables" / "churn_scores_backtest.csv")
     assert list(backtest.columns) == ["account_id", "observation_date", "label", "score"]
     assert len(backtest) == len(test)
+
+
+ROI_KEYS = {"hr_outcome_achieved", "ro_attainment_rate", "attributable_arr", "cs_cost",
+            "cs_cost_share_of_revenue", "roi", "roi_low", "roi_high", "magic_number"}
+
+
+def test_roi_notebook_records_what_the_library_computes(small_book, audit_run):
+    from cslab import features, roi
+
+    _, out = audit_run
+    recorded = json.loads((out / "results.json").read_text())["notebooks"]["03_cs_roi"]
+    assert recorded["status"] == "ok", recorded["error"]
+    got = recorded["results"]
+    assert ROI_KEYS <= set(got)
+    for programme in got["programmes"]:
+        assert {f"naive_hr_{programme}", f"effect_hr_{programme}", f"effect_hr_{programme}_low",
+                f"effect_hr_{programme}_high", f"max_smd_after_{programme}", f"evalue_{programme}"} <= set(got)
+    data = cslab.load(small_book)
+    panel = cslab.panel(data)
+    rows = roi.person_months(features.build_dataset(data, panel, horizon_months=1)[0], panel)
+    programmes = sorted(data.cs_activities["activity_type"].unique())
+    direct = roi.programme_effect(rows, "onboarding", others=programmes)
+    assert got["effect_hr_onboarding"] == pytest.approx(direct["hr"], rel=1e-9)
+    assert got["evalue_onboarding"] == pytest.approx(roi.e_value(direct["hr"], rare_outcome=True)["estimate"])
+    # the cost is the cs_costs table over the 12 months to the last observation month
+    end = rows["observation_date"].max()
+    months = data.cs_costs["month"].dt.to_period("M").dt.to_timestamp()
+    window = (months > (end - pd.DateOffset(months=12)).to_period("M").to_timestamp()) & \
+        (months <= end.to_period("M").to_timestamp())
+    assert got["cs_cost"] == pytest.approx(data.cs_costs.loc[window, "cost"].sum())
+    assert window.sum() == 12
+    billed = panel.loc[panel["month"].isin(months[window]), "mrr"].sum()
+    assert got["cs_cost_share_of_revenue"] == pytest.approx(got["cs_cost"] / billed)
+    assert got["roi"] == pytest.approx((got["attributable_arr"] - got["cs_cost"]) / got["cs_cost"])
+    assert got["roi_low"] < got["roi"] < got["roi_high"]
+    assert 0 < got["ro_attainment_rate"] < 1 and 0 < got["hr_outcome_achieved"] < 1
+    tables = {p.name for p in (out / "tables").iterdir()}
+    assert {"cs_programme_effects.csv", "cs_roi_bootstrap.csv", "cs_programme_value.csv"} <= tables
+    assert len(pd.read_csv(out / "tables" / "cs_roi_bootstrap.csv")) == 4 * len(got["programmes"])
+    report = (out / "03_cs_roi.html").read_text()
+    assert report.count("<img") >= 8 and "Traceback" not in report and "Warning" not in report
+
+
+def test_roi_notebook_is_skipped_without_cs_activities(small_book, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no_cs"
+    shutil.copytree(small_book, folder)
+    (folder / "cs_activities.csv").unlink()
+    result = run_audit(folder, tmp_path / "out", only=["03_cs_roi"], progress=False, echo=lambda _: None)
+    run = result.runs["03_cs_roi"]
+    assert run.status == "skipped" and "cs_activities" in run.error
+    assert "needs the cs_activities table" in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_snapshot_mode_on_public_data(tmp_path):

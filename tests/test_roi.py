@@ -113,3 +113,84 @@ def test_achieved_outcome_effect_on_the_demo_book(tmp_path):
     assert abs(np.log(result["naive_hr"] / truth)) > 2 * abs(np.log(result["hr"] / truth))
     assert result["max_smd_after"] < 0.1 < result["max_smd_before"]
     assert "outcomes_achieved_share" not in result["balance"].index
+
+
+def test_bootstrap_interval_by_hand():
+    from cslab.roi import bootstrap_interval
+
+    # normal interval: SD of (1, 2, 3) is 1, so the estimate +/- 1.96
+    low, high = bootstrap_interval([1.0, 2.0, 3.0], 2.0)
+    assert (low, high) == pytest.approx((2 - 1.959964, 2 + 1.959964), abs=1e-5)
+    # from 200 replicates on: the percentile interval
+    values = np.arange(1000, dtype=float)
+    assert bootstrap_interval(values, 500.0) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
+    assert np.isnan(bootstrap_interval([np.nan, 1.0], 1.0)[0])
+
+
+@pytest.fixture(scope="module")
+def small_rows(tmp_path_factory):
+    import cslab
+    from cslab import features
+    from cslab.data.synth import generate
+    from cslab.roi import person_months
+
+    folder = generate(n_accounts=900, n_months=24, seed=7).write(tmp_path_factory.mktemp("boot"))
+    data = cslab.load(folder)
+    panel = cslab.panel(data)
+    return data, panel, person_months(features.build_dataset(data, panel, horizon_months=1)[0], panel)
+
+
+def test_bootstrap_is_reproducible_for_a_seed(small_rows):
+    from cslab.roi import bootstrap_effects
+
+    _, _, rows = small_rows
+    models = {"onboarding": "logistic"}
+    first = bootstrap_effects(rows, ["onboarding"], n_bootstrap=3, seed=11, models=models, n_jobs=1)
+    again = bootstrap_effects(rows, ["onboarding"], n_bootstrap=3, seed=11, models=models, n_jobs=2)
+    other = bootstrap_effects(rows, ["onboarding"], n_bootstrap=3, seed=12, models=models, n_jobs=1)
+    pd.testing.assert_frame_equal(first, again)  # the same whatever the number of processes
+    assert first["hr"].notna().all() and first["hr"].nunique() == 3  # resamples differ from each other
+    assert not np.allclose(first["hr"], other["hr"])
+
+
+def test_expansion_outcome_and_money_follow_the_panel(small_rows):
+    from cslab.roi import person_months, programme_effect
+
+    data, panel, rows = small_rows
+    # the expansion label is the next month's movement in the panel, checked on one account
+    account = rows.loc[rows["expanded"].eq(1), "account_id"].iloc[0]
+    mine = rows[rows["account_id"].eq(account)]
+    moves = panel[panel["account_id"].eq(account)].set_index("month")["movement"]
+    for _, row in mine.iterrows():
+        following = row["observation_date"].to_period("M").to_timestamp() + pd.DateOffset(months=1)
+        assert row["expanded"] == int(moves.get(following) == "expansion")
+    effect = programme_effect(rows, "onboarding", others=["onboarding", "training"], window_months=12)
+    # a protective effect retains ARR; its sign follows the hazard ratio
+    assert np.sign(effect["retained_arr"]) == np.sign(1 - effect["hr"])
+    assert effect["n_treated_window"] > 0
+    assert 0 <= effect["expansion_rate_untreated"] <= 1 and 0 <= effect["expansion_rate_treated"] <= 1
+    assert set(effect["curves"].columns) == {"treated", "not treated"}
+    assert (effect["curves"].diff().fillna(0) <= 1e-12).all().all()  # survival never rises
+
+
+def test_costs_come_from_the_best_source(small_rows):
+    from cslab.roi import cs_cost
+
+    data, _, _ = small_rows
+    start, end = pd.Timestamp("2024-01-31"), pd.Timestamp("2024-12-31")
+    from_table = cs_cost(data, start, end, hourly_cost=100)
+    months = data.cs_costs["month"].dt.to_period("M").dt.to_timestamp()
+    expected = data.cs_costs.loc[(months > "2024-01-01") & (months <= "2024-12-01"), "cost"].sum()
+    assert from_table["total"] == pytest.approx(expected) and from_table["source"] == "the cs_costs table"
+    acts = data.cs_activities
+    inside = acts[(acts["date"] > start) & (acts["date"] <= end)]
+    assert from_table["by_programme"].sum() == pytest.approx(100 * inside["hours"].sum())
+    data.cs_costs, saved = None, data.cs_costs
+    try:
+        per_csm = cs_cost(data, start, end, hourly_cost=100, annual_cost_per_csm=120_000)
+        csms = data.accounts["csm_id"].nunique()
+        assert per_csm["total"] == pytest.approx(120_000 * csms * 11 / 12)
+        by_hours = cs_cost(data, start, end, hourly_cost=100)
+        assert by_hours["total"] == pytest.approx(100 * inside["hours"].sum())
+    finally:
+        data.cs_costs = saved
