@@ -21,7 +21,7 @@ import pandas as pd
 from cslab.data.io import CSData
 
 __all__ = ["build_dataset", "snapshot_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
-           "NON_FEATURES"]
+           "NON_FEATURES", "TARGETS"]
 
 # Columns of the dataset that are not features.
 NON_FEATURES = {"account_id", "observation_date", "label", "arr", "name", "csm_id", "signup_date",
@@ -101,6 +101,7 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
         out[column] = panel[column]
     out["active"] = panel["active"].to_numpy()
     out["churn_now"] = panel["movement"].eq("churn").to_numpy()
+    out["expansion_now"] = panel["movement"].eq("expansion").to_numpy()
     return out
 
 
@@ -115,8 +116,13 @@ def _days_since_activity(data: CSData, rows: pd.DataFrame) -> pd.Series:
     return pd.Series(days.to_numpy(), index=merged["index"].to_numpy()).sort_index()
 
 
+#: The events :func:`build_dataset` can label: the panel movement each one stands for.
+TARGETS = {"churn": "churn", "expansion": "expansion"}
+
+
 def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
-                  observation_step: int = 1, min_tenure_months: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  observation_step: int = 1, min_tenure_months: int = 0, target: str = "churn"
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The modelling set (observations with labels) and the scoring set (accounts active on ``as_of``).
 
     Parameters
@@ -126,31 +132,40 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
     panel : DataFrame
         :func:`cslab.panel` built with the analysis date ``as_of``.
     horizon_months : int
-        Label: churned within this many months after the observation date.
+        Label: the event happened within this many months after the observation date.
     observation_step : int
         Months between observation dates (1: every month-end).
     min_tenure_months : int
         Skip observations of accounts younger than this.
+    target : {"churn", "expansion"}
+        The event labelled: the panel movement ``churn`` (default) or ``expansion`` (MRR up on the
+        month before, for an account active in both months) in one of the ``horizon_months`` months
+        after the observation date. Observations, features and the scoring set are the same for
+        both; an account that churns before expanding counts as not expanding.
 
     Returns
     -------
     (dataset, scoring) : tuple of DataFrame
         ``account_id``, ``observation_date`` (month-end snapshot), the features, ``arr`` (12 x MRR)
-        and, in ``dataset``, ``label`` (1 = churned within the horizon).
+        and, in ``dataset``, ``label`` (1 = the event within the horizon) and ``months_to_event``
+        (months until the first such event, 1..horizon; the horizon when there is none).
 
     Examples
     --------
     >>> dataset, scoring = build_dataset(data, cslab.panel(data), horizon_months=3)  # doctest: +SKIP
+    >>> upsell, _ = build_dataset(data, cslab.panel(data), target="expansion")  # doctest: +SKIP
     """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {sorted(TARGETS)}, not {target!r}")
     as_of = panel.attrs.get("as_of", panel["month"].max() + pd.offsets.MonthEnd(0))
     features = _features_from_panel(panel)
     months = np.sort(features["month"].unique())
     last = pd.Timestamp(months[-1])
-    # label: any churn in the next `horizon_months` months
-    ahead = features.groupby("account_id", sort=False)["churn_now"]
+    # label: the event in any of the next `horizon_months` months
+    ahead = features.groupby("account_id", sort=False)[f"{TARGETS[target]}_now"]
     future = sum(ahead.shift(-k, fill_value=False).astype(int) for k in range(1, horizon_months + 1))
     features["label"] = (future > 0).astype(int)
-    # months until the churn (1..horizon), or the horizon when none: for survival models
+    # months until the first event (1..horizon), or the horizon when none: for survival models
     first = pd.Series(horizon_months, index=features.index, dtype=float)
     for k in range(horizon_months, 0, -1):
         first = first.where(~ahead.shift(-k, fill_value=False).astype(bool), k)
@@ -166,7 +181,7 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
     for frame in (dataset, scoring):
         if data.cs_activities is not None:
             frame["days_since_cs_activity"] = _days_since_activity(data, frame)
-        frame.drop(columns=["month", "active", "churn_now"], inplace=True)
+        frame.drop(columns=["month", "active", "churn_now", "expansion_now"], inplace=True)
     scoring = scoring.drop(columns=["label", "months_to_event"])
     return dataset.reset_index(drop=True), scoring.reset_index(drop=True)
 
