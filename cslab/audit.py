@@ -128,6 +128,29 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                          "(renewed + upsell ARR) / CS cost over the window"),
             ),
         ),
+        NotebookSpec(
+            "04_expansion_opportunity",
+            "Expansion opportunity",
+            "Who is ready to expand, how much is it worth, and what should the CSMs do first?",
+            headlines=(
+                Headline("nrr_12m", "Net revenue retention (12 months)", "pct",
+                         "100% + expansion − contraction − churn + reactivation"),
+                Headline("expansion_rate_12m", "Expansion (12 months)", "pct",
+                         "expansion MRR of the customers of a year ago, as a share of their MRR then"),
+                Headline("churn_rate_12m", "Churn (12 months)", "pct",
+                         "MRR those customers took with them when they left"),
+                Headline("expansion_auc", "Expansion model accuracy (ROC AUC, test period)", "number",
+                         "chance that an account that expands is scored above one that does not"),
+                Headline("top_expansion_drivers", "Strongest expansion signals", "list",
+                         "features that move predicted expansion most (SHAP), strongest first"),
+                Headline("pipeline_expected_arr", "Expected expansion ARR over the horizon", "money",
+                         "probability x expected uplift, summed over active accounts (3 months by default)"),
+                Headline("n_opportunities", "Accounts ready to expand", "int",
+                         "healthy accounts above the probability threshold"),
+                Headline("share_at_capacity", "Accounts at seat capacity", "pct",
+                         "active users at or above 90% of seats"),
+            ),
+        ),
     ]
 }
 
@@ -326,6 +349,92 @@ def format_figure(value: Any, kind: str, currency: str = "") -> str:
     return str(value)
 
 
+def executive_summary(runs: dict[str, "NotebookRun"], currency: str = "") -> list[dict[str, str]]:
+    """Five to eight headline findings, each a sentence with its number and the report it comes from.
+
+    Drawn only from recorded results of notebooks that ran; a finding whose figures are missing is
+    left out rather than guessed.
+
+    Returns
+    -------
+    list of dict
+        ``text``, ``report`` (the HTML file) and ``title`` (of its notebook).
+    """
+    money = lambda value: format_figure(value, "money", currency)
+    found: list[dict[str, str]] = []
+
+    def results(name: str) -> dict[str, Any]:
+        run = runs.get(name)
+        return run.results if run is not None and run.status == "ok" else {}
+
+    def add(name: str, text: str) -> None:
+        found.append({"text": text, "report": runs[name].report or "", "title": NOTEBOOKS[name].title})
+
+    got = results("01_cohort_retention")
+    if got.get("nrr_12m") is not None and got.get("grr_12m") is not None:
+        nrr = got["nrr_12m"]
+        add("01_cohort_retention",
+            f"Net revenue retention was {pct(nrr)} over the last 12 months (gross {pct(got['grr_12m'])}): "
+            + ("the customers of a year ago pay more now than they did then." if nrr >= 1 else
+               f"the customers of a year ago pay {pct(1 - nrr)} less now, expansion included."))
+    if got.get("logo_churn_annual") is not None:
+        median = got.get("median_lifetime_months")
+        add("01_cohort_retention",
+            f"At the recent monthly rate, {pct(got['logo_churn_annual'])} of customers leave within a year; "
+            + (f"half of a signup cohort is gone after {median:.0f} months." if median is not None else
+               "more than half of the customers are still active at the longest tenure observed."))
+    got = results("02_churn_drivers")
+    if got.get("n_at_risk_red") is not None:
+        drivers = ", ".join(str(f).replace("_", " ") for f in (got.get("top_features") or [])[:3])
+        add("02_churn_drivers",
+            f"{got['n_at_risk_red']:,} accounts are in the red health band"
+            + (f", and {money(got['arr_at_risk'])} of ARR is expected to churn over the model's horizon"
+               if got.get("arr_at_risk") is not None else "")
+            + (f"; the strongest churn signals are {drivers}." if drivers else "."))
+    got = results("03_cs_roi")
+    programmes = got.get("programmes") or []
+    effects = [(p, got.get(f"effect_hr_{p}"), got.get(f"effect_hr_{p}_low"), got.get(f"effect_hr_{p}_high"))
+               for p in programmes]
+    clear = sorted([e for e in effects if None not in e and e[3] < 1], key=lambda e: e[1])
+    if programmes:
+        if clear:
+            p, hr, low, high = clear[0]
+            add("03_cs_roi",
+                f"{p.replace('_', ' ').capitalize()} is the CS programme with the clearest effect: it lowers the "
+                f"monthly churn hazard by {pct(1 - hr, 0)} (95% interval {pct(1 - high, 0)} to {pct(1 - low, 0)}) "
+                f"once who receives it is adjusted for; {len(programmes) - len(clear)} of {len(programmes)} "
+                "programmes show no clear effect.")
+        else:
+            add("03_cs_roi", f"None of the {len(programmes)} CS programmes evaluated shows a clear effect on churn "
+                             "once who receives them is adjusted for.")
+    if got.get("roi") is not None and got.get("roi_low") is not None:
+        verdict = ("CS pays for itself" if got["roi_low"] > 0 else
+                   "CS does not recover its cost from these programmes" if got["roi_high"] < 0 else
+                   "whether CS pays for itself cannot be told from these data")
+        add("03_cs_roi",
+            f"Return on CS cost: {got['roi']:.2f} (95% interval {got['roi_low']:.2f} to {got['roi_high']:.2f}): "
+            f"{verdict}; CS costs {pct(got['cs_cost_share_of_revenue'])} of recurring revenue "
+            "(10-25% is typical).")
+    if got.get("hr_outcome_achieved") is not None and got.get("ro_attainment_rate") is not None:
+        add("03_cs_roi",
+            f"Accounts that achieved a committed outcome churn at {got['hr_outcome_achieved']:.2f} times the rate "
+            f"of comparable accounts, yet only {pct(got['ro_attainment_rate'])} of the outcomes due were achieved.")
+    got = results("04_expansion_opportunity")
+    if got.get("pipeline_expected_arr") is not None:
+        add("04_expansion_opportunity",
+            f"Expected expansion ARR over the next {got.get('horizon_months', 3)} months: "
+            f"{money(got['pipeline_expected_arr'])}; {got.get('n_opportunities', 0):,} healthy accounts are ready "
+            "to expand"
+            + (f" and {pct(got['share_at_capacity'])} of accounts are at seat capacity."
+               if got.get("share_at_capacity") is not None else "."))
+    if got.get("churn_rate_12m") is not None and got.get("expansion_rate_12m") is not None:
+        add("04_expansion_opportunity",
+            f"Churn took {pct(got['churn_rate_12m'])} of last year's customers' revenue and expansion added back "
+            f"{pct(got['expansion_rate_12m'])}: " + ("expansion outgrows churn." if got["expansion_rate_12m"] >
+                                                     got["churn_rate_12m"] else "retention is where the money is."))
+    return found[:8]
+
+
 _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -344,10 +453,17 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  .skipped { background: #eee; color: #555; }
  .meaning { color: #555; font-size: .92em; } code { font-size: .9em; }
  section { margin-top: 1.5rem; }
+ .summary { background: #f6f8fa; border-left: 4px solid #457b9d; padding: .3rem 1.2rem .6rem; }
+ .summary li { margin: .35rem 0; } .source { color: #555; font-size: .9em; white-space: nowrap; }
 </style></head><body>
 <h1>Retention audit — {{ client }}</h1>
 <p class="meta">Data: <code>{{ source }}</code>{% if period %} · period {{ period }}{% endif %}
 {% if as_of %} · as of {{ as_of }}{% endif %} · generated {{ generated }} with cslab {{ version }}</p>
+{% if summary %}<section class="summary">
+<h2>Executive summary</h2>
+<ol>{% for f in summary %}<li>{{ f.text }} <span class="source">— <a href="{{ f.report }}">{{ f.title }}</a></span></li>
+{% endfor %}</ol>
+</section>{% endif %}
 {% for item in notebooks %}
 <section>
 <h2>{{ item.title }} <span class="status {{ item.status }}">{{ item.status }}</span></h2>
@@ -389,7 +505,7 @@ def write_index(out: Path, meta: dict[str, Any], runs: dict[str, NotebookRun], c
                       "error": run.error, "executed": run.executed, "report": run.report,
                       "seconds": run.seconds, "headlines": headlines})
     tables = sorted(p.name for p in (out / "tables").glob("*.csv"))
-    page = _INDEX.render(notebooks=items, tables=tables, **meta)
+    page = _INDEX.render(notebooks=items, tables=tables, summary=executive_summary(runs, currency), **meta)
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -486,7 +486,7 @@ def expansion_reasons(model: ExpansionModel, rows: pd.DataFrame, previous: pd.Da
     """The top reasons behind each account's expansion propensity, in plain words.
 
     :func:`cslab.drivers.reasons` on the expansion model's SHAP values: the features that raise the
-    propensity most, with their values ("seat utilisation 97%, up from 80% (favours expansion)").
+    propensity most, with their values ("seat utilisation 97%, up from 80%").
 
     Parameters
     ----------
@@ -509,7 +509,8 @@ def expansion_reasons(model: ExpansionModel, rows: pd.DataFrame, previous: pd.Da
     """
     explained = explain(model, rows, sample=len(rows))
     why = drivers.reasons(explained["values"], explained["rows"], previous=previous, top=top)
-    return why.str.replace(" (raises risk)", " (favours expansion)", regex=False)
+    # every listed reason raises the propensity (positive SHAP): the churn wording's suffix goes
+    return why.str.replace(" (raises risk)", "", regex=False)
 
 
 # ------------------------------------------------------------------------------------------------

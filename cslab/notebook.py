@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 import math
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from cslab import config
-from cslab.errors import CSLabError
+from cslab.errors import CSLabError, StatisticalWarning
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
-           "record", "save_table", "tables_folder", "pct", "money"]
+           "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -90,7 +91,8 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]
     """Check a notebook's parameters right after they are set; return them as a dict.
 
     Papermill only warns about a parameter the notebook does not declare; here it is an error,
-    as is a value of the wrong type (``min_cohort_size="ten"``).
+    as is a value of the wrong type (``min_cohort_size="ten"``). It also sets the report up:
+    :func:`show_statistical_warnings`.
 
     Parameters
     ----------
@@ -110,7 +112,35 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]
     problems = type_problems(given, declared)
     if problems:
         raise ParameterError("; ".join(problems))
+    show_statistical_warnings()
     return {name: given[name] for name in declared if name in given}
+
+
+def show_statistical_warnings() -> None:
+    """Show every :class:`~cslab.errors.StatisticalWarning` as a note in the report, not on stderr.
+
+    A reader of the HTML report sees "*Small sample:* 3 churned accounts ..." under the cell, in
+    words, instead of a warning with a file path; other warnings are shown as before. Called by
+    :func:`check_parameters`.
+
+    Examples
+    --------
+    >>> show_statistical_warnings()  # doctest: +SKIP
+    """
+    previous = warnings.showwarning
+    if getattr(previous, "_cslab", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StatisticalWarning):
+            from IPython.display import Markdown, display
+
+            display(Markdown(f"> *Small sample:* {message}"))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show._cslab = True
+    warnings.showwarning = show
 
 
 def _jsonable(value: Any) -> Any:
@@ -198,3 +228,4 @@ def money(value: float | None, currency: str = "USD") -> str:
     text = (f"{value / 1e6:.3g}M" if size >= 1e6 else f"{value / 1e3:.3g}k" if size >= 1e4
             else f"{value:,.0f}")
     return f"{currency} {text}"
+

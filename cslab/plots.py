@@ -21,7 +21,8 @@ __all__ = ["set_theme", "MOVEMENT_COLORS", "plot_mrr_bridge", "plot_mrr_movement
            "plot_sbg_projection", "plot_lifetime_value", "plot_churn_by_decile", "plot_calibration",
            "plot_importance", "plot_shap_beeswarm", "plot_dependence", "plot_health_bands",
            "plot_propensity_overlap", "plot_balance", "plot_hazard_ratios", "plot_adjusted_survival",
-           "plot_programme_value"]
+           "plot_programme_value", "plot_nrr_components", "plot_utilisation", "plot_adoption",
+           "plot_pipeline_by_band"]
 
 MOVEMENT_COLORS = {
     "new": "#2a9d8f", "expansion": "#57cc99", "reactivation": "#a7c957",
@@ -293,8 +294,8 @@ def plot_churn_by_decile(table: pd.DataFrame, ax: Axes | None = None, base_rate:
 
 
 def plot_calibration(curves: Mapping[str, pd.DataFrame], ax: Axes | None = None,
-                     title: str | None = None, **kwargs: Any) -> Axes:
-    """Calibration curves (observed vs predicted churn rate per bin), one per model."""
+                     title: str | None = None, event: str = "churn", **kwargs: Any) -> Axes:
+    """Calibration curves (observed vs predicted rate of the ``event`` per bin), one per model."""
     ax = _ax(ax, (5, 4.5))
     top = 0.0
     for name, curve in curves.items():
@@ -303,8 +304,8 @@ def plot_calibration(curves: Mapping[str, pd.DataFrame], ax: Axes | None = None,
     ax.plot([0, top], [0, top], color="#444444", linestyle="--", linewidth=0.8, label="perfect")
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("predicted churn probability (bin mean)")
-    ax.set_ylabel("observed churn rate")
+    ax.set_xlabel(f"predicted {event} probability (bin mean)")
+    ax.set_ylabel(f"observed {event} rate")
     ax.set_title(title or "Calibration on the test period")
     ax.legend(fontsize=9)
     return ax
@@ -324,7 +325,8 @@ def plot_importance(importance: pd.Series, ax: Axes | None = None, top: int = 15
 
 
 def plot_shap_beeswarm(shap_values: pd.DataFrame, rows: pd.DataFrame, ax: Axes | None = None,
-                       top: int = 12, title: str | None = None, seed: int = 0, **kwargs: Any) -> Axes:
+                       top: int = 12, title: str | None = None, seed: int = 0, event: str = "churn risk",
+                       **kwargs: Any) -> Axes:
     """One dot per account and feature: its SHAP value, coloured by the feature's value (low to high).
 
     Categorical features are drawn in grey (their levels have no order).
@@ -344,8 +346,10 @@ def plot_shap_beeswarm(shap_values: pd.DataFrame, rows: pd.DataFrame, ax: Axes |
             colors = np.tile([0.55, 0.55, 0.55, 1.0], (len(values), 1))
         ax.scatter(values, y, c=colors, s=6, alpha=0.7, linewidths=0, **kwargs)
     ax.axvline(0, color="#444444", linewidth=0.8)
-    ax.set_yticks(range(len(order)), [str(f).replace("_", " ") for f in order[::-1]])
-    ax.set_xlabel("SHAP value (raises churn risk →)")
+    from cslab.features import label_of
+
+    ax.set_yticks(range(len(order)), [label_of(str(f)) for f in order[::-1]])
+    ax.set_xlabel(f"SHAP value (raises {event} →)")
     mappable = plt.cm.ScalarMappable(cmap=cmap)
     bar = ax.figure.colorbar(mappable, ax=ax, shrink=0.6, pad=0.02)
     bar.set_ticks([0, 1], labels=["low", "high"])
@@ -514,4 +518,100 @@ def plot_programme_value(value: pd.DataFrame, ax: Axes | None = None, currency: 
     ax.yaxis.set_label_text(currency or "amount")
     ax.set_title(title or "What each programme returned and cost")
     ax.legend(fontsize=9)
+    return ax
+
+
+# ------------------------------------------------------------------------------------------------
+# Expansion
+# ------------------------------------------------------------------------------------------------
+def plot_nrr_components(parts: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                        **kwargs: Any) -> Axes:
+    """NRR at each month as 100% plus stacked gains (above 0) and losses (below 0), NRR − 100% as a line.
+
+    Parameters
+    ----------
+    parts : DataFrame
+        :func:`cslab.expansion.nrr_components` without ``by``: ``month``, ``nrr`` and the four rates.
+    """
+    ax = _ax(ax, (10, 4.2))
+    x = parts["month"]
+    width = 20  # days: one bar a month
+    up = np.zeros(len(parts))
+    for column, color, label in (("expansion_rate", MOVEMENT_COLORS["expansion"], "expansion"),
+                                 ("reactivation_rate", MOVEMENT_COLORS["reactivation"], "reactivation")):
+        ax.bar(x, parts[column], width, bottom=up, color=color, label=label, **kwargs)
+        up += parts[column].to_numpy()
+    down = np.zeros(len(parts))
+    for column, color, label in (("contraction_rate", MOVEMENT_COLORS["contraction"], "contraction"),
+                                 ("churn_rate", MOVEMENT_COLORS["churn"], "churn")):
+        ax.bar(x, -parts[column], width, bottom=-down, color=color, label=label, **kwargs)
+        down += parts[column].to_numpy()
+    ax.plot(x, parts["nrr"] - 1, color="#222222", marker="o", markersize=3, label="NRR − 100%")
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("share of starting MRR (trailing 12 months)")
+    ax.set_title(title or "Where NRR comes from: gains above the line, losses below")
+    ax.legend(fontsize=9, ncol=5, loc="lower left")
+    return ax
+
+
+def plot_utilisation(accounts: pd.DataFrame, ax: Axes | None = None, by: str | None = "segment",
+                     threshold: float = 0.9, title: str | None = None, **kwargs: Any) -> Axes:
+    """Distribution of seat utilisation (active users / seats), per group, with the capacity line.
+
+    Parameters
+    ----------
+    accounts : DataFrame
+        :func:`cslab.expansion.at_capacity`: ``seat_utilisation`` (and ``by``).
+    """
+    ax = _ax(ax, (8, 3.8))
+    frame = accounts.dropna(subset=["seat_utilisation"])
+    top = max(1.2, float(frame["seat_utilisation"].quantile(0.99)))
+    bins = np.linspace(0, top, 31)
+    groups = frame.groupby(by) if by and by in frame else [("all accounts", frame)]
+    for name, group in groups:
+        ax.hist(group["seat_utilisation"].clip(upper=top), bins=bins, histtype="step", linewidth=1.8,
+                label=f"{name} ({len(group):,})", **kwargs)
+    ax.axvline(threshold, color="#d62828", linestyle="--", linewidth=1, label=f"capacity ({threshold:.0%})")
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("seat utilisation (active users / seats)")
+    ax.set_ylabel("accounts")
+    ax.set_title(title or "Seat utilisation of active accounts")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_adoption(adoption: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                  **kwargs: Any) -> Axes:
+    """Heatmap of product adoption: groups as rows, products as columns, share of accounts in cells."""
+    ax = _ax(ax, (1.1 * adoption.shape[1] + 3, 0.5 * adoption.shape[0] + 1.5))
+    sns.heatmap(adoption, annot=True, fmt=".0%", cmap="Greens", vmin=0, vmax=1, cbar=False, ax=ax,
+                linewidths=0.5, **kwargs)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", rotation=0)
+    ax.set_title(title or "Share of active accounts running each product")
+    return ax
+
+
+def plot_pipeline_by_band(pipeline: pd.DataFrame, ax: Axes | None = None, currency: str = "",
+                          title: str | None = None, **kwargs: Any) -> Axes:
+    """Expected expansion ARR by health band (horizontal bars), with the number of accounts.
+
+    Parameters
+    ----------
+    pipeline : DataFrame
+        Index band (red, yellow, green); ``expected_expansion_arr`` and ``accounts``.
+    """
+    colors = {"red": "#d62828", "yellow": "#f4a261", "green": "#2a9d8f"}
+    bands = [b for b in ("green", "yellow", "red") if b in pipeline.index]
+    ax = _ax(ax, (7, 2.6))
+    values = pipeline.loc[bands, "expected_expansion_arr"]
+    ax.barh(bands, values, color=[colors[b] for b in bands], **kwargs)
+    for k, band in enumerate(bands):
+        ax.text(values[band], k, f"  {int(pipeline.loc[band, 'accounts']):,} accounts", va="center", fontsize=9)
+    _money_axis(ax.xaxis, currency)
+    ax.xaxis.set_label_text(f"expected expansion ARR ({currency})" if currency else "expected expansion ARR")
+    ax.set_xlim(0, float(values.max()) * 1.3 if len(values) and values.max() > 0 else 1)
+    ax.set_title(title or "Expected expansion ARR by health band")
     return ax

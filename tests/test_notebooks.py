@@ -174,6 +174,55 @@ def test_roi_notebook_is_skipped_without_cs_activities(small_book, tmp_path):
     assert "needs the cs_activities table" in (tmp_path / "out" / "index.html").read_text()
 
 
+EXPANSION_KEYS = {"nrr_12m", "expansion_rate_12m", "contraction_rate_12m", "churn_rate_12m",
+                  "reactivation_rate_12m", "expansion_auc", "top_expansion_drivers", "pipeline_expected_arr",
+                  "n_opportunities", "share_at_capacity"}
+
+
+def test_expansion_notebook_records_and_ranks(audit_run):
+    from cslab import expansion
+
+    _, out = audit_run
+    notebooks = json.loads((out / "results.json").read_text())["notebooks"]
+    recorded = notebooks["04_expansion_opportunity"]
+    assert recorded["status"] == "ok", recorded["error"]
+    got = recorded["results"]
+    assert EXPANSION_KEYS <= set(got) and len(got["top_expansion_drivers"]) >= 5
+    # the decomposition adds up, and agrees with the cohort report's NRR
+    assert got["nrr_12m"] == pytest.approx(1 + got["expansion_rate_12m"] - got["contraction_rate_12m"]
+                                           - got["churn_rate_12m"] + got["reactivation_rate_12m"], abs=1e-12)
+    assert got["nrr_12m"] == pytest.approx(notebooks["01_cohort_retention"]["results"]["nrr_12m"], rel=1e-12)
+    assert 0.55 < got["expansion_auc"] < 1
+    table = pd.read_csv(out / "tables" / "expansion_opportunities.csv", keep_default_na=False)
+    assert set(table.columns) <= set(expansion.EXPANSION_COLUMNS)
+    assert {"account_id", "arr", "probability", "expected_uplift_arr", "expected_expansion_arr", "reasons",
+            "whitespace_products", "health_band", "action"} <= set(table.columns)
+    assert table["expected_expansion_arr"].astype(float).is_monotonic_decreasing
+    assert table.loc[table["health_band"].eq("red"), "action"].eq(expansion.STABILISE).all()
+    assert got["pipeline_expected_arr"] == pytest.approx(table["expected_expansion_arr"].astype(float).sum())
+    assert got["n_opportunities"] == int(table["action"].eq("expand").sum())
+    report = (out / "04_expansion_opportunity.html").read_text()
+    assert report.count("<img") >= 6 and "Traceback" not in report and "Warning:" not in report
+
+
+def test_index_opens_with_an_executive_summary(audit_run):
+    import re
+
+    _, out = audit_run
+    index = (out / "index.html").read_text()
+    summary = index.split("Executive summary", 1)[1].split("</ol>", 1)[0]
+    findings = re.findall(r"<li>(.*?)</li>", summary, flags=re.S)
+    assert 5 <= len(findings) <= 8
+    reports = {"01_cohort_retention.html", "02_churn_drivers.html", "03_cs_roi.html", "04_expansion_opportunity.html"}
+    for finding in findings:
+        assert re.search(r"\d", finding), finding  # every finding carries its number
+        assert any(f'href="{r}"' in finding for r in reports), finding  # and the report it comes from
+    recorded = json.loads((out / "results.json").read_text())["notebooks"]
+    nrr = recorded["01_cohort_retention"]["results"]["nrr_12m"]
+    assert f"Net revenue retention was {100 * nrr:.1f}%" in summary
+    assert index.index("Executive summary") < index.index("<h2>Cohort retention")
+
+
 def test_snapshot_mode_on_public_data(tmp_path):
     out = tmp_path / "snap"
     result = run_audit(None, out, customers={"customers_file": str(PYSURVIVAL), "id_col": "",
