@@ -6,10 +6,16 @@ Layout of an audit folder::
     OUT/<notebook>.html             code-free report of each notebook, figures embedded
     OUT/executed/<notebook>.ipynb   the executed notebook, for anyone who wants the code
     OUT/tables/*.csv                ranked lists and tables
-    OUT/results.json                {"notebooks": {name: {"status", "error", "seconds", "results"}}}
+    OUT/results.json                {"notebooks": {name: {"status", "error", "seconds", "results",
+                                    "parameters"}}, "inputs", "environment", ...}
 
 The audit is written into a temporary folder beside ``OUT`` and moved into place at the end, so an
 interrupted run never leaves a half report that looks complete.
+
+Reproducible: the same inputs, parameters and seed give the same recorded results, byte-identical
+tables and the same reports (timings and the index's date aside); the index states the kit and
+package versions, every parameter and the SHA-256 of each input file. With ``anonymize=True`` the
+notebooks run on a pseudonymised copy of the input (:mod:`cslab.privacy`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -37,9 +45,57 @@ from cslab.errors import CSLabError
 from cslab.notebook import RESULTS_MIMETYPE, declared_parameters, pct, type_problems
 
 __all__ = ["Headline", "NotebookSpec", "NOTEBOOKS", "AuditError", "AuditResult", "run_audit",
-           "run_notebook", "parse_param", "read_results", "export_html"]
+           "run_notebook", "parse_param", "read_results", "export_html", "effective_parameters",
+           "PATH_PARAMETERS"]
 
 KERNEL_NAME = "cslab-current-python"
+#: Run in the audit's kernel before the notebook, so that data reaches the reports as text, never as
+#: markup (an account called ``<script>...``). pandas escapes the cells of a plain DataFrame's HTML
+#: but not those of a ``Styler`` (the ranked lists with account names): the option
+#: ``styler.format.escape`` only reaches a Styler's constructor; every ``.format({...})`` call
+#: rebuilds the formatters without it, and index labels are never escaped. Here both honour it.
+KERNEL_STARTUP = """\
+def _cslab_escape_styler_html():
+    import functools
+    import inspect
+
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+    if getattr(Styler, "_cslab_escapes", False):
+        return
+
+    def escaping(method):
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            if bound.arguments.get("escape") is None:
+                bound.arguments["escape"] = pd.get_option("styler.format.escape")
+            return method(*bound.args, **bound.kwargs)
+
+        return wrapper
+
+    def escaping_labels(init):
+        @functools.wraps(init)
+        def wrapper(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.format_index(axis=0)
+            self.format_index(axis=1)
+
+        return wrapper
+
+    pd.set_option("styler.format.escape", "html")
+    Styler.format = escaping(Styler.format)
+    Styler.format_index = escaping(Styler.format_index)
+    Styler.__init__ = escaping_labels(Styler.__init__)
+    Styler._cslab_escapes = True
+
+
+_cslab_escape_styler_html()
+del _cslab_escape_styler_html
+"""
 
 
 @dataclass(frozen=True)
@@ -229,10 +285,12 @@ def current_kernel() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="cslab-kernel-") as tmp:
         folder = Path(tmp) / "kernels" / KERNEL_NAME
         folder.mkdir(parents=True)
+        startup = folder / "cslab_startup.py"
+        startup.write_text(KERNEL_STARTUP, encoding="utf-8")
         (folder / "kernel.json").write_text(json.dumps({
             # quiet: the kernel's own log lines (TCP warning, shutdown) mean nothing to a reader
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--log-level=CRITICAL"],
+                     "--log-level=CRITICAL", f"--IPKernelApp.exec_files={startup}"],
             "display_name": "cslab (current Python)", "language": "python",
         }))
         previous = os.environ.get("JUPYTER_PATH")
@@ -260,7 +318,11 @@ def read_results(notebook: nbformat.NotebookNode | str | Path) -> dict[str, Any]
 
 
 def _client_safe(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy fit for a client: no tracebacks, no papermill error banners, no recorded JSON."""
+    """A copy fit for a client: no tracebacks, no papermill error banners, no recorded JSON.
+
+    Cell ids are renumbered (papermill gives its injected cell a random one) so that a rerun
+    gives the same report.
+    """
     notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
     keep = []
     for cell in notebook.cells:
@@ -270,28 +332,57 @@ def _client_safe(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             outputs = []
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
-                    outputs.append(nbformat.v4.new_output(
-                        "stream", name="stderr",
-                        text=f"This step failed: {output.get('ename')}: {output.get('evalue')}\n"))
+                    if output.get("ename") != "NotebookSkipped":  # a skip has said why already
+                        outputs.append(nbformat.v4.new_output(
+                            "stream", name="stderr",
+                            text=f"This step failed: {output.get('ename')}: {output.get('evalue')}\n"))
                     continue
                 output.get("data", {}).pop(RESULTS_MIMETYPE, None)
                 outputs.append(output)
             cell.outputs = outputs
         keep.append(cell)
+    for i, cell in enumerate(keep, 1):
+        cell.id = f"cell-{i}"
     notebook.cells = keep
     return notebook
 
 
+#: The lab template without the scripts it fetches from CDNs (require.js, MathJax, mermaid): the
+#: reports use none of them, an offline reader's browser would log an error for each, and opening a
+#: client's report should not call out to a third party.
+_REPORT_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+# pandas gives every Styler table a random five-digit id (``T_3fa1c``) used by its CSS selectors
+_STYLER_ID = re.compile(r"\bT_([0-9a-f]{5})(?=[_\"'\s{,.:])")
+
+
+def _stable_styler_ids(html: str) -> str:
+    """Replace pandas' random Styler ids by ``T_s001``, ``T_s002``... in order of appearance."""
+    seen: dict[str, str] = {}
+
+    def rename(match: re.Match) -> str:
+        return seen.setdefault(match.group(1), f"T_s{len(seen) + 1:03d}")
+
+    return _STYLER_ID.sub(rename, html)
+
+
 def export_html(notebook: nbformat.NotebookNode, path: Path, title: str) -> None:
-    """Code-free HTML through nbconvert: inputs and prompts excluded, figures embedded."""
+    """Code-free HTML through nbconvert: inputs and prompts excluded, figures embedded.
+
+    The page loads nothing from the network, and the same notebook gives the same bytes.
+    """
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+                            exclude_output_prompt=True, template_file="cslab_report.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"cslab_report.html.j2": _REPORT_TEMPLATE})])
     notebook = _client_safe(notebook)
     notebook.metadata["title"] = title
     body, _ = exporter.from_notebook_node(notebook)
-    path.write_text(body, encoding="utf-8")
+    path.write_text(_stable_styler_ids(body), encoding="utf-8")
 
 
 def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kernel: str,
@@ -309,7 +400,10 @@ def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kern
                             cwd=str(config.NOTEBOOKS_DIR), log_output=False)
         run.status = "ok"
     except pm.PapermillExecutionError as exc:
-        run.status, run.error = "failed", f"{exc.ename}: {exc.evalue}"
+        if exc.ename == "NotebookSkipped":  # the notebook found its question unanswerable, and said why
+            run.status, run.error = "skipped", str(exc.evalue)
+        else:
+            run.status, run.error = "failed", f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # noqa: BLE001 - a failing notebook must not stop the others
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
     run.seconds = time.perf_counter() - start
@@ -455,9 +549,10 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  section { margin-top: 1.5rem; }
  .summary { background: #f6f8fa; border-left: 4px solid #457b9d; padding: .3rem 1.2rem .6rem; }
  .summary li { margin: .35rem 0; } .source { color: #555; font-size: .9em; white-space: nowrap; }
+ table.params th:first-child { width: auto; } table.params td { font-size: .92em; }
 </style></head><body>
 <h1>Retention audit — {{ client }}</h1>
-<p class="meta">Data: <code>{{ source }}</code>{% if period %} · period {{ period }}{% endif %}
+<p class="meta">Data: {% if anonymized %}pseudonymised copy (<a href="#reproduce">inputs</a>){% else %}<code>{{ source }}</code>{% endif %}{% if period %} · period {{ period }}{% endif %}
 {% if as_of %} · as of {{ as_of }}{% endif %} · generated {{ generated }} with cslab {{ version }}</p>
 {% if summary %}<section class="summary">
 <h2>Executive summary</h2>
@@ -473,7 +568,7 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <a href="{{ item.executed }}"><code>{{ item.executed }}</code></a>{% if item.report %}; its partial report:
 <a href="{{ item.report }}">{{ item.report }}</a>{% endif %}.</p>
 {% elif item.status == "skipped" %}
-<p><strong>Skipped:</strong> {{ item.error }}</p>
+<p><strong>Skipped:</strong> {{ item.error }}.{% if item.report %} <a href="{{ item.report }}">What could be shown</a>.{% endif %}</p>
 {% else %}
 <table><tr><th>Figure</th><th>Value</th><th>What it means</th></tr>
 {% for h in item.headlines %}<tr><td>{{ h.label }}</td><td class="{{ 'list' if h.kind == 'list' else 'num' }}">{{ h.value }}</td>
@@ -487,9 +582,22 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 {% if tables %}<section><h2>Tables</h2><ul>
 {% for t in tables %}<li><a href="tables/{{ t }}">{{ t }}</a></li>{% endfor %}
 </ul></section>{% endif %}
-<section><h2>Inputs</h2><table><tr><th>File</th><th>SHA-256</th></tr>
+<section id="reproduce"><h2>How to reproduce these figures</h2>
+<p>The same input files, parameters and cslab version give the same figures and byte-identical
+tables. cslab {{ version }}; {% for name, v in environment.items() %}{{ name }} {{ v }}{{ ", " if not loop.last }}{% endfor %}.</p>
+{% if anonymized %}<p><strong>Pseudonymised:</strong> account names, account ids and CSM ids in this
+audit are keyed pseudonyms (<code>ACC-…</code>, <code>Account …</code>, <code>CSM-…</code>); the key is
+not in this folder.</p>{% endif %}
+<h3>Inputs</h3>
+<table><tr><th>File</th><th>SHA-256</th></tr>
 {% for name, digest in inputs.items() %}<tr><td><code>{{ name }}</code></td><td><code>{{ digest }}</code></td></tr>{% endfor %}
-</table></section>
+</table>
+{% if parameters %}<h3>Parameters</h3>
+<table class="params"><tr><th>Parameter</th><th>Value</th><th>Notebooks</th><th>Set by</th><th>What it does</th></tr>
+{% for p in parameters %}<tr><td><code>{{ p.name }}</code></td><td><code>{{ p.value }}</code></td>
+<td>{{ p.notebooks|join(", ") }}</td><td>{{ p.origin }}</td><td class="meaning">{{ p.help }}</td></tr>
+{% endfor %}</table>{% endif %}
+</section>
 </body></html>
 """)
 
@@ -514,6 +622,58 @@ def write_index(out: Path, meta: dict[str, Any], runs: dict[str, NotebookRun], c
 # --------------------------------------------------------------------------------------------
 # The whole audit
 # --------------------------------------------------------------------------------------------
+#: Parameters that are paths of this run (the input is listed with its checksums instead)
+PATH_PARAMETERS = frozenset({"data_dir", "tables_dir", "customers_file"})
+#: Packages whose versions can change the figures, recorded with every audit
+_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "lifelines", "shap",
+             "duckdb", "matplotlib", "papermill", "nbconvert")
+
+
+def effective_parameters(declared: dict[str, dict], values: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter a notebook ran with: the values passed, else its declared defaults.
+
+    Paths of the run (:data:`PATH_PARAMETERS`) are left out: they differ between runs and may name
+    the client; the inputs are identified by their checksums.
+
+    Examples
+    --------
+    >>> effective_parameters({"a": {"default": 1}, "b": {"default": "x"}, "data_dir": {"default": ""}},
+    ...                      {"a": 2, "data_dir": "/d"})
+    {'a': 2, 'b': 'x'}
+    """
+    return {name: values.get(name, spec["default"]) for name, spec in declared.items()
+            if name not in PATH_PARAMETERS}
+
+
+def parameter_rows(effective: dict[str, dict[str, Any]], declared: dict[str, dict[str, dict]],
+                   given: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per parameter and value for the index: the notebooks using it and where it came from."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for notebook, values in effective.items():
+        for name, value in values.items():
+            shown = value if isinstance(value, str) else json.dumps(value)
+            row = rows.setdefault((name, shown), {
+                "name": name, "value": shown, "notebooks": [],
+                "origin": "given" if name in given else "audit" if name in {"as_of", "client_name"}
+                else "default",
+                "help": declared[notebook][name].get("help", "")})
+            row["notebooks"].append(notebook[:2])
+    return [rows[k] for k in sorted(rows)]
+
+
+def _environment() -> dict[str, str]:
+    """Python and the versions of the packages behind the figures."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def _checksums(paths: list[Path]) -> dict[str, str]:
     sums = {}
     for path in paths:
@@ -529,6 +689,8 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
               as_of: str | None = None, only: list[str] | None = None,
               params: dict[str, Any] | None = None, force: bool = False,
               customers: dict[str, str] | None = None, currency: str = "USD",
+              anonymize: bool = False, anonymize_key: str | bytes | None = None,
+              anonymize_key_file: str | Path | None = None,
               progress: bool = True, echo: Callable[[str], None] = print) -> AuditResult:
     """Run the audit on a data folder (or a customers table) into ``out``.
 
@@ -551,20 +713,33 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     customers : dict, optional
         Snapshot mode: ``{"customers_file": ..., "id_col": ..., "event_col": ...,
         "duration_col": ..., "segment_col": ...}``.
+    anonymize : bool
+        Replace account names, account ids and CSM ids by stable keyed pseudonyms in every output
+        (:mod:`cslab.privacy`): the notebooks run on a pseudonymised copy of the input written to a
+        temporary folder, and the report does not show the input's path.
+    anonymize_key : str, optional
+        The pseudonym key (implies ``anonymize``); default ``$CSLAB_ANONYMIZE_KEY``, else the key
+        file.
+    anonymize_key_file : path, optional
+        Key file read, or created with a random key (implies ``anonymize``); default
+        ``<data folder>.cslab-key`` beside the data folder. Never inside the data folder or ``out``.
 
     Raises
     ------
     DataValidationError
         The input breaks the data contract (nothing runs, nothing is written).
     AuditError
-        Unknown notebook or parameter, or ``out`` exists without ``force``.
+        Unknown notebook or parameter, ``out`` exists without ``force``, the input lies inside
+        ``out``, or no usable pseudonym key.
 
     Examples
     --------
     >>> result = run_audit("data/demo", "reports/demo", client="Demo Co")  # doctest: +SKIP
     >>> result.exit_code  # doctest: +SKIP
     0
+    >>> run_audit("exports/acme", "reports/acme", anonymize=True)  # doctest: +SKIP
     """
+    from cslab import __version__, privacy
     from cslab.data import load, load_customers
 
     out = Path(out).resolve()
@@ -579,6 +754,17 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     problems = type_problems(params, {k: v for d in declared.values() for k, v in d.items()})
     if problems:
         raise AuditError("; ".join(problems))
+    anonymize = anonymize or anonymize_key is not None or anonymize_key_file is not None
+    given = customers["customers_file"] if customers else data_dir
+    source_path = Path(given).resolve() if given else None
+    if source_path is not None and source_path.is_relative_to(out):
+        # the audit folder is replaced at the end: the input must not be inside it
+        raise AuditError(f"the input {given} lies inside the audit folder {out}; choose another --out")
+    if anonymize and source_path is not None and (
+            out.is_relative_to(source_path)
+            or (anonymize_key_file and Path(anonymize_key_file).resolve().is_relative_to(out))):
+        raise AuditError("with --anonymize, the audit folder must lie outside the input, and the key "
+                         "file outside the audit folder")
 
     # Validate first: invalid input means nothing runs and nothing is written.
     if customers:
@@ -595,19 +781,48 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         first = data.subscriptions["start_date"].min()
         period = f"{first:%Y-%m} to {as_of_ts:%Y-%m}"
         as_of_text, source = f"{as_of_ts:%Y-%m-%d}", str(data_dir)
+    input_sums = _checksums(inputs)  # of the files as given, before any copy
+
+    anon_dir: Path | None = None
+    run_data_dir, run_customers = data_dir, dict(customers) if customers else None
+    if anonymize:
+        try:
+            key, origin = privacy.resolve_key(source_path, anonymize_key, anonymize_key_file)
+        except privacy.AnonymizationError as exc:
+            raise AuditError(str(exc)) from exc
+        # outside the audit folder, so nothing of the original can end up in it
+        anon_dir = Path(tempfile.mkdtemp(prefix="cslab-anonymized-"))
+        try:
+            if customers:
+                copy = privacy.anonymize_customers(customers["customers_file"], anon_dir, key,
+                                                   id_col=customers.get("id_col") or None)
+                run_customers["customers_file"] = str(copy.path)
+            else:
+                copy = privacy.anonymize_folder(data, anon_dir / "data", key)
+                run_data_dir = copy.path
+        except BaseException:
+            shutil.rmtree(anon_dir, ignore_errors=True)
+            raise
+        source = "pseudonymised copy of the input (path withheld)"
+        echo(f"anonymized: {copy.n_accounts:,} account ids, {copy.n_names:,} names and {copy.n_csms:,} "
+             f"CSM ids replaced; pseudonym key from {origin}")
+        for column in copy.kept_text_columns:
+            echo(f"note: {column} is kept as it is (only names, account ids and CSM ids are replaced); "
+                 "drop it from the export if it identifies anyone")
 
     common = {
-        "data_dir": str(Path(data_dir).resolve()) if data_dir else "",
+        "data_dir": str(Path(run_data_dir).resolve()) if run_data_dir else "",
         "as_of": as_of_text,
         "client_name": client,
         **({k: str(Path(v).resolve()) if k == "customers_file" else (v or "")
-            for k, v in customers.items()} if customers else {}),
+            for k, v in run_customers.items()} if run_customers else {}),
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent if out.parent.exists() else None))
     try:
         (tmp / "executed").mkdir()
         (tmp / "tables").mkdir()
         runs: dict[str, NotebookRun] = {}
+        effective: dict[str, dict[str, Any]] = {}
         with current_kernel() as kernel:
             for i, name in enumerate(names, 1):
                 spec = NOTEBOOKS[name]
@@ -624,24 +839,27 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
                     continue
                 values = {**common, "tables_dir": str(tmp / "tables"), **params}
                 values = {k: v for k, v in values.items() if k in declared[name]}
+                effective[name] = effective_parameters(declared[name], values)
                 echo(f"[{i}/{len(names)}] {name}: running")
                 run = run_notebook(spec, values, tmp, kernel, progress=progress)
                 runs[name] = run
                 detail = f" ({run.error})" if run.error else ""
                 echo(f"[{i}/{len(names)}] {name}: {run.status} in {run.seconds:.1f} s{detail}")
-        from cslab import __version__
-
+        environment = _environment()
         meta = {
             "client": client or "(unnamed client)", "source": source, "period": period,
             "as_of": as_of_text, "version": __version__,
             "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-            "inputs": _checksums(inputs),
+            "inputs": input_sums, "anonymized": anonymize, "environment": environment,
+            "parameters": parameter_rows(effective, declared, given=params),
         }
         write_index(tmp, meta, runs, currency)
         results = {
             "client": client, "source": source, "period": period, "as_of": as_of_text,
             "cslab_version": __version__, "parameters": params, "inputs": meta["inputs"],
-            "notebooks": {name: run.to_json() for name, run in runs.items()},
+            "anonymized": anonymize, "environment": environment,
+            "notebooks": {name: {**run.to_json(), "parameters": effective.get(name, {})}
+                          for name, run in runs.items()},
         }
         (tmp / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         if out.exists():
@@ -651,5 +869,7 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if anon_dir is not None:
+            shutil.rmtree(anon_dir, ignore_errors=True)
     return AuditResult(out, runs)
 

@@ -102,7 +102,8 @@ def _params(values: list[str], only: list[str] | None) -> dict:
 def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], only: list[str] | None,
            param: list[str], force: bool, customers: Optional[Path], id_col: Optional[str],
            event_col: Optional[str], duration_col: Optional[str], segment_col: Optional[str],
-           currency: str) -> None:
+           currency: str, anonymize: bool = False, anonymize_key: Optional[str] = None,
+           anonymize_key_file: Optional[Path] = None) -> None:
     from cslab.audit import AuditError, run_audit
     from cslab.errors import DataValidationError
 
@@ -122,6 +123,8 @@ def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], o
             params.setdefault("segment_col", segment_col)
         result = run_audit(data, out, client=client, as_of=as_of, only=only, params=params,
                            force=force, customers=snapshot, currency=currency,
+                           anonymize=anonymize, anonymize_key=anonymize_key,
+                           anonymize_key_file=anonymize_key_file,
                            echo=lambda line: typer.echo(line, err=True))
     except DataValidationError as exc:
         _echo_report(exc.report)
@@ -140,6 +143,14 @@ _PARAM = typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repea
 _FORCE = typer.Option("--force", help="Replace an existing audit folder.")
 _CUSTOMERS = typer.Option("--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet.")
 _CURRENCY = typer.Option(help="Currency label for amounts on the index page.")
+_ANONYMIZE = typer.Option("--anonymize", help="Replace account names, account ids and CSM ids by stable "
+                          "keyed pseudonyms in every output (reports, tables, notebooks, results.json).")
+_ANONYMIZE_KEY = typer.Option("--anonymize-key", metavar="KEY", show_default=False,
+                              help="Pseudonym key, 16+ characters (implies --anonymize; better: "
+                                   "$CSLAB_ANONYMIZE_KEY). Default: the key file.")
+_ANONYMIZE_KEY_FILE = typer.Option("--anonymize-key-file", metavar="FILE", show_default=False,
+                                   help="Key file to read, or to create with a random key (implies "
+                                        "--anonymize). Default: DATA.cslab-key beside the data folder.")
 
 
 @app.command()
@@ -157,15 +168,21 @@ def audit(
     duration_col: Annotated[Optional[str], typer.Option("--duration-col", help="Snapshot mode: tenure column.")] = None,
     segment_col: Annotated[Optional[str], typer.Option("--segment-col", help="Column to split survival curves by.")] = None,
     currency: Annotated[str, _CURRENCY] = "USD",
+    anonymize: Annotated[bool, _ANONYMIZE] = False,
+    anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
+    anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,
 ) -> None:
     """Run every notebook on a data folder and write the audit: index.html, reports, tables, results.json.
 
     Exit code 0 when every notebook is ok or skipped, 1 when any failed, 2 when the input or the
     parameters are invalid (then nothing runs and nothing is written).
+
+    With --anonymize the notebooks run on a pseudonymised copy of the input (in a temporary folder)
+    and the key stays beside the input (DATA.cslab-key, created on first use), never in the audit.
     """
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     _audit(data, out, client, as_of, names, param, force, customers, id_col, event_col,
-           duration_col, segment_col, currency)
+           duration_col, segment_col, currency, anonymize, anonymize_key, anonymize_key_file)
 
 
 @app.command("run")
@@ -183,10 +200,14 @@ def run_one(
     duration_col: Annotated[Optional[str], typer.Option("--duration-col")] = None,
     segment_col: Annotated[Optional[str], typer.Option("--segment-col")] = None,
     currency: Annotated[str, _CURRENCY] = "USD",
+    anonymize: Annotated[bool, _ANONYMIZE] = False,
+    anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
+    anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,
 ) -> None:
     """Run one notebook, with the same output layout as the audit."""
     _audit(data, out, client, as_of, [notebook.removesuffix(".ipynb")], param, force, customers,
-           id_col, event_col, duration_col, segment_col, currency)
+           id_col, event_col, duration_col, segment_col, currency, anonymize, anonymize_key,
+           anonymize_key_file)
 
 
 def main() -> None:

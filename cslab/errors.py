@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CSLabError", "DataValidationError", "StatisticalWarning"]
+__all__ = ["CSLabError", "DataValidationError", "NotebookSkipped", "StatisticalWarning"]
 
 
 class CSLabError(Exception):
@@ -18,6 +18,13 @@ class DataValidationError(CSLabError):
     def __init__(self, report):
         self.report = report
         super().__init__(report.format())
+
+
+class NotebookSkipped(CSLabError):
+    """A notebook stops on purpose: the data cannot answer its question (the message says why).
+
+    The audit reports the notebook as *skipped* with the message, not as failed.
+    """
 
 
 class StatisticalWarning(UserWarning):

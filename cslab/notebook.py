@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from cslab import config
-from cslab.errors import CSLabError, StatisticalWarning
+from cslab.errors import CSLabError, NotebookSkipped, StatisticalWarning
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
-           "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings"]
+           "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
+           "skip"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -229,3 +230,22 @@ def money(value: float | None, currency: str = "USD") -> str:
             else f"{value:,.0f}")
     return f"{currency} {text}"
 
+
+
+def skip(reason: str) -> None:
+    """Stop the notebook here because the data cannot answer its question; the audit reports it skipped.
+
+    The reason is shown in the notebook as a sentence, then :class:`~cslab.errors.NotebookSkipped`
+    stops the run (papermill) or the cell (JupyterLab).
+
+    Examples
+    --------
+    >>> skip("3 churned accounts: too few to model drivers; at least 30 are needed")  # doctest: +SKIP
+    """
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"**Stopped here:** {reason}."))
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        pass
+    raise NotebookSkipped(reason)

@@ -39,7 +39,7 @@ from cslab.features import label_of
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
-           "PROGRAMME_COVARIATES", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
+           "PROGRAMME_COVARIATES", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
            "magic_number", "coverage", "outcome_attainment"]
 
 
@@ -199,6 +199,11 @@ def e_value(hr: float, lower: float | None = None, upper: float | None = None,
 # ------------------------------------------------------------------------------------------------
 # Programme effects on churn with time-varying treatment
 # ------------------------------------------------------------------------------------------------
+#: Fewest accounts that must have received a programme before its effect is estimated.
+MIN_TREATED_ACCOUNTS = 20
+#: Fewest churned accounts a programme-effect analysis needs.
+MIN_CHURNED_ACCOUNTS = 30
+
 PROGRAMME_COVARIATES = ("seat_utilisation", "usage_logins_trend", "usage_active_users_trend",
                         "usage_features_used", "tickets_90d", "csat_90d", "tenure_months",
                         "outcomes_achieved_share", "employees", "seats", "has_csm")
@@ -281,11 +286,18 @@ def _cloglog(y, X: pd.DataFrame, weights=None, groups=None):
     model = sm.GLM(np.asarray(y, float), sm.add_constant(X, has_constant="add"), family=family,
                    var_weights=None if weights is None else np.asarray(weights, float))
     kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": pd.factorize(groups)[0]}} if groups is not None else {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         # the cluster sandwich uses the weighted scores, which is what inverse-probability weights
         # need; statsmodels warns only that some other statistics ignore the weights
         warnings.filterwarnings("ignore", message="cov_type not fully supported")
-        return model.fit(**kwargs)
+        fit = model.fit(**kwargs)
+    for item in caught:
+        if "separation" in str(item.message).lower():
+            raise CSLabError("a signal separates the months with and without the event perfectly: too "
+                             "few events to estimate the effect")
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return fit
 
 
 def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[str],
@@ -485,8 +497,10 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         covariates = [c for c in covariates if c != "outcomes_achieved_share"]
     if given and programme in {"csm", "csm_coverage"}:
         covariates = [c for c in covariates if c != "has_csm"]
-    if not treated.any():
-        raise CSLabError(f"no account received {programme!r}")
+    n_treated = int(rows.loc[treated, "account_id"].nunique())
+    if n_treated < MIN_TREATED_ACCOUNTS:
+        raise CSLabError(f"{n_treated} accounts received {programme.replace('_', ' ')}: too few to estimate "
+                         f"its effect; at least {MIN_TREATED_ACCOUNTS} are needed")
     # Positivity: where a programme is never given (no CSM, no QBR), there is nothing to compare;
     # the estimate is for the kinds of accounts that do receive it, and says so.
     population = pd.Series(True, index=rows.index)
