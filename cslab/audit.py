@@ -49,53 +49,6 @@ __all__ = ["Headline", "NotebookSpec", "NOTEBOOKS", "AuditError", "AuditResult",
            "PATH_PARAMETERS"]
 
 KERNEL_NAME = "cslab-current-python"
-#: Run in the audit's kernel before the notebook, so that data reaches the reports as text, never as
-#: markup (an account called ``<script>...``). pandas escapes the cells of a plain DataFrame's HTML
-#: but not those of a ``Styler`` (the ranked lists with account names): the option
-#: ``styler.format.escape`` only reaches a Styler's constructor; every ``.format({...})`` call
-#: rebuilds the formatters without it, and index labels are never escaped. Here both honour it.
-KERNEL_STARTUP = """\
-def _cslab_escape_styler_html():
-    import functools
-    import inspect
-
-    import pandas as pd
-    from pandas.io.formats.style import Styler
-
-    if getattr(Styler, "_cslab_escapes", False):
-        return
-
-    def escaping(method):
-        signature = inspect.signature(method)
-
-        @functools.wraps(method)
-        def wrapper(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            if bound.arguments.get("escape") is None:
-                bound.arguments["escape"] = pd.get_option("styler.format.escape")
-            return method(*bound.args, **bound.kwargs)
-
-        return wrapper
-
-    def escaping_labels(init):
-        @functools.wraps(init)
-        def wrapper(self, *args, **kwargs):
-            init(self, *args, **kwargs)
-            self.format_index(axis=0)
-            self.format_index(axis=1)
-
-        return wrapper
-
-    pd.set_option("styler.format.escape", "html")
-    Styler.format = escaping(Styler.format)
-    Styler.format_index = escaping(Styler.format_index)
-    Styler.__init__ = escaping_labels(Styler.__init__)
-    Styler._cslab_escapes = True
-
-
-_cslab_escape_styler_html()
-del _cslab_escape_styler_html
-"""
 
 
 @dataclass(frozen=True)
@@ -285,12 +238,10 @@ def current_kernel() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="cslab-kernel-") as tmp:
         folder = Path(tmp) / "kernels" / KERNEL_NAME
         folder.mkdir(parents=True)
-        startup = folder / "cslab_startup.py"
-        startup.write_text(KERNEL_STARTUP, encoding="utf-8")
         (folder / "kernel.json").write_text(json.dumps({
             # quiet: the kernel's own log lines (TCP warning, shutdown) mean nothing to a reader
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--log-level=CRITICAL", f"--IPKernelApp.exec_files={startup}"],
+                     "--log-level=CRITICAL"],
             "display_name": "cslab (current Python)", "language": "python",
         }))
         previous = os.environ.get("JUPYTER_PATH")

@@ -22,7 +22,7 @@ from cslab.errors import CSLabError, NotebookSkipped, StatisticalWarning
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
            "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
-           "skip"]
+           "skip", "escape_styled_tables"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -114,7 +114,61 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]
     if problems:
         raise ParameterError("; ".join(problems))
     show_statistical_warnings()
+    escape_styled_tables()
     return {name: given[name] for name in declared if name in given}
+
+
+def escape_styled_tables() -> None:
+    """Make pandas ``Styler`` tables show data as text, never as markup, in this session.
+
+    An account called ``<script>...`` or ``Tom & Jerry's`` must reach a report as text. pandas
+    escapes a plain DataFrame's HTML but not a ``Styler``'s (the ranked lists with account names):
+    the option ``styler.format.escape`` reaches only a Styler's constructor, every ``.format({...})``
+    call rebuilds its formatters without it, and index labels are never escaped. After this call
+    ``format`` and ``format_index`` default to HTML escaping and labels are escaped. Called by
+    :func:`check_parameters`, so every notebook, in the audit or in JupyterLab, gets it.
+
+    Examples
+    --------
+    >>> escape_styled_tables()
+    >>> df = pd.DataFrame({"name": ["<b>x</b>"]})
+    >>> "&lt;b&gt;" in df.style.format({"name": str}).to_html()
+    True
+    """
+    import functools
+    import inspect
+
+    from pandas.io.formats.style import Styler
+
+    if getattr(Styler, "_cslab_escapes", False):
+        return
+
+    def escaping(method):
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            if bound.arguments.get("escape") is None:
+                bound.arguments["escape"] = pd.get_option("styler.format.escape")
+            return method(*bound.args, **bound.kwargs)
+
+        return wrapper
+
+    def escaping_labels(init):
+        @functools.wraps(init)
+        def wrapper(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.format_index(axis=0)
+            self.format_index(axis=1)
+
+        return wrapper
+
+    pd.set_option("styler.format.escape", "html")
+    Styler.format = escaping(Styler.format)
+    Styler.format_index = escaping(Styler.format_index)
+    Styler.__init__ = escaping_labels(Styler.__init__)
+    Styler._cslab_escapes = True
 
 
 def show_statistical_warnings() -> None:
