@@ -388,7 +388,9 @@ def format_figure(value: Any, kind: str, currency: str = "") -> str:
     if kind == "months":
         return f"{value:.1f} months"
     if kind == "list":
-        return ", ".join(str(v).replace("_", " ") for v in value[:5])
+        from cslab.features import label_of
+
+        return ", ".join(label_of(str(v)) for v in value[:5])
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
@@ -430,7 +432,9 @@ def executive_summary(runs: dict[str, "NotebookRun"], currency: str = "") -> lis
                "more than half of the customers are still active at the longest tenure observed."))
     got = results("02_churn_drivers")
     if got.get("n_at_risk_red") is not None:
-        drivers = ", ".join(str(f).replace("_", " ") for f in (got.get("top_features") or [])[:3])
+        from cslab.features import label_of
+
+        drivers = ", ".join(label_of(str(f)) for f in (got.get("top_features") or [])[:3])
         add("02_churn_drivers",
             f"{got['n_at_risk_red']:,} accounts are in the red health band"
             + (f", and {money(got['arr_at_risk'])} of ARR is expected to churn over the model's horizon"
