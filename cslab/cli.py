@@ -104,12 +104,20 @@ def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], o
            event_col: Optional[str], duration_col: Optional[str], segment_col: Optional[str],
            currency: str, anonymize: bool = False, anonymize_key: Optional[str] = None,
            anonymize_key_file: Optional[Path] = None) -> None:
+    import pandas as pd
+
     from cslab.audit import AuditError, run_audit
     from cslab.errors import DataValidationError
 
     if (data is None) == (customers is None):
         typer.echo("error: give a data folder, or --customers FILE (snapshot mode), not both", err=True)
         raise typer.Exit(EXIT_INVALID)
+    if as_of:
+        try:
+            pd.Timestamp(as_of)
+        except ValueError:
+            typer.echo(f"error: --as-of {as_of!r} is not a date (use YYYY-MM-DD)", err=True)
+            raise typer.Exit(EXIT_INVALID)
     snapshot = None
     if customers is not None:
         if not event_col:

@@ -12,8 +12,24 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pandera.pandas as pa
 
-__all__ = ["TableSpec", "TABLES", "TABLE_NAMES", "COMPANION_FILES", "parse_dates", "parse_numbers",
-           "schema_for", "as_id", "typed"]
+__all__ = ["TableSpec", "TABLES", "TABLE_NAMES", "COMPANION_FILES", "EARLIEST_DATE", "MAX_ABS_NUMBER",
+           "parse_dates", "parse_numbers", "other_date_format", "schema_for", "as_id", "typed",
+           "late_message", "EARLY_MESSAGE", "HUGE_MESSAGE", "DATE_FORMAT_MESSAGE"]
+
+# No subscription-business record predates 1980: earlier dates are placeholders (1900-01-01 is
+# Excel's day zero, 1970-01-01 Unix's) or typos, and would silently stretch every tenure.
+EARLIEST_DATE = pd.Timestamp("1980-01-01")
+EARLY_MESSAGE = f"impossible date before {EARLIEST_DATE:%Y-%m-%d} (a placeholder such as 1900-01-01?)"
+# From 1e15 on, float64 no longer holds every integer (2**53 ~ 9e15): 99999999999999999999 would
+# silently become 1e20. No MRR, seat count or usage figure is that large; such a cell is a unit or
+# export error. Infinity ("inf", "1e309") is caught by the same check.
+MAX_ABS_NUMBER = 1e15
+HUGE_MESSAGE = "number too large (1e15 or more, or infinite)"
+DATE_FORMAT_MESSAGE = "date not written as YYYY-MM-DD"
+# Dates written in another format: 15/01/2024, 01.15.2024, 15-Jan-2024, Jan 15, 2024. Day and month
+# order cannot be told apart in general, so they are reported, not guessed.
+OTHER_DATE_FORMAT = (r"^(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}"
+                     r"|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})( .*)?$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class TableSpec:
     ids: tuple[str, ...] = ("account_id",)
     unique: tuple[str, ...] = ()
     ordered_dates: tuple[tuple[str, str], ...] = ()  # (earlier, later) where both are given
+    events: tuple[str, ...] = ()  # dates of things that happened: not after the data's as-of
     keep_extra: bool = False
     description: str = field(default="", compare=False)
 
@@ -67,6 +84,7 @@ TABLES: dict[str, TableSpec] = {
             dates=("date",),
             numbers=("value",),
             not_empty=("account_id", "date", "metric"),
+            events=("date",),
             description="long format usage; read and aggregated by DuckDB",
         ),
         TableSpec(
@@ -78,6 +96,7 @@ TABLES: dict[str, TableSpec] = {
             non_negative=("hours",),
             not_empty=("account_id", "date", "activity_type"),
             ids=("account_id", "csm_id"),
+            events=("date",),
         ),
         TableSpec(
             "tickets",
@@ -88,6 +107,7 @@ TABLES: dict[str, TableSpec] = {
             non_negative=("csat",),
             not_empty=("account_id", "opened_at"),
             ordered_dates=(("opened_at", "closed_at"),),
+            events=("opened_at", "closed_at"),
         ),
         TableSpec(
             "outcomes",
@@ -95,6 +115,7 @@ TABLES: dict[str, TableSpec] = {
             optional=("target_date", "achieved_date"),
             dates=("committed_date", "target_date", "achieved_date"),
             not_empty=("account_id", "outcome", "committed_date"),
+            events=("committed_date", "achieved_date"),
         ),
         TableSpec(
             "cs_costs",
@@ -114,6 +135,10 @@ TABLE_NAMES = tuple(TABLES)
 COMPANION_FILES = frozenset({"truth.json", "truth_panel.csv", "README.md", "anonymize.key"})
 
 
+_FLOAT = r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+"
+_TIME_ZONE = r"(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)$"
+
+
 def _blank(values: pd.Series) -> pd.Series:
     return values.isna() | values.astype("string").str.strip().eq("")
 
@@ -131,6 +156,11 @@ def parse_dates(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.tz_localize(None) if getattr(values.dt, "tz", None) else values
     text = values.astype("string").str.strip().str.replace("/", "-", regex=False)
+    # A time zone is dropped, keeping the local date and time: a column mixing offsets (or
+    # offsets and none) would otherwise not parse into one datetime column.
+    timed = text.str.len().gt(10).fillna(False)  # only cells with a time can have a zone
+    if timed.any():
+        text[timed] = text[timed].str.replace(_TIME_ZONE, r"\1", regex=True)
     return pd.to_datetime(text.where(text.ne("")), format="ISO8601", errors="coerce")
 
 
@@ -147,24 +177,96 @@ def parse_numbers(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
     text = values.astype("string").str.strip()
     if decimal_comma:
         text = text.str.replace(",", ".", regex=False)
-    return pd.to_numeric(text.where(text.ne("")), errors="coerce").astype(float)
+    out = pd.to_numeric(text.where(text.ne("")), errors="coerce").astype(float)
+    # pandas gives up on numbers beyond float range (1e309); Python reads them as infinity,
+    # which the contract then reports as too large rather than as "not a number".
+    beyond = out.isna() & text.str.fullmatch(_FLOAT).fillna(False).astype(bool)
+    if beyond.any():
+        out[beyond] = text[beyond].map(float)
+    return out
 
 
-def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False) -> pa.DataFrameSchema:
+def other_date_format(values: pd.Series) -> pd.Series:
+    """True where a cell is a date written in another format than YYYY-MM-DD (``15/01/2024``).
+
+    Examples
+    --------
+    >>> other_date_format(pd.Series(["15/01/2024", "2024-01-15", "Jan 5, 2024", "soon"])).tolist()
+    [True, False, True, False]
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip()
+    return text.str.match(OTHER_DATE_FORMAT).fillna(False).astype(bool)
+
+
+def late_message(limit: pd.Timestamp, as_of: pd.Timestamp | None) -> str:
+    """The error for dates after ``limit``: the data's as-of (plus a month's grace) or today.
+
+    Examples
+    --------
+    >>> late_message(pd.Timestamp("2024-07-31"), pd.Timestamp("2024-06-30"))
+    "date after the data's as-of (2024-06-30; later than 2024-07-31)"
+    """
+    if as_of is None:
+        return f"date in the future (after today, {limit:%Y-%m-%d})"
+    return f"date after the data's as-of ({as_of:%Y-%m-%d}; later than {limit:%Y-%m-%d})"
+
+
+def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False,
+               latest: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None
+               ) -> pa.DataFrameSchema:
     """The pandera schema checking the raw (text) cells of one table.
 
     Required columns missing from the file are reported by pandera itself; optional columns are
-    checked only when present.
+    checked only when present. ``latest`` is the last date an event (``spec.events``) may have:
+    the data's as-of ``as_of`` plus a month's grace, or today when that comes first (``as_of``
+    then ``None``).
     """
+    cache: dict[tuple[str, str], pd.Series] = {}
+
+    def cached(s: pd.Series, kind: str, parse) -> pd.Series:
+        # Each column is parsed once, whatever the checks (pandera hands nullable columns over
+        # without their null cells, so the index must match too).
+        key = (str(s.name), kind)
+        if key not in cache or not cache[key].index.equals(s.index):
+            cache[key] = parse(s)
+        return cache[key]
+
+    def dates(s: pd.Series) -> pd.Series:
+        return cached(s, "dates", parse_dates)
+
+    def numbers(s: pd.Series) -> pd.Series:
+        return cached(s, "numbers", lambda v: parse_numbers(v, decimal_comma))
+
+    def other_format(s: pd.Series) -> pd.Series:  # only cells that did not parse need a look
+        def find(v: pd.Series) -> pd.Series:
+            out = pd.Series(False, index=v.index)
+            failed = dates(v).isna() & ~_blank(v)
+            out[failed] = other_date_format(v[failed]).to_numpy(dtype=bool)
+            return out
+        return cached(s, "other", find)
 
     def parseable_date(s: pd.Series) -> pd.Series:
-        return _blank(s) | parse_dates(s).notna()
+        return _blank(s) | dates(s).notna() | other_format(s)
+
+    def iso_date(s: pd.Series) -> pd.Series:
+        return ~other_format(s)
+
+    def not_early(s: pd.Series) -> pd.Series:
+        return ~(dates(s) < EARLIEST_DATE)
+
+    def not_late(s: pd.Series) -> pd.Series:
+        return ~(dates(s) > latest)
 
     def parseable_number(s: pd.Series) -> pd.Series:
-        return _blank(s) | parse_numbers(s, decimal_comma).notna()
+        return _blank(s) | numbers(s).notna()
+
+    def not_huge(s: pd.Series) -> pd.Series:
+        return ~(numbers(s).abs() >= MAX_ABS_NUMBER)
 
     def not_negative(s: pd.Series) -> pd.Series:
-        return ~(parse_numbers(s, decimal_comma) < 0)
+        return ~(numbers(s) < 0)
 
     def filled(s: pd.Series) -> pd.Series:
         return ~_blank(s)
@@ -176,8 +278,13 @@ def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False) 
             checks.append(pa.Check(filled, error="empty"))
         if name in spec.dates:
             checks.append(pa.Check(parseable_date, error="unparseable date"))
+            checks.append(pa.Check(iso_date, error=DATE_FORMAT_MESSAGE))
+            checks.append(pa.Check(not_early, error=EARLY_MESSAGE))
+            if name in spec.events and latest is not None:
+                checks.append(pa.Check(not_late, error=late_message(latest, as_of)))
         if name in spec.numbers:
             checks.append(pa.Check(parseable_number, error="not a number"))
+            checks.append(pa.Check(not_huge, error=HUGE_MESSAGE))
         if name in spec.non_negative:
             checks.append(pa.Check(not_negative, error="negative"))
         columns[name] = pa.Column(
@@ -193,7 +300,7 @@ def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False) 
         if earlier in present and later in present:
 
             def in_order(df: pd.DataFrame, a: str = earlier, b: str = later) -> pd.Series:
-                first, second = parse_dates(df[a]), parse_dates(df[b])
+                first, second = dates(df[a]), dates(df[b])
                 return ~(second < first)
 
             frame_checks.append(pa.Check(in_order, error=f"{later} before {earlier}"))

@@ -207,7 +207,8 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     if data.outcomes is not None:
         o = data.outcomes
         committed = _monthly_counts(o, "committed_date", None, "outcomes_committed", as_of)
-        achieved = _monthly_counts(o[o["achieved_date"].notna()] if "achieved_date" in o else o.iloc[:0],
+        achieved = _monthly_counts(o[o["achieved_date"].notna()] if "achieved_date" in o else
+                                   o.iloc[:0].assign(achieved_date=pd.Series(dtype="datetime64[ns]")),
                                    "achieved_date", None, "outcomes_achieved", as_of)
         extras += [committed, achieved]
     for extra in extras:

@@ -76,7 +76,7 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
     if not path.is_file():
         report.add(str(path), "does not exist" if not path.exists() else "is not a file")
         raise DataValidationError(report)
-    raw, decimal_comma = _read_table(path, report)
+    raw, decimal_comma = _read_table(path, report, keep_lines=True)
     if raw is None or raw.empty:
         if raw is not None:
             report.add(path.name, "has a header but no data rows")
@@ -135,5 +135,6 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
     if not report.ok:
         raise DataValidationError(report)
     frame["event"] = frame["event"].astype(int)
+    frame = frame.reset_index(drop=True)  # the index held file lines for the report
     return CSData(customers=frame, source=str(path), report=report,
                   notes=[p.format() for p in report.warnings])

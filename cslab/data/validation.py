@@ -7,10 +7,24 @@ from typing import Iterable, Literal
 
 import pandas as pd
 
-__all__ = ["Problem", "ValidationReport", "MAX_EXAMPLES"]
+__all__ = ["Problem", "ValidationReport", "MAX_EXAMPLES", "shown"]
 
 MAX_EXAMPLES = 5
 Severity = Literal["error", "warning", "fixed"]
+
+
+def shown(value: object, width: int = 40) -> str:
+    """A cell value fit for a one-line message: control characters escaped, long values cut.
+
+    Examples
+    --------
+    >>> shown("A\\n1"), shown("x" * 50, width=10)
+    ('A\\\\n1', 'xxxxxxx...')
+    """
+    text = str(value)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
