@@ -20,6 +20,19 @@ def write_folder(folder: Path, tables: dict[str, str]) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def demo_book(tmp_path_factory):
+    """The demo book (3,000 accounts, 36 months, seed 42), generated once per test session.
+
+    Returns the generator's book (``truth``) and the folder it was written to.
+    """
+    from cslab.config import DEMO_ACCOUNTS, DEMO_MONTHS, DEMO_SEED
+    from cslab.data.synth import generate
+
+    book = generate(n_accounts=DEMO_ACCOUNTS, n_months=DEMO_MONTHS, seed=DEMO_SEED)
+    return book, book.write(tmp_path_factory.mktemp("demo"))
+
+
 @pytest.fixture
 def pysurvival_path() -> Path:
     assert PYSURVIVAL.exists(), f"public test data missing: {PYSURVIVAL}"

@@ -11,14 +11,12 @@ from sklearn.metrics import roc_auc_score
 
 import cslab
 from cslab import drivers, features
-from cslab.data.synth import generate
 from tests.conftest import PYSURVIVAL
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    generate(n_accounts=3000, n_months=36, seed=42).write(folder)  # the demo book
+def planted(demo_book):
+    _, folder = demo_book
     data = cslab.load(folder)
     panel = cslab.panel(data)
     dataset, scoring = features.build_dataset(data, panel, horizon_months=3)

@@ -96,14 +96,13 @@ def test_adjusted_effects_recover_the_planted_hazard_ratios(seeds, programme):
     assert (runs["max_smd_before"] > runs["max_smd_after"]).all()
 
 
-def test_achieved_outcome_effect_on_the_demo_book(tmp_path):
+def test_achieved_outcome_effect_on_the_demo_book(demo_book):
     import cslab
     from cslab import features
-    from cslab.data.synth import generate
     from cslab.roi import person_months, programme_effect
 
-    book = generate(n_accounts=3000, n_months=36, seed=42)
-    data = cslab.load(book.write(tmp_path / "demo"))
+    book, folder = demo_book
+    data = cslab.load(folder)
     rows = person_months(features.build_dataset(data, cslab.panel(data), horizon_months=1)[0])
     result = programme_effect(rows, "outcome_achieved", others=list(book.truth["programme_hr"]),
                               treated=rows["outcomes_achieved_share"].gt(0))
