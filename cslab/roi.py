@@ -39,7 +39,7 @@ from cslab.features import label_of
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
-           "PROGRAMME_COVARIATES", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
+           "PROGRAMME_COVARIATES", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
            "magic_number", "coverage", "outcome_attainment"]
 
 
@@ -578,6 +578,33 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
                    balance=pd.DataFrame({"before": before, "after": after}), decisions=decisions,
                    curves=_standardised_survival(fit, X, churn_rows, rows, programme))
     return out
+
+
+def common_support(decisions: pd.DataFrame) -> dict:
+    """The propensity range both groups cover, and the share of decisions outside it.
+
+    Weighting can only compare like with like where starters and non-starters share propensities;
+    outside ``[low, high]`` (the higher of the two minima to the lower of the two maxima) one group
+    has no counterpart and the estimate extrapolates.
+
+    Parameters
+    ----------
+    decisions : DataFrame
+        ``started`` (0/1) and ``p``, as in ``programme_effect(...)["decisions"]``.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"started": [1, 1, 0, 0], "p": [0.2, 0.9, 0.1, 0.5]})
+    >>> common_support(d)
+    {'low': 0.2, 'high': 0.5, 'share_outside': 0.5, 'share_started_outside': 0.5}
+    """
+    started = decisions["started"].astype(bool)
+    p = decisions["p"]
+    low = float(max(p[started].min(), p[~started].min()))
+    high = float(min(p[started].max(), p[~started].max()))
+    outside = (p < low) | (p > high)
+    return {"low": low, "high": high, "share_outside": float(outside.mean()),
+            "share_started_outside": float(outside[started].mean())}
 
 
 def _level(value) -> str:

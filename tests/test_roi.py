@@ -114,6 +114,16 @@ def test_achieved_outcome_effect_on_the_demo_book(demo_book):
     assert "outcomes_achieved_share" not in result["balance"].index
 
 
+def test_common_support_by_hand():
+    from cslab.roi import common_support
+
+    d = pd.DataFrame({"started": [1, 1, 1, 0, 0, 0], "p": [0.3, 0.6, 0.95, 0.05, 0.4, 0.7]})
+    got = common_support(d)
+    # starters span 0.3-0.95, the others 0.05-0.7: shared 0.3-0.7; 0.95 and 0.05 fall outside
+    assert (got["low"], got["high"]) == (0.3, 0.7)
+    assert got["share_outside"] == pytest.approx(2 / 6) and got["share_started_outside"] == pytest.approx(1 / 3)
+
+
 def test_bootstrap_interval_by_hand():
     from cslab.roi import bootstrap_interval
 
