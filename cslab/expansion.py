@@ -39,6 +39,7 @@ import pandas as pd
 
 from cslab import drivers
 from cslab.data.io import CSData
+from cslab.data.roles import usage_column
 from cslab.drivers import MIN_EVENTS, ChurnModel, evaluate, explain, importance, time_split
 from cslab.errors import StatisticalWarning
 from cslab.metrics import retention_over_time
@@ -132,7 +133,8 @@ def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None,
     """Seat utilisation of each account active on ``as_of``, and whether it is at capacity.
 
     Utilisation = active users / seats, as :mod:`cslab.features` computes ``seat_utilisation``:
-    the month's mean of the ``active_users`` usage metric over the seats at the month-end snapshot.
+    the month's mean of the metric in the ``active_users`` role (:mod:`cslab.data.roles`: WAU, MAU,
+    active seats...) over the seats at the month-end snapshot.
     It can exceed 1 when seats are shared.
 
     Parameters
@@ -160,7 +162,8 @@ def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None,
     if "month" in frame and "active" in frame:  # the panel
         rows = frame[frame["month"].eq(month) & frame["active"]]
         seats = rows["seats"].astype(float).where(rows["seats"] > 0)
-        users = rows["usage_active_users"].astype(float) if "usage_active_users" in rows else np.nan * seats
+        column = usage_column(frame, "active_users")
+        users = rows[column].astype(float) if column is not None else np.nan * seats
         utilisation = users / seats
     else:  # a scoring set: utilisation is a feature already
         rows = frame[frame["observation_date"].dt.to_period("M").dt.to_timestamp().eq(month)]

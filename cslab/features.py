@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cslab.data.io import CSData
+from cslab.data.roles import usage_column
 
 __all__ = ["build_dataset", "snapshot_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
            "NON_FEATURES", "TARGETS"]
@@ -70,8 +71,9 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
         before = _rolling(panel, column, 3, shift=3)
         out[column] = recent
         out[f"{column}_trend"] = np.where(before > 0, recent / before - 1, np.nan)
-    if "usage_active_users" in panel and panel["seats"].notna().any():
-        out["seat_utilisation"] = panel["usage_active_users"] / panel["seats"].where(panel["seats"] > 0)
+    users = usage_column(panel, "active_users")  # WAU, MAU, active seats...: the data's own name
+    if users is not None and panel["seats"].notna().any():
+        out["seat_utilisation"] = panel[users] / panel["seats"].where(panel["seats"] > 0)
     if "tickets" in panel:
         out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum")
         if "csat" in panel:

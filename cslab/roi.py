@@ -39,7 +39,7 @@ from cslab.features import label_of
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
-           "PROGRAMME_COVARIATES", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
+           "PROGRAMME_COVARIATES", "programme_covariates", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
            "magic_number", "coverage", "outcome_attainment"]
 
 
@@ -204,9 +204,25 @@ MIN_TREATED_ACCOUNTS = 20
 #: Fewest churned accounts a programme-effect analysis needs.
 MIN_CHURNED_ACCOUNTS = 30
 
-PROGRAMME_COVARIATES = ("seat_utilisation", "usage_logins_trend", "usage_active_users_trend",
-                        "usage_features_used", "tickets_90d", "csat_90d", "tenure_months",
+#: The signals CSM attention follows besides usage, used when the data has them.
+PROGRAMME_COVARIATES = ("seat_utilisation", "tickets_90d", "csat_90d", "tenure_months",
                         "outcomes_achieved_share", "employees", "seats", "has_csm")
+
+
+def programme_covariates(rows: pd.DataFrame) -> list[str]:
+    """The adjustment set of the data at hand: :data:`PROGRAMME_COVARIATES` present in ``rows``,
+    plus the level and trend of every usage metric the data has, whatever it is called.
+
+    A programme aimed at accounts whose usage fell is only comparable with untreated months once
+    *that* usage signal is adjusted for, so no metric is left out for its name.
+
+    Examples
+    --------
+    >>> programme_covariates(pd.DataFrame(columns=["tenure_months", "usage_wau", "usage_wau_trend"]))
+    ['tenure_months', 'usage_wau', 'usage_wau_trend']
+    """
+    usage = sorted(c for c in rows.columns if str(c).startswith("usage_"))
+    return [c for c in PROGRAMME_COVARIATES if c in rows] + usage
 
 
 def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -489,7 +505,7 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     >>> round(effect["hr"], 2), round(effect["hr_low"], 2), round(effect["hr_high"], 2)  # doctest: +SKIP
     (0.66, 0.54, 0.79)
     """
-    covariates = [c for c in (covariates or PROGRAMME_COVARIATES) if c in rows]
+    covariates = [c for c in (covariates or programme_covariates(rows)) if c in rows]
     categorical = [c for c in categorical if c in rows]
     given = treated is not None
     treated = _treatment(rows, programme, treated)

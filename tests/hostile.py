@@ -211,7 +211,7 @@ def unparseable_outcome_date(folder):
     _set(folder, "outcomes", "committed_date", ["Q3 2023", "TBD", "2023-06-31"])
 
 
-@case("invalid", f"error: subscriptions.csv: column end_date: end_date before start_date {LINES}")
+@case("invalid", f"error: subscriptions.csv: column end_date: end_date before start_date by more than a day {LINES}")
 def end_before_start(folder):
     subs = _read(folder, "subscriptions")
     subs.loc[list(ROWS), "end_date"] = _shift_days(subs.loc[list(ROWS), "start_date"], -30)

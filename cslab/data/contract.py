@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -57,7 +58,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "subscriptions",
             required=("account_id", "start_date", "end_date", "mrr"),
-            optional=("product", "plan", "seats", "billing_period_months"),
+            optional=("product", "plan", "seats", "billing_period_months", "currency"),
             dates=("start_date", "end_date"),
             numbers=("mrr", "seats", "billing_period_months"),
             non_negative=("mrr", "seats", "billing_period_months"),
@@ -132,7 +133,7 @@ TABLES: dict[str, TableSpec] = {
 TABLE_NAMES = tuple(TABLES)
 
 # Files the synthetic generator writes beside the tables: known, not tables, not worth a warning.
-COMPANION_FILES = frozenset({"truth.json", "truth_panel.csv", "README.md", "anonymize.key"})
+COMPANION_FILES = frozenset({"truth.json", "truth_panel.csv", "README.md", "anonymize.key", "cslab.toml"})
 
 
 _FLOAT = r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+"
@@ -299,11 +300,18 @@ def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False,
     for earlier, later in spec.ordered_dates:
         if earlier in present and later in present:
 
-            def in_order(df: pd.DataFrame, a: str = earlier, b: str = later) -> pd.Series:
-                first, second = dates(df[a]), dates(df[b])
-                return ~(second < first)
+            # A subscription line ending the day before it starts is a zero-length line (a plan
+            # replaced on its first day, as billing exports write it): dropped on loading, with a
+            # note. An end earlier than that is an error.
+            grace = pd.Timedelta(days=1 if spec.name == "subscriptions" else 0)
 
-            frame_checks.append(pa.Check(in_order, error=f"{later} before {earlier}"))
+            def in_order(df: pd.DataFrame, a: str = earlier, b: str = later,
+                         grace: pd.Timedelta = grace) -> pd.Series:
+                first, second = dates(df[a]), dates(df[b])
+                return ~(second < first - grace)
+
+            message = f"{later} before {earlier}" + (" by more than a day" if grace.days else "")
+            frame_checks.append(pa.Check(in_order, error=message))
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False,
                               name=spec.name)
 
@@ -332,6 +340,7 @@ def typed(frame: pd.DataFrame, spec: TableSpec, decimal_comma: bool = False) -> 
             if text.notna().any() and numbers.notna().sum() == text.notna().sum():
                 out[column] = numbers
             else:
-                out[column] = text.astype(object)
+                # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
+                out[column] = text.astype(object).where(text.notna(), np.nan)
     return out
 

@@ -25,12 +25,15 @@ import pandera.pandas as pa
 from cslab.data.contract import (COMPANION_FILES, DATE_FORMAT_MESSAGE, EARLIEST_DATE, EARLY_MESSAGE,
                                  HUGE_MESSAGE, MAX_ABS_NUMBER, OTHER_DATE_FORMAT, TABLE_NAMES, TABLES,
                                  TableSpec, as_id, late_message, parse_dates, schema_for, typed)
+from cslab.data.roles import SETTINGS_FILE, MetricRoles, detect_roles, parse_roles, read_settings
 from cslab.data.validation import MAX_EXAMPLES, ValidationReport, shown
 from cslab.errors import DataValidationError
 
 __all__ = ["CSData", "UsageTable", "load", "validate", "SUFFIXES"]
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+#: A month whose latest observed date falls in its last this-many days counts as complete.
+COMPLETE_MONTH_DAYS = 7
 _SNIFF_BYTES = 1 << 16
 
 
@@ -148,6 +151,14 @@ class CSData:
     source: str = ""
     report: ValidationReport | None = None
     notes: list[str] = field(default_factory=list)
+    #: which usage metric plays which role (:mod:`cslab.data.roles`)
+    metric_roles: MetricRoles = field(default_factory=MetricRoles)
+    #: the ``currency`` column's one value, when subscriptions carry it
+    currency: str | None = None
+    #: subscription lines ending the day before they start, dropped on loading
+    zero_length_lines: int = 0
+    #: the data folder's ``cslab.toml``, when it has one
+    settings: dict = field(default_factory=dict)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -159,10 +170,11 @@ class CSData:
         """True when the data is one flat customers table (no subscriptions)."""
         return self.customers is not None and self.subscriptions is None
 
-    def default_as_of(self) -> pd.Timestamp:
+    def last_date(self) -> pd.Timestamp:
         """The latest date actually observed: starts, usage, tickets, activities (not scheduled ends).
 
-        End dates are left out because an annual contract's end date lies in the future.
+        End dates count only up to the latest start, because an annual contract's end date lies in
+        the future.
         """
         dates = [self.subscriptions["start_date"].max()]
         ends = self.subscriptions["end_date"]
@@ -175,6 +187,35 @@ class CSData:
             dates.append(self.usage.query("SELECT max(date) AS d FROM usage")["d"].iloc[0])
         latest = max(pd.Timestamp(d) for d in dates if pd.notna(d))
         return latest.normalize()
+
+    def default_as_of(self) -> pd.Timestamp:
+        """The end of the last complete month of the data.
+
+        A month counts as complete when the latest observed date (:meth:`last_date`) falls in its
+        last ``COMPLETE_MONTH_DAYS`` days (weekly data is dated up to six days before a month's
+        end); a mid-month last date (an export taken on the 17th) moves the as-of back to the end of
+        the month before, so that an unfinished month is not counted as a full month of exposure.
+        :meth:`as_of_note` says when that happened.
+
+        Examples
+        --------
+        >>> data.last_date(), data.default_as_of()  # doctest: +SKIP
+        (Timestamp('2026-06-17'), Timestamp('2026-05-31'))
+        """
+        latest = self.last_date()
+        month_end = latest + pd.offsets.MonthEnd(0)
+        if (month_end - latest).days < COMPLETE_MONTH_DAYS:
+            return month_end
+        return latest - pd.offsets.MonthEnd(1)
+
+    def as_of_note(self) -> str | None:
+        """A sentence when the default as-of lies before the latest date (a mid-month export)."""
+        latest, as_of = self.last_date(), self.default_as_of()
+        if as_of >= latest:
+            return None
+        return (f"the data's last date is {latest:%Y-%m-%d}, in the middle of {latest:%B %Y}; that "
+                f"month is not complete, so the analysis date is the end of the month before, "
+                f"{as_of:%Y-%m-%d} (set --as-of to choose another)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -780,14 +821,79 @@ def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: Va
                        column="account_id", rows=_file_rows(data.usage, rows), n_rows=n)
 
 
-def _read(path: str | Path) -> tuple[CSData, ValidationReport]:
+def _subscription_lines(data: CSData, subs: pd.DataFrame, file: str, report: ValidationReport
+                        ) -> pd.DataFrame:
+    """Drop zero-length lines (with a note) and read the one currency of the book.
+
+    Billing exports write a plan replaced on its first day as a line ending the day before it
+    starts; it never ran, so it is dropped and counted (``data.zero_length_lines``). A ``currency``
+    column must hold one currency: amounts in several cannot be added (convert first).
+    """
+    zero = subs["end_date"].notna() & (subs["end_date"] < subs["start_date"])
+    if zero.any():
+        data.zero_length_lines = int(zero.sum())
+        report.add(file, "zero-length lines (end_date the day before start_date: a plan replaced on "
+                   "its first day) dropped", column="end_date", rows=zero[zero].index.tolist(),
+                   severity="fixed")
+        subs = subs[~zero]
+    if "currency" in subs:
+        codes = subs["currency"].astype("string").str.strip().str.upper()
+        counts = codes.value_counts()
+        if len(counts) > 1:
+            listed = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.items())
+            report.add(file, f"more than one currency: {listed}; MRR in several currencies cannot "
+                       "be added: convert every line to one currency first", column="currency")
+        elif len(counts) == 1:
+            data.currency = str(counts.index[0])
+        if codes.isna().any() and len(counts):
+            blank = codes.isna()
+            report.add(file, f"currency blank; read as {counts.index[0]}", column="currency",
+                       rows=blank[blank].index.tolist(), severity="warning")
+        subs = subs.drop(columns="currency")
+    return subs
+
+
+def _read(path: str | Path, metric_roles: str | dict | None = None) -> tuple[CSData, ValidationReport]:
     with warnings.catch_warnings():
         # pandas' warnings about odd cells would print between the report's lines; every odd
         # cell is reported by the checks themselves.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", pd.errors.ParserWarning)
         warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-        return _read_checked(path)
+        data, report = _read_checked(path)
+        if Path(path).is_dir():
+            _roles(data, Path(path), metric_roles, report)
+        return data, report
+
+
+def _roles(data: CSData, folder: Path, given: str | dict | None, report: ValidationReport) -> None:
+    """Metric roles: ``given`` (a parameter) over ``cslab.toml`` over detection from the names."""
+    try:
+        data.settings = read_settings(folder)
+    except ValueError as exc:
+        report.add(SETTINGS_FILE, str(exc).split(": ", 1)[1])
+        return
+    in_file = data.settings.get("metric_roles", {})
+    if not isinstance(in_file, dict) or not all(isinstance(v, str) for v in in_file.values()):
+        report.add(SETTINGS_FILE, "[metric_roles] should map roles to metric names, e.g. "
+                   'active_users = "wau"')
+        return
+    metrics = data.usage.metrics if data.usage is not None else ()
+    try:
+        explicit = parse_roles(given) if isinstance(given, str) else dict(given or {})
+        for settings, origin, where in ((in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),
+                                        (explicit, "set by the metric_roles parameter", "metric_roles")):
+            detect_roles(metrics, settings, origin)  # each source checked on its own, named
+        roles = detect_roles(metrics, {**in_file, **explicit})
+    except ValueError as exc:
+        report.add(where, str(exc).removeprefix("metric_roles: "))
+        return
+    for role in roles.roles:  # say where each explicit setting came from
+        if role in explicit:
+            roles.reasons[role] = "set by the metric_roles parameter"
+        elif role in in_file:
+            roles.reasons[role] = f"set in {SETTINGS_FILE}"
+    data.metric_roles = roles
 
 
 def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
@@ -843,13 +949,16 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
             continue
         _strip_ids(frame, spec, file.name, report)
         keep = [c for c in frame.columns if spec.keep_extra or c in spec.required + spec.optional]
-        setattr(data, name, typed(frame[keep], spec, decimal_comma).reset_index(drop=True))
+        table = typed(frame[keep], spec, decimal_comma)
+        if name == "subscriptions":
+            table = _subscription_lines(data, table, file.name, report)
+        setattr(data, name, table.reset_index(drop=True))
     if data.accounts is not None:
         _orphans(data, ids, usage_ok, report, files)
     return data, report
 
 
-def validate(path: str | Path) -> ValidationReport:
+def validate(path: str | Path, metric_roles: str | dict | None = None) -> ValidationReport:
     """Check a data folder against the contract; return every problem found (nothing raised).
 
     Examples
@@ -858,16 +967,20 @@ def validate(path: str | Path) -> ValidationReport:
     >>> report.ok, report.format()  # doctest: +SKIP
     (True, '')
     """
-    return _read(path)[1]
+    return _read(path, metric_roles)[1]
 
 
-def load(path: str | Path) -> CSData:
+def load(path: str | Path, metric_roles: str | dict | None = None) -> CSData:
     """Read a data folder into validated, typed tables.
 
     Parameters
     ----------
     path : str or Path
         A folder holding one file per table (``subscriptions.csv``, ``accounts.parquet``, ...).
+    metric_roles : str or dict, optional
+        Roles of usage metrics set explicitly (``"active_users=wau,logins=sessions"``); they win
+        over the folder's ``cslab.toml``, which wins over detection from the metric names
+        (:mod:`cslab.data.roles`). Naming a metric the usage table lacks is a validation error.
 
     Returns
     -------
@@ -885,7 +998,7 @@ def load(path: str | Path) -> CSData:
     >>> data.subscriptions.columns.tolist()[:4]  # doctest: +SKIP
     ['account_id', 'start_date', 'end_date', 'mrr']
     """
-    data, report = _read(path)
+    data, report = _read(path, metric_roles)
     if not report.ok:
         raise DataValidationError(report)
     data.notes = [p.format() for p in report.warnings]

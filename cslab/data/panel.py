@@ -11,12 +11,11 @@ Conventions (each a parameter, defaults as in the data contract):
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from cslab.data.io import CSData
+from cslab.data.roles import snake
 
 __all__ = ["panel", "MOVEMENTS", "month_index", "month_start"]
 
@@ -39,8 +38,7 @@ def month_start(index: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(out)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+_snake = snake
 
 
 def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -135,6 +133,26 @@ def _monthly_counts(frame: pd.DataFrame, date_col: str, by: str | None, prefix: 
                             fill_value=0).reset_index().rename_axis(columns=None)
 
 
+def _csm_in_force(frame: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """``csm_id`` as it was each month: the CSM of the account's latest activity so far.
+
+    A CRM's ``accounts.csm_id`` is today's assignment, often cleared when an account churns; the
+    CSM named on dated activities is the one in force then. Months before an account's first
+    activity keep ``accounts.csm_id``.
+    """
+    acts = activities[activities["date"] <= as_of].dropna(subset=["csm_id"])
+    if acts.empty:
+        return frame
+    acts = acts.assign(m=month_index(acts["date"])).sort_values(["account_id", "date"], kind="stable")
+    latest = acts.drop_duplicates(["account_id", "m"], keep="last")[["account_id", "m", "csm_id"]]
+    merged = frame[["account_id", "m"]].merge(latest.rename(columns={"csm_id": "_csm"}),
+                                              on=["account_id", "m"], how="left")
+    in_force = merged.groupby("account_id", sort=False)["_csm"].ffill().to_numpy()
+    current = frame["csm_id"] if "csm_id" in frame else pd.Series(np.nan, index=frame.index, dtype=object)
+    frame["csm_id"] = pd.Series(in_force, index=frame.index).where(pd.notna(in_force), current)
+    return frame
+
+
 def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation_months: int = 12,
           min_mrr: float = 0.0, usage_agg: str = "mean") -> pd.DataFrame:
     """Build the monthly account panel.
@@ -144,8 +162,8 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     data : CSData
         Loaded tables (:func:`cslab.load`); needs ``subscriptions``.
     as_of : date, optional
-        Analysis date; data dated after it is ignored everywhere. Defaults to the latest date
-        observed in the data (:meth:`CSData.default_as_of`).
+        Analysis date; data dated after it is ignored everywhere. Defaults to the end of the last
+        complete month of the data (:meth:`CSData.default_as_of`).
     reactivation_months : int, default 12
         A return within this many months without payment is a reactivation; a later return is
         counted as a new customer (a new ``lifetime``).
@@ -162,7 +180,8 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
         ``movement_mrr`` (signed), ``cohort_month``, ``tenure_months``, ``lifetime``, ``plan`` and
         ``billing_period_months`` (of the running lines, when subscriptions have them), the account
         attributes, ``usage_<metric>``, ``tickets``, ``csat``, ``cs_<activity_type>``,
-        ``outcomes_committed`` and ``outcomes_achieved``. Every month,
+        ``outcomes_committed`` and ``outcomes_achieved``. ``attrs["metric_roles"]`` maps each
+        metric role to its metric (:mod:`cslab.data.roles`). Every month,
         ``sum(mrr[m-1]) + sum(movement_mrr[m]) == sum(mrr[m])`` (the MRR bridge).
 
     Examples
@@ -232,10 +251,14 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
         attributes = attributes.drop(columns=[c for c in attributes if c in frame.columns])
         frame = frame.join(attributes, on="account_id")
 
+    if data.cs_activities is not None and "csm_id" in data.cs_activities:
+        frame = _csm_in_force(frame, data.cs_activities, as_of)
+
     frame.insert(1, "month", month_start(frame.pop("m").to_numpy()).to_numpy())
     leading = ["account_id", "month", "mrr", "seats", "active", "movement", "movement_mrr",
                "cohort_month", "tenure_months", "lifetime"]
     frame = frame[leading + [c for c in frame.columns if c not in leading]]
     frame.attrs.update(as_of=as_of, reactivation_months=reactivation_months, min_mrr=min_mrr,
-                       usage_agg=usage_agg)
+                       usage_agg=usage_agg, metric_roles=dict(data.metric_roles.roles),
+                       account_columns=list(data.accounts.columns) if data.accounts is not None else [])
     return frame
