@@ -49,6 +49,8 @@ __all__ = ["Headline", "NotebookSpec", "NOTEBOOKS", "AuditError", "AuditResult",
            "PATH_PARAMETERS"]
 
 KERNEL_NAME = "cslab-current-python"
+#: The backend every kernel of the audit draws with, whatever the caller's ``MPLBACKEND``.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,9 @@ def current_kernel() -> Iterator[str]:
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                      "--log-level=CRITICAL"],
             "display_name": "cslab (current Python)", "language": "python",
+            # jupyter_client starts the kernel with os.environ updated by this "env": figures go
+            # inline into the report even when the caller has MPLBACKEND=Agg (servers, CI images)
+            "env": {"MPLBACKEND": INLINE_BACKEND},
         }))
         previous = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + previous if previous else "")
@@ -336,6 +341,51 @@ def export_html(notebook: nbformat.NotebookNode, path: Path, title: str) -> None
     path.write_text(_stable_styler_ids(body), encoding="utf-8")
 
 
+_FIGURE_TYPES = ("image/png", "image/svg+xml")
+# matplotlib's repr of a Figure shown as text, i.e. drawn with a non-inline backend such as Agg
+_FIGURE_REPR = re.compile(r"^<Figure size \d+(?:\.\d+)?x\d+(?:\.\d+)? with \d+ Axes>$")
+_HTML_FIGURE = re.compile(r"<img\b|data-mime-type=\"image/svg\+xml\"")
+
+
+def lost_figures(notebook: nbformat.NotebookNode, html: str) -> str | None:
+    """Why the figures a notebook drew did not reach its HTML report, or ``None`` when they did.
+
+    Two signs: the executed notebook holds more figure outputs (PNG or SVG) than the HTML holds
+    images; or an output shows a matplotlib ``<Figure size 640x480 with 1 Axes>`` as text with no
+    image beside it (or matplotlib said it cannot show a figure), which is what a non-inline backend
+    such as ``MPLBACKEND=Agg`` leaves behind.
+
+    Examples
+    --------
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("fig", outputs=[
+    ...     nbformat.v4.new_output("display_data", {"image/png": "iVBORw0KGgo="})])])
+    >>> lost_figures(nb, "<html><img src='data:image/png;base64,iVBORw0KGgo='></html>") is None
+    True
+    >>> lost_figures(nb, "<html></html>")[:31]
+    'figures were drawn but none (of'
+    """
+    drawn, as_text = 0, 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            if any(kind in data for kind in _FIGURE_TYPES):
+                drawn += 1
+            elif _FIGURE_REPR.match(str(data.get("text/plain", "")).strip()) or (
+                    "and thus cannot be shown" in str(output.get("text", ""))):
+                as_text += 1
+    shown = len(_HTML_FIGURE.findall(html))
+    backend = os.environ.get("MPLBACKEND")
+    hint = f" (MPLBACKEND={backend}?)" if backend else " (matplotlib backend not inline?)"
+    if drawn > shown:
+        if shown:
+            return f"{drawn - shown} of {drawn} figures drawn did not reach the report{hint}"
+        return f"figures were drawn but none (of {drawn}) reached the report{hint}"
+    if as_text and not drawn:
+        return (f"figures were drawn but none reached the report: {as_text} shown as text, "
+                f"not as images{hint}")
+    return None
+
+
 def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kernel: str,
                  progress: bool = True) -> NotebookRun:
     """Execute one notebook into ``out/executed`` and export its HTML; never raises on failure."""
@@ -361,8 +411,12 @@ def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kern
     if executed.exists():
         notebook = nbformat.read(str(executed), as_version=4)
         run.results = read_results(notebook)
-        export_html(notebook, out / f"{spec.name}.html", f"{spec.title}: {parameters.get('client_name', '')}")
+        report = out / f"{spec.name}.html"
+        export_html(notebook, report, f"{spec.title}: {parameters.get('client_name', '')}")
         run.report = f"{spec.name}.html"
+        lost = None if run.status == "failed" else lost_figures(notebook, report.read_text(encoding="utf-8"))
+        if lost:
+            run.status, run.error = "failed", lost
     return run
 
 
@@ -505,10 +559,28 @@ _INDEX = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  .summary { background: #f6f8fa; border-left: 4px solid #457b9d; padding: .3rem 1.2rem .6rem; }
  .summary li { margin: .35rem 0; } .source { color: #555; font-size: .9em; white-space: nowrap; }
  table.params th:first-child { width: auto; } table.params td { font-size: .92em; }
+ .warnings { background: #fff8e1; border-left: 4px solid #e9a100; padding: .3rem 1.2rem .6rem; }
+ .warnings li { margin: .35rem 0; }
+ .leftout { border-left: 4px solid #999; padding: .1rem 1.2rem .3rem; }
 </style></head><body>
 <h1>Retention audit — {{ client }}</h1>
 <p class="meta">Data: {% if anonymized %}pseudonymised copy (<a href="#reproduce">inputs</a>){% else %}<code>{{ source }}</code>{% endif %}{% if period %} · period {{ period }}{% endif %}
 {% if as_of %} · as of {{ as_of }}{% endif %} · generated {{ generated }} with cslab {{ version }}</p>
+{% if data_warnings %}<section class="warnings" id="data-warnings">
+<h2>Data warnings</h2>
+<ul>{% for w in data_warnings %}<li><strong>{{ w.code|replace("_", " ") }}:</strong> {{ w.message }}.</li>
+{% endfor %}</ul>
+{% if profile_link %}<p>The <a href="{{ profile_link }}">input profile</a> describes every table of the export.</p>{% endif %}
+</section>{% endif %}
+{% if left_out %}<section class="leftout" id="left-out">
+<h2>Left out of the models</h2>
+<p>These account columns were not used by the churn, expansion and programme models: they are written
+at or after churn, or give the answer away on their own.</p>
+<table><tr><th>Column</th><th>Why</th><th>To keep it</th></tr>
+{% for c in left_out %}<tr><td><code>{{ c.column }}</code></td><td>{{ c.reason }}</td>
+<td><code>-p include_attributes={{ c.column }}</code></td></tr>{% endfor %}
+</table></section>{% endif %}
+{% if metric_roles %}<p class="meta">Usage metric roles: {% for role, metric in metric_roles.items() %}{{ role|replace("_", " ") }} = <code>{{ metric }}</code> ({{ role_reasons.get(role, "") }}){{ "; " if not loop.last }}{% endfor %}.</p>{% endif %}
 {% if summary %}<section class="summary">
 <h2>Executive summary</h2>
 <ol>{% for f in summary %}<li>{{ f.text }} <span class="source">— <a href="{{ f.report }}">{{ f.title }}</a></span></li>
@@ -584,6 +656,35 @@ _PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "lifelin
              "duckdb", "matplotlib", "papermill", "nbconvert")
 
 
+def inspect_book(data, as_of: str | None, *, as_of_given: bool = False,
+                 params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the index and ``results.json`` say about the input before any figure.
+
+    Returns ``metric_roles`` (role -> metric), ``role_reasons``, ``left_out`` (the leakage guard's
+    ``{"column", "reason"}`` list, with the same ``include_attributes`` / ``exclude_attributes``
+    the notebooks get) and ``data_warnings`` (``{"code", "message"}``, :mod:`cslab.quality`).
+    """
+    import warnings
+
+    from cslab import leakage, quality
+    from cslab.data import panel as build_panel
+
+    params = params or {}
+    include, exclude = params.get("include_attributes"), params.get("exclude_attributes")
+    if data.snapshot_mode:
+        screen = leakage.screen_snapshot(data.customers, include=include, exclude=exclude)
+        left_out = screen.records()
+        warns = quality.data_warnings_snapshot(left_out)
+        return {"metric_roles": {}, "role_reasons": {}, "left_out": left_out, "data_warnings": warns}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monthly = build_panel(data, as_of=as_of)
+        screen = leakage.screen_attributes(monthly, include=include, exclude=exclude)
+        warns = quality.data_warnings(data, monthly, as_of_given=as_of_given, left_out=screen.records())
+    return {"metric_roles": dict(data.metric_roles.roles), "role_reasons": dict(data.metric_roles.reasons),
+            "left_out": screen.records(), "data_warnings": warns}
+
+
 def effective_parameters(declared: dict[str, dict], values: dict[str, Any]) -> dict[str, Any]:
     """Every parameter a notebook ran with: the values passed, else its declared defaults.
 
@@ -643,7 +744,7 @@ def _checksums(paths: list[Path]) -> dict[str, str]:
 def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
               as_of: str | None = None, only: list[str] | None = None,
               params: dict[str, Any] | None = None, force: bool = False,
-              customers: dict[str, str] | None = None, currency: str = "USD",
+              customers: dict[str, str] | None = None, currency: str | None = None,
               anonymize: bool = False, anonymize_key: str | bytes | None = None,
               anonymize_key_file: str | Path | None = None,
               progress: bool = True, echo: Callable[[str], None] = print) -> AuditResult:
@@ -665,6 +766,9 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         Extra notebook parameters; each must be declared by at least one notebook that runs.
     force : bool
         Replace an existing ``out`` folder.
+    currency : str, optional
+        Currency label of every amount; default the ``currency`` column of the subscriptions, else
+        USD.
     customers : dict, optional
         Snapshot mode: ``{"customers_file": ..., "id_col": ..., "event_col": ...,
         "duration_col": ..., "segment_col": ...}``.
@@ -729,13 +833,15 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         inputs = [Path(customers["customers_file"])]
         period, as_of_text, source = "", "", str(customers["customers_file"])
     else:
-        data = load(data_dir)
+        data = load(data_dir, metric_roles=params.get("metric_roles") or None)
         files = sorted(p for p in Path(data_dir).iterdir() if p.is_file())
         inputs = files
         as_of_ts = pd.Timestamp(as_of) if as_of else data.default_as_of()
         first = data.subscriptions["start_date"].min()
         period = f"{first:%Y-%m} to {as_of_ts:%Y-%m}"
         as_of_text, source = f"{as_of_ts:%Y-%m-%d}", str(data_dir)
+    label = currency or getattr(data, "currency", None) or "USD"
+    inspection = inspect_book(data, as_of_text or None, as_of_given=bool(as_of), params=params)
     input_sums = _checksums(inputs)  # of the files as given, before any copy
 
     anon_dir: Path | None = None
@@ -769,6 +875,7 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         "data_dir": str(Path(run_data_dir).resolve()) if run_data_dir else "",
         "as_of": as_of_text,
         "client_name": client,
+        "currency": label,
         **({k: str(Path(v).resolve()) if k == "customers_file" else (v or "")
             for k, v in run_customers.items()} if run_customers else {}),
     }
@@ -808,9 +915,16 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
             "inputs": input_sums, "anonymized": anonymize, "environment": environment,
             "parameters": parameter_rows(effective, declared, given=params),
         }
-        write_index(tmp, meta, runs, currency)
+        meta.update(inspection, profile_link="01_cohort_retention.html#Input-profile"
+                    if runs.get("01_cohort_retention") and runs["01_cohort_retention"].report
+                    and not customers else "")
+        write_index(tmp, meta, runs, label)
         results = {
             "client": client, "source": source, "period": period, "as_of": as_of_text,
+            "currency": label, "metric_roles": inspection["metric_roles"],
+            "metric_role_reasons": inspection["role_reasons"],
+            "left_out_attributes": inspection["left_out"],
+            "data_warnings": inspection["data_warnings"],
             "cslab_version": __version__, "parameters": params, "inputs": meta["inputs"],
             "anonymized": anonymize, "environment": environment,
             "notebooks": {name: {**run.to_json(), "parameters": effective.get(name, {})}

@@ -102,7 +102,7 @@ def _params(values: list[str], only: list[str] | None) -> dict:
 def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], only: list[str] | None,
            param: list[str], force: bool, customers: Optional[Path], id_col: Optional[str],
            event_col: Optional[str], duration_col: Optional[str], segment_col: Optional[str],
-           currency: str, anonymize: bool = False, anonymize_key: Optional[str] = None,
+           currency: Optional[str], anonymize: bool = False, anonymize_key: Optional[str] = None,
            anonymize_key_file: Optional[Path] = None) -> None:
     import pandas as pd
 
@@ -150,7 +150,8 @@ _AS_OF = typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: latest
 _PARAM = typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repeatable).")
 _FORCE = typer.Option("--force", help="Replace an existing audit folder.")
 _CUSTOMERS = typer.Option("--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet.")
-_CURRENCY = typer.Option(help="Currency label for amounts on the index page.")
+_CURRENCY = typer.Option(help="Currency label of every amount (default: the subscriptions' currency "
+                         "column, else USD).", show_default=False)
 _ANONYMIZE = typer.Option("--anonymize", help="Replace account names, account ids and CSM ids by stable "
                           "keyed pseudonyms in every output (reports, tables, notebooks, results.json).")
 _ANONYMIZE_KEY = typer.Option("--anonymize-key", metavar="KEY", show_default=False,
@@ -175,7 +176,7 @@ def audit(
     event_col: Annotated[Optional[str], typer.Option("--event-col", help="Snapshot mode: churn flag column.")] = None,
     duration_col: Annotated[Optional[str], typer.Option("--duration-col", help="Snapshot mode: tenure column.")] = None,
     segment_col: Annotated[Optional[str], typer.Option("--segment-col", help="Column to split survival curves by.")] = None,
-    currency: Annotated[str, _CURRENCY] = "USD",
+    currency: Annotated[Optional[str], _CURRENCY] = None,
     anonymize: Annotated[bool, _ANONYMIZE] = False,
     anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
     anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,
@@ -207,7 +208,7 @@ def run_one(
     event_col: Annotated[Optional[str], typer.Option("--event-col")] = None,
     duration_col: Annotated[Optional[str], typer.Option("--duration-col")] = None,
     segment_col: Annotated[Optional[str], typer.Option("--segment-col")] = None,
-    currency: Annotated[str, _CURRENCY] = "USD",
+    currency: Annotated[Optional[str], _CURRENCY] = None,
     anonymize: Annotated[bool, _ANONYMIZE] = False,
     anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
     anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,

@@ -33,7 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from cslab.errors import CSLabError, StatisticalWarning
 from cslab.features import feature_columns, label_of
 
-__all__ = ["ChurnModel", "time_split", "stratified_split", "evaluate", "explain", "AdditivityError",
+__all__ = ["ChurnModel", "time_split", "feasible_test_months", "stratified_split", "evaluate", "explain", "AdditivityError",
            "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "band_summary",
            "at_risk_table", "expected_calibration_error", "MIN_EVENTS"]
 
@@ -63,6 +63,24 @@ def time_split(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int 
     last_train = dates[-test_months - horizon_months]
     return (dataset[dataset["observation_date"] < last_train + np.timedelta64(1, "D")].copy(),
             dataset[dataset["observation_date"] >= first_test].copy())
+
+
+def feasible_test_months(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3,
+                         min_train_dates: int = 3) -> int:
+    """The test months a book allows: ``test_months``, shortened so that at least
+    ``min_train_dates`` observation dates stay for training before the ``horizon_months`` gap.
+
+    A short book (a few months of history) still gets a time-ordered test, down to one month; 0
+    means it has too few observation dates for any.
+
+    Examples
+    --------
+    >>> dates = pd.date_range("2024-01-31", periods=8, freq="ME")
+    >>> feasible_test_months(pd.DataFrame({"observation_date": dates}), 6, 3)
+    3
+    """
+    n_dates = dataset["observation_date"].nunique() if len(dataset) else 0
+    return int(max(0, min(test_months, n_dates - horizon_months - min_train_dates + 1)))
 
 
 def stratified_split(dataset: pd.DataFrame, test_size: float = 0.25, seed: int = 0
@@ -111,7 +129,9 @@ class ChurnModel:
         self.random_state = random_state
 
     def _pipeline(self):
-        onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10, sparse_output=False)
+        # at most 20 columns per category: a free-text or id-like CRM column must not explode the design
+        onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10, max_categories=20,
+                               sparse_output=False)
         if self.kind == "logistic":
             numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
             categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), onehot)

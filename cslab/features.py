@@ -38,7 +38,7 @@ FEATURE_LABELS = {
 
 
 def label_of(feature: str) -> str:
-    """A feature's name in plain words (``usage_logins_trend`` -> ``logins trend``)."""
+    """A feature's name in plain words (``usage_sessions_trend`` -> ``sessions trend``)."""
     if feature in FEATURE_LABELS:
         return FEATURE_LABELS[feature]
     if feature.startswith("usage_"):
@@ -99,8 +99,14 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
                                 "outcomes_committed", "outcomes_achieved", "cohort_month"}
     extra = [c for c in panel.columns if c not in known and c not in NON_FEATURES
              and not c.startswith(("usage_", "cs_"))]
+    snapshot = panel["month"] + pd.offsets.MonthEnd(0)
     for column in extra:  # any other account attribute becomes a feature
-        out[column] = panel[column]
+        if pd.api.types.is_datetime64_any_dtype(panel[column]):
+            # a date attribute as its age in days at the snapshot; a date still to come is not known then
+            days = (snapshot - panel[column]).dt.days.astype(float)
+            out[f"{column}_days"] = days.where(days >= 0)
+        else:
+            out[column] = panel[column]
     out["active"] = panel["active"].to_numpy()
     out["churn_now"] = panel["movement"].eq("churn").to_numpy()
     out["expansion_now"] = panel["movement"].eq("expansion").to_numpy()

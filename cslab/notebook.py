@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import warnings
 import math
 from pathlib import Path
@@ -22,7 +23,7 @@ from cslab.errors import CSLabError, NotebookSkipped, StatisticalWarning
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
            "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
-           "skip", "escape_styled_tables"]
+           "skip", "escape_styled_tables", "show_inputs", "spreadsheet_safe"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -245,15 +246,92 @@ def tables_folder(tables_dir: str) -> Path:
     return folder
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
+
+
+def _safe_text(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def _safe_labels(labels: pd.Index) -> pd.Index:
+    if isinstance(labels, pd.MultiIndex):
+        tuples = [tuple(_safe_text(part) for part in label) for label in labels]
+        safe = pd.MultiIndex.from_tuples(tuples) if tuples != list(labels) else labels
+    else:
+        safe = labels.map(_safe_text) if labels.dtype == object else labels
+    safe = safe.set_names([_safe_text(n) for n in labels.names])
+    return labels if safe.equals(labels) and list(safe.names) == list(labels.names) else safe
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a table whose text a spreadsheet shows as text, never runs as a formula.
+
+    Names in a CRM are typed by people, and a spreadsheet opening a CSV runs a cell such as
+    ``=HYPERLINK("http://x","open")``, ``@SUM(A1)``, ``+1+1`` or ``-2+3`` as a formula ("CSV
+    injection"). As OWASP recommends, a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
+    or a carriage return gets a single quote in front (``'=HYPERLINK(...)``); the spreadsheet then
+    shows the text as it was typed. This applies to the cells of text columns (object, string and
+    categorical dtypes), to column names and to index labels and names. Numeric, boolean and date
+    columns are left untouched, and so is a text cell that is a plain number in full (``-12.5``,
+    ``+3``, ``1e-3``): it cannot run, and a spreadsheet reads it as the number it is. Text such as
+    ``-5%`` or ``-1+2`` is escaped.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table to write.
+
+    Returns
+    -------
+    DataFrame
+        ``frame`` itself when nothing needs escaping, else an escaped copy.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"name": ['=HYPERLINK("http://x")', "-12.5", "@SUM(A1)", "Acme"],
+    ...                    "mrr": [-10.0, 2.0, 3.0, 4.0]})
+    >>> spreadsheet_safe(df)
+                          name   mrr
+    0  '=HYPERLINK("http://x") -10.0
+    1                    -12.5   2.0
+    2                '@SUM(A1)   3.0
+    3                     Acme   4.0
+    """
+    out = frame
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if not (column.dtype == object or isinstance(column.dtype, (pd.StringDtype, pd.CategoricalDtype))):
+            continue
+        values = column.tolist()
+        safe = [_safe_text(v) for v in values]
+        if any(a is not b for a, b in zip(values, safe)):
+            if out is frame:
+                out = frame.copy()
+            dtype = object if isinstance(column.dtype, pd.CategoricalDtype) else column.dtype
+            out.isetitem(position, pd.Series(safe, index=column.index, dtype=dtype))
+    columns, rows = _safe_labels(frame.columns), _safe_labels(frame.index)
+    if columns is not frame.columns or rows is not frame.index:
+        out = out.copy() if out is frame else out
+        out.columns, out.index = columns, rows
+    return out
+
+
 def save_table(frame: pd.DataFrame, name: str, tables_dir: str, index: bool = False) -> None:
     """Write a table as CSV for CRM import or a spreadsheet (``<tables_dir>/<name>.csv``).
+
+    Text that a spreadsheet would run as a formula is written with a leading ``'``
+    (:func:`spreadsheet_safe`).
 
     Examples
     --------
     >>> save_table(cohorts, "cohort_logo_retention", tables_dir)  # doctest: +SKIP
     """
     path = tables_folder(tables_dir) / f"{name}.csv"
-    frame.to_csv(path, index=index, float_format="%.6g", date_format="%Y-%m-%d")
+    spreadsheet_safe(frame).to_csv(path, index=index, float_format="%.6g", date_format="%Y-%m-%d")
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -303,3 +381,30 @@ def skip(reason: str) -> None:
     except ImportError:  # pragma: no cover - IPython is a dependency
         pass
     raise NotebookSkipped(reason)
+
+
+def show_inputs(data, screen=None) -> None:
+    """Say which usage metric plays which role and which account columns the models leave out.
+
+    Parameters
+    ----------
+    data : CSData
+        The loaded tables (their ``metric_roles``).
+    screen : AttributeScreen, optional
+        :func:`cslab.leakage.screen_attributes` (or ``screen_snapshot``): a "Left out of the models"
+        box lists each column, why, and how to keep it.
+
+    Examples
+    --------
+    >>> show_inputs(data, screen)  # doctest: +SKIP
+    """
+    from IPython.display import Markdown, display
+
+    if getattr(data, "usage", None) is not None:
+        display(Markdown(data.metric_roles.sentence()))
+    if screen is not None and screen.left_out:
+        display(Markdown(f"**Left out of the models:** {len(screen.left_out)} column"
+                         f"{'s' if len(screen.left_out) != 1 else ''} of the account data "
+                         "(written at or after churn, or giving the answer away on their own). "
+                         "Keep one with `-p include_attributes=COLUMN`."))
+        display(screen.summary().style.hide(axis="index"))

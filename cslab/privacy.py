@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,7 +289,12 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
                 result.n_names = int(out["name"].notna().sum())
             result.kept_text_columns = [f"accounts.{c}" for c in
                                         _text_columns(out, _CONTRACT_ACCOUNT_COLUMNS)]
+        if name == "subscriptions" and data.currency:
+            out["currency"] = data.currency  # the one currency read on loading (dropped then)
         out.to_csv(dst / f"{name}.csv", index=False)
+    source = Path(data.source) / "cslab.toml"
+    if source.is_file():  # explicit metric roles hold metric names, not identities
+        shutil.copyfile(source, dst / "cslab.toml")
     if data.usage is not None:
         target = str(dst / "usage.parquet").replace("'", "''")
         with duckdb.connect() as con:

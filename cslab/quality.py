@@ -30,7 +30,7 @@ import pandas as pd
 from cslab.data.io import CSData
 from cslab.errors import StatisticalWarning
 
-__all__ = ["input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
+__all__ = ["data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
            "history_months", "WARNING_CODES"]
 
 WARNING_CODES = ("zero_length_lines", "overlapping_lines", "implausible_nrr", "mid_month_as_of",
@@ -302,3 +302,14 @@ def data_warnings(data: CSData, panel: pd.DataFrame, *, as_of_given: bool = Fals
                     "clears the CSM when an account leaves, so CSM coverage of churned accounts is "
                     "understated (a csm_id on cs_activities would give the CSM in force at the time)"})
     return out
+
+
+def data_warnings_snapshot(left_out: list[dict]) -> list[dict]:
+    """The data warnings of a one-row-per-customer table: only the leakage guard applies."""
+    if not left_out:
+        return []
+    columns = ", ".join(item["column"] for item in left_out)
+    return [{"code": "leaky_attributes", "message":
+             f"{len(left_out)} column{'s' if len(left_out) != 1 else ''} left out of the churn model "
+             f"as written at or after churn, separating churners on their own, or the tenure in "
+             f"disguise: {columns} (keep one with -p include_attributes=COLUMN)"}]

@@ -286,7 +286,10 @@ def _design(rows: pd.DataFrame, covariates: list[str], categorical: list[str]) -
     for c in categorical:
         dummies = pd.get_dummies(rows[c].astype(str), prefix=c, prefix_sep="=", drop_first=True, dtype=float)
         out = out.join(dummies)
-    return out.loc[:, out.std() > 0]
+    out = out.loc[:, out.std() > 0]
+    # identical columns (the missing flags of usage metrics recorded together) make the GLM singular
+    fingerprint = pd.Series([out[c].to_numpy(dtype=float).tobytes() for c in out.columns], dtype=object)
+    return out.loc[:, ~fingerprint.duplicated().to_numpy()]
 
 
 def _cloglog(y, X: pd.DataFrame, weights=None, groups=None):

@@ -132,13 +132,13 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     if signup_months is None:
         m0[rng.random(n) < initial_share] = 0
     annual = rng.random(n) < 0.22
-    day_cap = np.where(annual, 28, mmax[m0])
-    day_cap = np.minimum(day_cap, mmax[m0])
+    day_cap = np.where(annual, np.minimum(28, mmax[m0]), mmax[m0])   # annual anniversaries on days 1-28
     sday = (rng.random(n) * day_cap).astype(int) + 1     # 1-based day of the month
-    if T > 1 or signup_months is not None:
-        last_starters = np.flatnonzero(m0 == T - 1)
-        if last_starters.size:                           # a subscription starts on the last date
-            sday[last_starters[0]] = end_day
+    if whale:
+        m0[0], sday[0] = 0, 1
+    last_starters = np.flatnonzero((m0 == T - 1) & (np.arange(n) > 0))
+    if last_starters.size:                               # a subscription starts on the last date
+        sday[last_starters[0]] = end_day
     sd = mstart[m0] + (sday - 1)
 
     seats = np.clip(np.round(rng.lognormal(np.log(12), 1.0, n)), 1, 2500).astype(int)
@@ -149,8 +149,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
         price = np.full(n, 10.0)
         annual[:] = False
     if whale:
-        seats[0], price[0], annual[0], m0[0], sday[0] = 20000, 100.0, False, 0, 1
-        sd[0] = mstart[0]
+        seats[0], price[0], annual[0] = 20000, 100.0, False
     util = np.clip(rng.beta(2.2, 1.8, n), 0.03, 0.98)    # seat utilisation, the first driver
     rate = rng.lognormal(np.log(5.0), 0.35, n)           # sessions per active user and week
     tick_rate = rng.gamma(1.4, 0.5, n) * (1 + np.log1p(seats) / 6)
@@ -189,7 +188,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
             alt = [p for p in PLANS if not plan.startswith(p)]
             alt_plan = str(rng.choice(alt)) + (" Annual" if annual[i] else "")
             L_acc.append(i), L_start.append(d), L_end.append(d - 1)
-            L_mrr.append(round(mrr * float(rng.choice([0.8, 0.9, 1.1, 1.25])), 2))
+            L_mrr.append(round(mrr * float(rng.choice([1.1, 1.25] if tiny else [0.8, 0.9, 1.1, 1.25])), 2))
             L_prod.append(product), L_plan.append(alt_plan), L_seats.append(s)
             n_zero += 1
         L_acc.append(i), L_start.append(d), L_end.append(NAT), L_mrr.append(round(mrr, 2))
@@ -328,6 +327,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     L_start_a = np.array(L_start, dtype="datetime64[D]")
     L_end_a = np.array(L_end, dtype="datetime64[D]")
     order = np.lexsort((L_start_a, L_acc_a))
+    seat_txt = np.where(np.array(L_prod) == "Core", np.array(L_seats).astype(str), "")  # flat-priced add-on
     cur = np.full(n, currency, dtype=object)
     if second_currency:
         cur[rng.random(n) < 0.15] = second_currency
@@ -335,7 +335,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
                ["account_id", "start_date", "end_date", "mrr", "product", "plan", "seats", "currency"],
                [ids[L_acc_a[order]], _iso(L_start_a[order]), _iso(L_end_a[order]),
                 _fmt_money(np.array(L_mrr)[order]), np.array(L_prod)[order], np.array(L_plan)[order],
-                np.array(L_seats)[order], cur[L_acc_a[order]]])
+                seat_txt[order], cur[L_acc_a[order]]])
 
     # ------------------------------------------------------------------------------------------- usage
     last_day = np.where(churned, churn_end, last_date)

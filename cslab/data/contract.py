@@ -337,8 +337,12 @@ def typed(frame: pd.DataFrame, spec: TableSpec, decimal_comma: bool = False) -> 
             text = text.where(text.ne(""))
             numbers = parse_numbers(text, decimal_comma)
             # An extra attribute that is entirely numeric becomes a number (a usable feature).
+            dates = parse_dates(text) if text.notna().any() else None
             if text.notna().any() and numbers.notna().sum() == text.notna().sum():
                 out[column] = numbers
+            elif dates is not None and dates.notna().sum() == text.notna().sum() \
+                    and text.dropna().str.match(r"^\d{4}-\d{2}-\d{2}").all():
+                out[column] = dates  # an extra attribute of ISO dates (created_date) is a date
             else:
                 # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
                 out[column] = text.astype(object).where(text.notna(), np.nan)

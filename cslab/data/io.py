@@ -206,7 +206,9 @@ class CSData:
         month_end = latest + pd.offsets.MonthEnd(0)
         if (month_end - latest).days < COMPLETE_MONTH_DAYS:
             return month_end
-        return latest - pd.offsets.MonthEnd(1)
+        before = latest - pd.offsets.MonthEnd(1)
+        # a book whose only month is the unfinished one keeps it: nothing would be left otherwise
+        return before if before >= self.subscriptions["start_date"].min() else latest
 
     def as_of_note(self) -> str | None:
         """A sentence when the default as-of lies before the latest date (a mid-month export)."""

@@ -15,7 +15,8 @@ from the metric's name, whatever its case, separators or a period prefix (``Week
     active_users = "seats_in_use"
     logins = "sessions"
 
-or with the notebook parameter ``metric_roles="active_users=seats_in_use,logins=sessions"``. An
+or with the notebook parameter ``metric_roles="active_users:seats_in_use,logins:sessions"`` (``-p``;
+``=`` works as well as ``:``). An
 explicit setting wins over detection; ``role = ""`` turns a detected role off; naming a metric the
 usage table does not have is an error.
 """
@@ -143,7 +144,10 @@ class MetricRoles:
 
 
 def parse_roles(text: str) -> dict[str, str]:
-    """``"active_users=wau, logins=sessions"`` -> ``{"active_users": "wau", "logins": "sessions"}``.
+    """``"active_users=wau, logins:sessions"`` -> ``{"active_users": "wau", "logins": "sessions"}``.
+
+    ``ROLE=METRIC`` and ``ROLE:METRIC`` are the same (the colon reads better inside a notebook's
+    parameter comment, where papermill cannot parse ``=``).
 
     Raises ``ValueError`` for an unknown role or a part without ``=``.
 
@@ -156,9 +160,11 @@ def parse_roles(text: str) -> dict[str, str]:
     for part in (p.strip() for p in str(text or "").split(",")):
         if not part:
             continue
-        if "=" not in part:
-            raise ValueError(f"metric_roles: {part!r} should be ROLE=METRIC (roles: {', '.join(ROLES)})")
-        role, metric = (s.strip() for s in part.split("=", 1))
+        separator = "=" if "=" in part else ":" if ":" in part else None
+        if separator is None:
+            raise ValueError(f"metric_roles: {part!r} should be ROLE=METRIC or ROLE:METRIC "
+                             f"(roles: {', '.join(ROLES)})")
+        role, metric = (s.strip() for s in part.split(separator, 1))
         if role not in ROLES:
             raise ValueError(f"metric_roles: unknown role {role!r}; roles: {', '.join(ROLES)}")
         out[role] = metric
