@@ -46,7 +46,7 @@ from cslab.notebook import RESULTS_MIMETYPE, declared_parameters, pct, type_prob
 
 __all__ = ["Headline", "NotebookSpec", "NOTEBOOKS", "AuditError", "AuditResult", "run_audit",
            "run_notebook", "parse_param", "read_results", "export_html", "effective_parameters",
-           "PATH_PARAMETERS"]
+           "PATH_PARAMETERS", "lost_figures"]
 
 KERNEL_NAME = "cslab-current-python"
 #: The backend every kernel of the audit draws with, whatever the caller's ``MPLBACKEND``.
@@ -369,7 +369,8 @@ def lost_figures(notebook: nbformat.NotebookNode, html: str) -> str | None:
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = output.get("data", {})
             if any(kind in data for kind in _FIGURE_TYPES):
-                drawn += 1
+                # nbconvert shows HTML or Markdown in preference to an image in the same output
+                drawn += not ("text/html" in data or "text/markdown" in data)
             elif _FIGURE_REPR.match(str(data.get("text/plain", "")).strip()) or (
                     "and thus cannot be shown" in str(output.get("text", ""))):
                 as_text += 1

@@ -66,7 +66,7 @@ def time_split(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int 
 
 
 def feasible_test_months(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3,
-                         min_train_dates: int = 3) -> int:
+                         min_train_dates: int = 2) -> int:
     """The test months a book allows: ``test_months``, shortened so that at least
     ``min_train_dates`` observation dates stay for training before the ``horizon_months`` gap.
 
@@ -77,7 +77,7 @@ def feasible_test_months(dataset: pd.DataFrame, test_months: int = 6, horizon_mo
     --------
     >>> dates = pd.date_range("2024-01-31", periods=8, freq="ME")
     >>> feasible_test_months(pd.DataFrame({"observation_date": dates}), 6, 3)
-    3
+    4
     """
     n_dates = dataset["observation_date"].nunique() if len(dataset) else 0
     return int(max(0, min(test_months, n_dates - horizon_months - min_train_dates + 1)))
