@@ -6,7 +6,7 @@ left. Given to a model as features they predict churn perfectly, because they re
 would present them as the strongest churn "drivers". Every account attribute is screened twice:
 
 1. **by name**: a column whose name says it is written at or after churn (``status``, anything
-   ``churn``/``cancel``/``end``/``terminat``, ``reason``, ``health``/``score``, ``last_*``, a renewal
+   ``churn``/``cancel``/``end``/``terminat``, ``reason``, ``health``, ``last_*``, a renewal
    outcome, ``is_active``) is left out;
 2. **by what it knows**: an attribute that on its own separates accounts that have churned from those
    still active almost perfectly (single-feature ROC AUC >= ``max_auc``, 0.95 by default; text
@@ -41,8 +41,8 @@ NOT_ATTRIBUTES = frozenset({"account_id", "name", "csm_id", "signup_date"})
 _AFTER_CHURN_WORDS = {
     "status", "churn", "churned", "churning", "churns", "cancel", "cancelled", "canceled",
     "cancellation", "cancelation", "cancellations", "cancels", "end", "ended", "ends", "ending",
-    "termination", "terminated", "terminate", "reason", "reasons", "health", "healthscore", "score",
-    "scores", "lost", "closed", "deactivated", "deactivation", "deleted", "offboarded", "offboarding",
+    "termination", "terminated", "terminate", "reason", "reasons", "health", "healthscore", "lost",
+    "closed", "deactivated", "deactivation", "deleted", "offboarded", "offboarding",
     "attrition", "winback", "last", "renewed", "downgraded",
 }
 _WHOLE_NAMES = {"active", "is_active", "inactive", "is_inactive", "is_churned", "churned_flag"}

@@ -114,7 +114,7 @@ def test_explicit_role_naming_a_missing_metric_exits_2(tmp_path):
     ("last_login_date", True), ("days_since_last_login", True), ("contract_end", True),
     ("renewal_outcome", True), ("is_active", True), ("terminated_on", True),
     ("industry", False), ("employees", False), ("segment", False), ("region", False),
-    ("trend_category", False), ("spend_band", False),
+    ("trend_category", False), ("spend_band", False), ("csat_score", False), ("nps_score", False),
 ])
 def test_leaky_names(column, leaky):
     assert (leakage.leaky_name(column) is not None) == leaky
