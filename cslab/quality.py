@@ -30,11 +30,14 @@ import pandas as pd
 from cslab.data.io import CSData
 from cslab.errors import StatisticalWarning
 
-__all__ = ["data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
+__all__ = ["PROFILE_LABELS", "data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
            "history_months", "WARNING_CODES"]
 
 WARNING_CODES = ("zero_length_lines", "overlapping_lines", "implausible_nrr", "mid_month_as_of",
                  "leaky_attributes", "short_history", "csm_cleared_on_churn")
+#: Column labels of :func:`input_profile` for readers.
+PROFILE_LABELS = {"first_date": "from", "last_date": "to", "accounts_share": "of paying accounts",
+                  "per_account_month": "rows per account-month"}
 #: Months of history NRR and GRR need: the start month and the 12 after it.
 YEAR_ON_YEAR_MONTHS = 13
 
@@ -201,13 +204,18 @@ def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
                 continue
             churned_word = text.astype(str).str.lower().str.strip().isin({"churned", "cancelled", "canceled", "closed lost", "lost", "inactive"})
             if churned_word.sum() >= 5:
-                ids = data.accounts.loc[churned_word, "account_id"]
-                last = panel[panel["month"].eq(panel["month"].max())].set_index("account_id")["active"]
-                contradict = int(last.reindex(ids).fillna(False).astype(bool).sum())
+                # the flag was written when the export was taken: compare with the lines running on
+                # the export's last date, not on an as-of that may lie before it
+                ids = set(data.accounts.loc[churned_word, "account_id"])
+                subs, last = data.subscriptions, data.last_date()
+                running = subs[(subs["start_date"] <= last) & (subs["end_date"].isna() | (subs["end_date"] >= last))
+                               & (subs["mrr"] > 0)]
+                contradict = len(ids & set(running["account_id"]))
                 if contradict:
-                    flags.append(f"{column}: {contradict:,} accounts marked as churned still have a line "
-                                 "running on the analysis date: the flag and the end dates disagree "
-                                 "(a churn recorded before the paid period ends, or a line left open)")
+                    flags.append(f"{column}: {contradict:,} accounts marked as churned still have a paid line "
+                                 f"running on the export's last date ({last:%Y-%m-%d}): the flag and the end "
+                                 "dates disagree (a churn recorded before the paid period ends, or a line "
+                                 "left open)")
     by_table = []
     months = panel["month"].dt.to_period("M")
     all_months = pd.period_range(months.min(), months.max(), freq="M")

@@ -245,3 +245,47 @@ def test_mixed_currency_book_exits_2(tmp_path):
     assert result.exit_code == 2
     assert re.search(r"more than one currency: EUR \([\d,]+ rows\), USD \([\d,]+ rows\)", result.output)
     assert "Traceback" not in result.output
+
+
+# -- 6. every optional column of accounts is optional in every notebook ---------------------------
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory):
+    from cslab.data.synth import generate
+    return generate(n_accounts=1000, n_months=24, seed=21).write(tmp_path_factory.mktemp("optional") / "book")
+
+
+def _copy_with_accounts(book: Path, folder: Path, change) -> Path:
+    import shutil
+    shutil.copytree(book, folder)
+    accounts = pd.read_csv(folder / "accounts.csv", dtype=str, keep_default_na=False)
+    change(accounts).to_csv(folder / "accounts.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("column", ["name", "signup_date", "segment", "industry", "region", "csm_id",
+                                    "employees"])
+def test_each_optional_accounts_column_is_optional(small_book, column, tmp_path):
+    """The notebooks that model account attributes (02, 04) run without each optional column."""
+    from cslab.data.contract import TABLES
+    assert column in TABLES["accounts"].optional
+    folder = _copy_with_accounts(small_book, tmp_path / "d", lambda a: a.drop(columns=column))
+    result = run_audit(folder, tmp_path / "out", only=["02_churn_drivers", "04_expansion_opportunity"],
+                       params={"shap_sample": 150, "cox_sample": 2000}, progress=False, echo=lambda _: None)
+    statuses = {n: (r.status, r.error) for n, r in result.runs.items()}
+    assert all(status == "ok" for status, _ in statuses.values()), statuses
+
+
+def test_blanks_in_every_text_attribute(small_book, tmp_path):
+    """A fifth of every text attribute blank (as CRM exports have them): every notebook still runs."""
+    import numpy as np
+    rng = np.random.default_rng(3)
+
+    def blank(accounts):
+        for column in ("name", "segment", "industry", "region", "csm_id"):
+            accounts.loc[rng.random(len(accounts)) < 0.2, column] = ""
+        return accounts
+
+    folder = _copy_with_accounts(small_book, tmp_path / "d", blank)
+    result = run_audit(folder, tmp_path / "out", params=QUICK, progress=False, echo=lambda _: None)
+    statuses = {n: (r.status, r.error) for n, r in result.runs.items()}
+    assert all(status == "ok" for status, _ in statuses.values()), statuses
