@@ -839,10 +839,19 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         inputs = files
         as_of_ts = pd.Timestamp(as_of) if as_of else data.default_as_of()
         first = data.subscriptions["start_date"].min()
+        if as_of_ts < first:
+            raise AuditError(f"--as-of {as_of_ts:%Y-%m-%d} lies before the first subscription line "
+                             f"({first:%Y-%m-%d}): there is nothing to analyse")
         period = f"{first:%Y-%m} to {as_of_ts:%Y-%m}"
         as_of_text, source = f"{as_of_ts:%Y-%m-%d}", str(data_dir)
     label = currency or getattr(data, "currency", None) or "USD"
-    inspection = inspect_book(data, as_of_text or None, as_of_given=bool(as_of), params=params)
+    try:
+        inspection = inspect_book(data, as_of_text or None, as_of_given=bool(as_of), params=params)
+    except Exception as exc:  # noqa: BLE001 - the notebooks still run and say what they can
+        inspection = {"metric_roles": dict(getattr(data, "metric_roles").roles) if not data.snapshot_mode
+                      else {}, "role_reasons": {}, "left_out": [], "data_warnings": [
+                          {"code": "inspection_failed", "message": f"the input could not be profiled "
+                           f"({type(exc).__name__}: {exc}); each notebook says what it could compute"}]}
     input_sums = _checksums(inputs)  # of the files as given, before any copy
 
     anon_dir: Path | None = None

@@ -213,7 +213,7 @@ def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], inclu
                                  f"on its own it separates churned from retained accounts almost "
                                  f"perfectly (AUC {auc:.2f})"})
             continue
-        if number is None:
+        if number is None or number.nunique() <= 10:  # text, flags and codes alike
             hit = _churner_category(label, values, min_category, max_category_share)
             if hit:
                 value, share, n = hit

@@ -54,6 +54,9 @@ def test_no_analysis_names_a_generator_metric():
     (["DAU", "MAU"], {"active_users": "MAU"}),  # monthly over daily for a month's utilisation
     (["active_seats", "api_calls"], {"active_users": "active_seats"}),
     (["reports_run", "api_calls"], {}),
+    (["WeeklyActiveUsers", "LoginCount"], {"active_users": "WeeklyActiveUsers", "logins": "LoginCount"}),
+    (["total_users", "user_count", "seats_assigned"], {}),  # provisioned users are not active users
+    (["users", "sessions"], {"active_users": "users", "logins": "sessions"}),
 ])
 def test_roles_detected_from_common_names(metrics, expected):
     roles = detect_roles(metrics)
@@ -105,6 +108,9 @@ def test_explicit_role_naming_a_missing_metric_exits_2(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["audit", str(ok), "--out", str(out), "-p", "metric_roles=active_users:wau"])
     assert result.exit_code == 2 and "is not a metric of the usage table" in result.output
+    for bad in ("bogus", "users=wau"):
+        result = CliRunner().invoke(app, ["audit", str(ok), "--out", str(out), "-p", f"metric_roles={bad}"])
+        assert result.exit_code == 2 and "metric_roles" in result.output, result.output
     assert not out.exists()
 
 
@@ -115,6 +121,8 @@ def test_explicit_role_naming_a_missing_metric_exits_2(tmp_path):
     ("renewal_outcome", True), ("is_active", True), ("terminated_on", True),
     ("industry", False), ("employees", False), ("segment", False), ("region", False),
     ("trend_category", False), ("spend_band", False), ("csat_score", False), ("nps_score", False),
+    ("AccountStatus", True), ("LastLoginDate", True), ("IsActive", True), ("ContractEndDate", True),
+    ("AnnualRevenue", False),
 ])
 def test_leaky_names(column, leaky):
     assert (leakage.leaky_name(column) is not None) == leaky
@@ -169,6 +177,63 @@ def test_mid_month_last_date_moves_as_of_back(tmp_path):
         "account_id,start_date,end_date,mrr\nA,2024-01-01,,10\nB,2024-05-27,,20\n")})
     assert cslab.load(full).default_as_of() == pd.Timestamp("2024-05-31")
     assert cslab.load(full).as_of_note() is None
+
+
+def test_month_stamped_data_keeps_its_last_month(tmp_path):
+    """Monthly lines and usage dated on the 1st describe whole months: June 1st is not mid-June."""
+    subs = "account_id,start_date,end_date,mrr\n" + "".join(
+        f"{a},2025-{m:02d}-01,2025-{m:02d}-{28 if m == 2 else 30 if m in (4, 6) else 31},10\n"
+        for a in "ABC" for m in range(1, 7))
+    usage = "account_id,date,metric,value\n" + "".join(
+        f"{a},2025-{m:02d}-01,MAU,3\n" for a in "ABC" for m in range(1, 7))
+    folder = write_folder(tmp_path / "d", {"subscriptions": subs, "usage": usage})
+    data = cslab.load(folder)
+    assert data.last_date() == pd.Timestamp("2025-06-01")
+    assert data.default_as_of() == pd.Timestamp("2025-06-30") and data.as_of_note() is None
+
+
+def test_accounts_columns_named_like_panel_columns_are_not_screened(tmp_path):
+    """A CRM `plan` or `seats` yields to the lines' own: it is neither screened nor dropped."""
+    from cslab.data.synth import generate
+    from cslab.features import build_dataset
+    folder = generate(n_accounts=300, n_months=18, seed=8).write(tmp_path / "book")
+    accounts = pd.read_csv(folder / "accounts.csv", dtype=str, keep_default_na=False)
+    accounts["plan"], accounts["seats"] = "Pro", "10"
+    accounts.to_csv(folder / "accounts.csv", index=False)
+    data = cslab.load(folder)
+    monthly = cslab.panel(data)
+    screen = leakage.screen_attributes(monthly)
+    assert not {"plan", "seats"} & (set(screen.screened) | set(screen.excluded))
+    dataset, _ = build_dataset(data, screen.apply(monthly), horizon_months=3)
+    assert dataset["seats"].notna().any()
+
+
+def test_a_flag_held_only_by_churners_is_left_out():
+    """A 0/1 column set for half of the churners and nobody else records churn (AUC alone ~0.75)."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    churned = rng.random(800) < 0.3
+    customers = pd.DataFrame({"account_id": range(800), "event": churned.astype(int),
+                              "win_flag": (churned & (rng.random(800) < 0.5)).astype(int),
+                              "employees": rng.integers(5, 500, 800)})
+    screen = leakage.screen_snapshot(customers)
+    assert screen.excluded == ["win_flag"] and "holds nearly only churned accounts" in screen.left_out[0]["reason"]
+
+
+def test_snapshot_blank_text_cells_reach_the_model(tmp_path):
+    from cslab import drivers, features
+    import numpy as np
+    rng = np.random.default_rng(2)
+    n = 400
+    frame = pd.DataFrame({"churned": rng.integers(0, 2, n), "months": rng.integers(1, 40, n),
+                          "plan": rng.choice(["basic", "pro", ""], n), "seats": rng.integers(1, 50, n)})
+    path = tmp_path / "customers.csv"
+    frame.to_csv(path, index=False)
+    data = cslab.load_customers(path, event_col="churned", duration_col="months")
+    assert data.customers["plan"].map(type).isin([str, float]).all()  # np.nan, never pd.NA
+    dataset = features.snapshot_dataset(data.customers)
+    train, _ = drivers.stratified_split(dataset)
+    drivers.ChurnModel("trees").fit(train)
 
 
 def test_plan_changes_left_open_are_warned(tmp_path):
@@ -289,3 +354,18 @@ def test_blanks_in_every_text_attribute(small_book, tmp_path):
     result = run_audit(folder, tmp_path / "out", params=QUICK, progress=False, echo=lambda _: None)
     statuses = {n: (r.status, r.error) for n, r in result.runs.items()}
     assert all(status == "ok" for status, _ in statuses.values()), statuses
+
+
+def test_implausible_nrr_is_warned_with_its_likely_cause(tmp_path):
+    """Each plan change kept as an open line of the same plan triples MRR: NRR 300% is flagged."""
+    lines = ["account_id,start_date,end_date,mrr,plan"]
+    for i in range(20):
+        for start in ("2023-01-01", "2023-06-01", "2023-09-01"):
+            lines.append(f"C{i:03d},{start},,100,Pro")
+    folder = write_folder(tmp_path / "d", {"subscriptions": "\n".join(lines) + "\n"})
+    data = cslab.load(folder)
+    monthly = cslab.panel(data, as_of="2024-01-31")
+    codes = {w["code"]: w["message"] for w in quality.data_warnings(data, monthly, as_of_given=True)}
+    assert "NRR is 300%" in codes["implausible_nrr"]
+    assert "overlapping lines of the same plan are summed" in codes["implausible_nrr"]
+    assert "overlapping_lines" in codes and "short_history" not in codes

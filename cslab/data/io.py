@@ -204,18 +204,39 @@ class CSData:
         """
         latest = self.last_date()
         month_end = latest + pd.offsets.MonthEnd(0)
-        if (month_end - latest).days < COMPLETE_MONTH_DAYS:
+        if (month_end - latest).days < COMPLETE_MONTH_DAYS or self._month_stamped():
             return month_end
         before = latest - pd.offsets.MonthEnd(1)
         # a book whose only month is the unfinished one keeps it: nothing would be left otherwise
         return before if before >= self.subscriptions["start_date"].min() else latest
+
+    def _month_stamped(self) -> bool:
+        """Whether the dated rows are month stamps: nearly all on a month's first day.
+
+        Monthly lines starting on the 1st with usage dated on the 1st describe whole months; their
+        last date, a 1st, does not mean an unfinished month.
+        """
+        if self.last_date().day != 1:
+            return False
+        days = [self.subscriptions["start_date"].dt.day.eq(1)]
+        for table, column in (("tickets", "opened_at"), ("cs_activities", "date")):
+            frame = getattr(self, table)
+            if frame is not None and len(frame):
+                days.append(frame[column].dt.day.eq(1))
+        first = pd.concat(days)
+        n, n_first = len(first), int(first.sum())
+        if self.usage is not None:
+            counts = self.usage.query("SELECT count(*) AS n, count(*) FILTER (WHERE day(date) = 1) AS f "
+                                      "FROM usage WHERE date IS NOT NULL")
+            n, n_first = n + int(counts["n"].iloc[0]), n_first + int(counts["f"].iloc[0])
+        return n > 0 and n_first >= 0.9 * n
 
     def as_of_note(self) -> str | None:
         """A sentence when the default as-of lies before the latest date (a mid-month export)."""
         latest, as_of = self.last_date(), self.default_as_of()
         if as_of >= latest:
             return None
-        return (f"the data's last date is {latest:%Y-%m-%d}, in the middle of {latest:%B %Y}; that "
+        return (f"the data's last date is {latest:%Y-%m-%d}, before the end of {latest:%B %Y}; that "
                 f"month is not complete, so the analysis date is the end of the month before, "
                 f"{as_of:%Y-%m-%d} (set --as-of to choose another)")
 
@@ -881,6 +902,7 @@ def _roles(data: CSData, folder: Path, given: str | dict | None, report: Validat
                    'active_users = "wau"')
         return
     metrics = data.usage.metrics if data.usage is not None else ()
+    where = "metric_roles"
     try:
         explicit = parse_roles(given) if isinstance(given, str) else dict(given or {})
         for settings, origin, where in ((in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),

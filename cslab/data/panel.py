@@ -143,7 +143,11 @@ def _csm_in_force(frame: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
     acts = activities[activities["date"] <= as_of].dropna(subset=["csm_id"])
     if acts.empty:
         return frame
-    acts = acts.assign(m=month_index(acts["date"])).sort_values(["account_id", "date"], kind="stable")
+    first = frame.groupby("account_id", sort=False)["m"].min()
+    # an activity before the account's first paid month counts in that month, like other events
+    acts = acts[acts["account_id"].isin(first.index)]
+    acts = acts.assign(m=np.maximum(month_index(acts["date"]), first.reindex(acts["account_id"]).to_numpy()))
+    acts = acts.sort_values(["account_id", "date"], kind="stable")
     latest = acts.drop_duplicates(["account_id", "m"], keep="last")[["account_id", "m", "csm_id"]]
     merged = frame[["account_id", "m"]].merge(latest.rename(columns={"csm_id": "_csm"}),
                                               on=["account_id", "m"], how="left")
@@ -250,6 +254,8 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
         attributes = data.accounts.drop_duplicates("account_id").set_index("account_id")
         attributes = attributes.drop(columns=[c for c in attributes if c in frame.columns])
         frame = frame.join(attributes, on="account_id")
+    # the accounts columns actually joined (a `plan` or `seats` of the CRM yields to the lines')
+    joined = list(attributes.columns) if data.accounts is not None else []
 
     if data.cs_activities is not None and "csm_id" in data.cs_activities:
         frame = _csm_in_force(frame, data.cs_activities, as_of)
@@ -260,5 +266,5 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     frame = frame[leading + [c for c in frame.columns if c not in leading]]
     frame.attrs.update(as_of=as_of, reactivation_months=reactivation_months, min_mrr=min_mrr,
                        usage_agg=usage_agg, metric_roles=dict(data.metric_roles.roles),
-                       account_columns=list(data.accounts.columns) if data.accounts is not None else [])
+                       account_columns=joined)
     return frame

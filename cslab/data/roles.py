@@ -42,7 +42,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "active_users": ("people using the product in the period (gives seat utilisation and capacity)", (
         "active_users", "active_user", "mau", "monthly_active_users", "active_seats", "seats_active",
         "seats_used", "used_seats", "seats_in_use", "wau", "dau", "unique_users", "distinct_users",
-        "users_active", "users", "user_count", "active_members", "members_active", "actives")),
+        "users_active", "active_members", "members_active", "actives", "users")),
     "logins": ("visits: logins, sessions, sign-ins (engagement)", (
         "logins", "login", "login_count", "sign_ins", "signins", "sign_in", "signin", "sessions",
         "session", "session_count", "visits")),
@@ -61,10 +61,11 @@ def snake(name: object) -> str:
 
     Examples
     --------
-    >>> snake("Weekly Active-Users"), snake("WAU")
-    ('weekly_active_users', 'wau')
+    >>> snake("Weekly Active-Users"), snake("WAU"), snake("LastLoginDate"), snake("ARRBand")
+    ('weekly_active_users', 'wau', 'last_login_date', 'arr_band')
     """
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", str(name).strip())
+    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
 
 def _candidates(name: str) -> list[str]:
@@ -81,8 +82,15 @@ def _candidates(name: str) -> list[str]:
     return out
 
 
+_PERIODS = ("weekly_", "monthly_", "daily_")
+
+
 def _rank(metric: str, synonyms: tuple[str, ...]) -> int | None:
-    ranks = [synonyms.index(c) for c in _candidates(metric) if c in synonyms]
+    name = snake(metric)
+    ranks = [synonyms.index(c) for c in _candidates(metric) if c in synonyms
+             # "users" alone or per period ("monthly users") are people using the product; "total
+             # users" or a user count are provisioned users, whose share of seats says nothing
+             and (c != "users" or name == "users" or name.startswith(_PERIODS))]
     return min(ranks) if ranks else None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cslab.data.contract import parse_numbers
@@ -131,7 +132,8 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
                 report.add(file, "numbers stored as text with blanks; read as numbers, blanks as "
                            "missing", column=column, rows=(~filled)[~filled].index, severity="fixed")
         else:
-            frame[column] = text.where(filled).astype(object)
+            # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
+            frame[column] = text.astype(object).where(filled, np.nan)
     if not report.ok:
         raise DataValidationError(report)
     frame["event"] = frame["event"].astype(int)
