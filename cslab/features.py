@@ -46,6 +46,8 @@ def label_of(feature: str) -> str:
         return name.replace("_trend", " trend").replace("_", " ")
     if feature.startswith("cs_") and feature.endswith("_count"):
         return feature[3:-6].replace("_", " ") + " sessions"
+    if feature.endswith("_days"):  # a date attribute as its age (created_date_days)
+        return feature[:-5].replace("_", " ") + " (days before)"
     return feature.replace("_", " ")
 
 

@@ -407,4 +407,6 @@ def show_inputs(data, screen=None) -> None:
                          f"{'s' if len(screen.left_out) != 1 else ''} of the account data "
                          "(written at or after churn, or giving the answer away on their own). "
                          "Keep one with `-p include_attributes=COLUMN`."))
-        display(screen.summary().style.hide(axis="index"))
+        display(screen.summary().style.hide(axis="index")
+                .set_properties(**{"text-align": "left"})
+                .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))

@@ -285,6 +285,8 @@ def test_foreign_book_runs_and_says_what_it_decided(foreign_audit):
         assert "USD" not in text, page.name
     report = (out / "01_cohort_retention.html").read_text()
     assert "Input profile" in report and "EUR" in report
+    # activity types written "Business Review" are counted under the programme business_review
+    assert ">nan<" not in (out / "03_cs_roi.html").read_text()
     assert "active users = &#x27;WAU&#x27;" in report or "active users = 'WAU'" in report
 
 
@@ -354,6 +356,16 @@ def test_blanks_in_every_text_attribute(small_book, tmp_path):
     result = run_audit(folder, tmp_path / "out", params=QUICK, progress=False, echo=lambda _: None)
     statuses = {n: (r.status, r.error) for n, r in result.runs.items()}
     assert all(status == "ok" for status, _ in statuses.values()), statuses
+
+
+def test_near_copies_of_a_signal_do_not_make_the_outcome_model_singular():
+    import numpy as np
+    from cslab.roi import _design
+    rng = np.random.default_rng(0)
+    minutes = rng.gamma(2, 30, 500)
+    rows = pd.DataFrame({"usage_minutes": minutes, "usage_hours": minutes / 60 + 1e-9 * rng.random(500),
+                         "tickets_90d": rng.poisson(1, 500).astype(float)})
+    assert list(_design(rows, list(rows.columns), [])) == ["usage_minutes", "tickets_90d"]
 
 
 def test_implausible_nrr_is_warned_with_its_likely_cause(tmp_path):
