@@ -78,7 +78,8 @@ def line_overlaps(subscriptions: pd.DataFrame, as_of=None) -> dict:
         frame["start"], frame["end"] = subs["start_date"].to_numpy(), end.to_numpy()
         frame = frame.sort_values(keys + ["start"], kind="stable")
         # the latest end among the earlier lines of the same key: a start on or before it overlaps
-        prev_end = frame.groupby(keys, sort=False)["end"].transform(lambda e: e.cummax().shift(1))
+        frame["running_end"] = frame.groupby(keys, sort=False)["end"].cummax()
+        prev_end = frame.groupby(keys, sort=False)["running_end"].shift(1)
         hit = frame["start"] <= prev_end
         return set(frame.loc[hit, "account_id"])
 
