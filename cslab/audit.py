@@ -760,7 +760,8 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     client : str
         Client name for the reports.
     as_of : str, optional
-        Analysis date; default the latest date in the data, the same for every notebook.
+        Analysis date; default the end of the last complete month of the data
+        (:meth:`CSData.default_as_of`), the same for every notebook.
     only : list of str, optional
         Notebook names to run (default: all).
     params : dict, optional

@@ -60,9 +60,10 @@ def validate(
 @app.command()
 def summary(
     data: Annotated[Path, typer.Argument(help="Data folder: one CSV/Parquet file per table.")],
-    as_of: Annotated[Optional[str], typer.Option(help="Analysis date (YYYY-MM-DD); default: latest date in the data.")] = None,
+    as_of: Annotated[Optional[str], typer.Option(help="Analysis date (YYYY-MM-DD); default: the end of the last complete month of the data.")] = None,
 ) -> None:
-    """Validate a data folder, then print a short summary of the book (accounts, MRR, churn by year)."""
+    """Validate a data folder, then print a short summary of the book (accounts, MRR, churn by year),
+    the metric roles and the data warnings."""
     from cslab.data import load, panel, validate as run_validation
     from cslab.metrics import book_summary, format_book_summary
 
@@ -70,8 +71,20 @@ def summary(
     _echo_report(report, quiet_ok=True)
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
+    import warnings
+
+    from cslab import leakage, quality
+
     loaded = load(data)
-    typer.echo(format_book_summary(book_summary(panel(loaded, as_of=as_of)), source=str(data)))
+    monthly = panel(loaded, as_of=as_of)
+    typer.echo(format_book_summary(book_summary(monthly), source=str(data)))
+    if loaded.usage is not None:
+        typer.echo(loaded.metric_roles.sentence())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        left_out = leakage.screen_attributes(monthly).records()
+        for warning in quality.data_warnings(loaded, monthly, as_of_given=bool(as_of), left_out=left_out):
+            typer.echo(f"data warning: {warning['code']}: {warning['message']}")
 
 
 @app.command()
@@ -146,7 +159,7 @@ def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], o
 
 _OUT = typer.Option("--out", help="Audit folder to create.")
 _CLIENT = typer.Option(help="Client name shown on the reports.")
-_AS_OF = typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: latest date in the data).")
+_AS_OF = typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: the end of the last complete month of the data).")
 _PARAM = typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repeatable).")
 _FORCE = typer.Option("--force", help="Replace an existing audit folder.")
 _CUSTOMERS = typer.Option("--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet.")

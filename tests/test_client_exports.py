@@ -381,3 +381,12 @@ def test_implausible_nrr_is_warned_with_its_likely_cause(tmp_path):
     assert "NRR is 300%" in codes["implausible_nrr"]
     assert "overlapping lines of the same plan are summed" in codes["implausible_nrr"]
     assert "overlapping_lines" in codes and "short_history" not in codes
+
+
+def test_summary_says_roles_and_warnings(tmp_path):
+    write_foreign_book(tmp_path / "d", n_accounts=200, n_months=14)
+    result = CliRunner().invoke(app, ["summary", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "active users = 'WAU'" in result.output
+    assert "data warning: mid_month_as_of:" in result.output
+    assert "data warning: zero_length_lines:" in result.output
