@@ -11,8 +11,9 @@ would present them as the strongest churn "drivers". Every account attribute is 
 2. **by what it knows**: an attribute that on its own separates accounts that have churned from those
    still active almost perfectly (single-feature ROC AUC >= ``max_auc``, 0.95 by default; text
    categories scored out of fold so that a unique id-like value cannot look predictive), or a category
-   of at least ``min_category`` accounts holding nearly only churners (>= ``max_category_share``), is
-   left out.
+   of at least ``min_category`` accounts holding nearly only churners (>= ``max_category_share``, and
+   at least 25 points above what its accounts' signup years lead to expect, so that a legacy plan of
+   old accounts is not mistaken for a churn record), is left out.
 
 ``include`` keeps a column whatever the screen says; ``exclude`` drops one whatever it says. In
 snapshot mode (one row per customer) the same screen runs against the churn flag, and attributes that
@@ -178,20 +179,32 @@ def _category_auc(label: np.ndarray, x: pd.Series, folds: int = 5, seed: int = 0
     return _auc(label, score)
 
 
-def _churner_category(label: np.ndarray, x: pd.Series, min_category: int, share: float
-                      ) -> tuple[str, float, int] | None:
-    keys = x.astype(object).where(x.notna(), "(missing)").astype(str)
-    table = pd.Series(label).groupby(keys.to_numpy()).agg(["mean", "size"])
-    table = table[(table["size"] >= min_category) & (table["mean"] >= share)]
-    if not len(table) or label.mean() >= share:
+def _churner_category(label: np.ndarray, x: pd.Series, min_category: int, share: float,
+                      expected: np.ndarray | None = None) -> tuple[str, float, int] | None:
+    """The largest category of at least ``min_category`` accounts with at least ``share`` churners,
+    more than its accounts' age explains.
+
+    ``expected`` is each account's churn share among the accounts that signed up in the same year:
+    a category of the oldest accounts (a legacy plan) may hold nearly only churners because its
+    accounts had years to leave, which records their age, not their churn. A category is flagged only
+    when its churner share is at least 0.25 above what its accounts' signup years lead to expect.
+    """
+    keys = x.astype(object).where(x.notna(), "(missing)").astype(str).to_numpy()
+    if expected is None:
+        expected = np.full(len(label), label.mean())
+    table = pd.DataFrame({"label": label, "expected": expected}).groupby(keys).agg(
+        mean=("label", "mean"), size=("label", "size"), expected=("expected", "mean"))
+    table = table[(table["size"] >= min_category) & (table["mean"] >= share)
+                  & (table["mean"] - table["expected"] >= 0.25)]
+    if not len(table):
         return None
-    top = table.sort_values("size", ascending=False).iloc[0]
-    return str(table.sort_values("size", ascending=False).index[0]), float(top["mean"]), int(top["size"])
+    top = table.sort_values("size", ascending=False)
+    return str(top.index[0]), float(top["mean"].iloc[0]), int(top["size"].iloc[0])
 
 
 def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], include: list[str],
             exclude: list[str], max_auc: float, min_category: int, max_category_share: float,
-            as_of: pd.Timestamp | None) -> AttributeScreen:
+            as_of: pd.Timestamp | None, expected: np.ndarray | None = None) -> AttributeScreen:
     out = AttributeScreen(n_churned=int(label.sum()), n_accounts=len(label))
     for column in attributes:
         if column in include:
@@ -214,7 +227,7 @@ def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], inclu
                                  f"perfectly (AUC {auc:.2f})"})
             continue
         if number is None or number.nunique() <= 10:  # text, flags and codes alike
-            hit = _churner_category(label, values, min_category, max_category_share)
+            hit = _churner_category(label, values, min_category, max_category_share, expected)
             if hit:
                 value, share, n = hit
                 out.left_out.append({"column": column, "auc": auc, "reason":
@@ -269,8 +282,12 @@ def screen_attributes(panel: pd.DataFrame, attributes: Iterable[str] | None = No
     final = accounts.sort_values("month", kind="stable").drop_duplicates("account_id", keep="last")
     label = (~(final["active"].to_numpy() & final["month"].eq(last).to_numpy())).astype(int)
     as_of = panel.attrs.get("as_of")
+    # the churn share of each account's signup year: what its age alone leads to expect
+    year = final["cohort_month"].dt.year.fillna(0).to_numpy()
+    expected = pd.Series(label).groupby(year).transform("mean").to_numpy()
     return _screen(final.reset_index(drop=True), label, attributes, include, exclude, max_auc,
-                   min_category, max_category_share, pd.Timestamp(as_of) if as_of is not None else None)
+                   min_category, max_category_share, pd.Timestamp(as_of) if as_of is not None else None,
+                   expected)
 
 
 def screen_snapshot(customers: pd.DataFrame, *, include=None, exclude=None, max_auc: float = 0.95,

@@ -390,3 +390,16 @@ def test_summary_says_roles_and_warnings(tmp_path):
     assert "active users = 'WAU'" in result.output
     assert "data warning: mid_month_as_of:" in result.output
     assert "data warning: zero_length_lines:" in result.output
+
+
+def test_a_legacy_category_of_old_accounts_is_not_mistaken_for_a_churn_record():
+    """Every 2019 signup has left: their legacy plan holds only churners because of age, not churn."""
+    import numpy as np
+    from cslab.leakage import _churner_category
+    rng = np.random.default_rng(4)
+    old = np.r_[np.ones(60, bool), np.zeros(440, bool)]
+    label = np.where(old, 1, (rng.random(500) < 0.2).astype(int))
+    plan = pd.Series(np.where(old, "Legacy", rng.choice(["Pro", "Team"], 500)))
+    expected = pd.Series(label).groupby(old).transform("mean").to_numpy()
+    assert _churner_category(label, plan, 10, 0.95) == ("Legacy", 1.0, 60)  # naive: flagged
+    assert _churner_category(label, plan, 10, 0.95, expected) is None  # its age explains it
