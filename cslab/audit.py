@@ -849,8 +849,8 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     try:
         inspection = inspect_book(data, as_of_text or None, as_of_given=bool(as_of), params=params)
     except Exception as exc:  # noqa: BLE001 - the notebooks still run and say what they can
-        inspection = {"metric_roles": dict(getattr(data, "metric_roles").roles) if not data.snapshot_mode
-                      else {}, "role_reasons": {}, "left_out": [], "data_warnings": [
+        inspection = {"metric_roles": dict(data.metric_roles.roles), "role_reasons": {},
+                      "left_out": [], "data_warnings": [
                           {"code": "inspection_failed", "message": f"the input could not be profiled "
                            f"({type(exc).__name__}: {exc}); each notebook says what it could compute"}]}
     input_sums = _checksums(inputs)  # of the files as given, before any copy

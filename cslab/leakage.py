@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 from cslab.data.roles import snake
 
-__all__ = ["AttributeScreen", "screen_attributes", "screen_snapshot", "leaky_name", "account_attributes",
+__all__ = ["AttributeScreen", "account_status", "screen_attributes", "screen_snapshot", "leaky_name", "account_attributes",
            "parse_columns", "NOT_ATTRIBUTES"]
 
 #: Columns of ``accounts`` that are identifiers or dates of record, never model features.
@@ -238,6 +238,20 @@ def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], inclu
     return out
 
 
+def account_status(panel: pd.DataFrame) -> pd.DataFrame:
+    """The last panel row of every account that ever paid, with ``churned``: not paying in the
+    panel's last month.
+
+    Examples
+    --------
+    >>> account_status(cslab.panel(data))["churned"].mean()  # doctest: +SKIP
+    """
+    ever = panel.loc[panel["active"], "account_id"].unique()
+    final = (panel[panel["account_id"].isin(ever)].sort_values("month", kind="stable")
+             .drop_duplicates("account_id", keep="last").reset_index(drop=True))
+    return final.assign(churned=~(final["active"] & final["month"].eq(panel["month"].max())))
+
+
 def screen_attributes(panel: pd.DataFrame, attributes: Iterable[str] | None = None, *,
                       include: str | Iterable[str] | None = None,
                       exclude: str | Iterable[str] | None = None, max_auc: float = 0.95,
@@ -276,11 +290,8 @@ def screen_attributes(panel: pd.DataFrame, attributes: Iterable[str] | None = No
     if attributes is None:
         attributes = account_attributes(panel.attrs.get("account_columns", ()))
     attributes = [c for c in attributes if c in panel.columns]
-    paid = panel[panel["active"]]
-    last = panel["month"].max()
-    accounts = panel[panel["account_id"].isin(paid["account_id"].unique())]
-    final = accounts.sort_values("month", kind="stable").drop_duplicates("account_id", keep="last")
-    label = (~(final["active"].to_numpy() & final["month"].eq(last).to_numpy())).astype(int)
+    final = account_status(panel)
+    label = final["churned"].to_numpy().astype(int)
     as_of = panel.attrs.get("as_of")
     # the churn share of each account's signup year: what its age alone leads to expect
     year = final["cohort_month"].dt.year.fillna(0).to_numpy()

@@ -29,6 +29,7 @@ import pandas as pd
 
 from cslab.data.io import CSData
 from cslab.errors import StatisticalWarning
+from cslab.leakage import account_status
 
 __all__ = ["PROFILE_LABELS", "data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
            "history_months", "WARNING_CODES"]
@@ -179,10 +180,8 @@ def csm_coverage_gap(panel: pd.DataFrame) -> dict | None:
     """
     if "csm_id" not in panel:
         return None
-    last = panel.sort_values("month", kind="stable").drop_duplicates("account_id", keep="last")
-    ever = panel.loc[panel["active"], "account_id"].unique()
-    last = last[last["account_id"].isin(ever)]
-    active = last["active"] & last["month"].eq(panel["month"].max())
+    last = account_status(panel)
+    active = ~last["churned"]
     has = last["csm_id"].notna()
     if active.all() or not active.any():
         return None
@@ -192,12 +191,7 @@ def csm_coverage_gap(panel: pd.DataFrame) -> dict | None:
 
 def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
     """Plain-word flags on things that look wrong in the export, each with its likely cause."""
-    flags = []
-    overlaps = line_overlaps(data.subscriptions, panel.attrs.get("as_of"))
-    if overlaps["share_accounts_same_plan_overlap"] > 0.02:
-        flags.append(f"{overlaps['share_accounts_same_plan_overlap']:.0%} of accounts hold overlapping "
-                     "lines of the same plan: if the export keeps every plan change as an open line, "
-                     "MRR is counted twice; close replaced lines (end_date) before trusting revenue figures")
+    flags = []  # overlapping lines are a data warning (data_warnings), not repeated here
     if data.accounts is not None:
         for column in data.accounts.columns:
             text = data.accounts[column]

@@ -287,10 +287,8 @@ def _design(rows: pd.DataFrame, covariates: list[str], categorical: list[str]) -
         dummies = pd.get_dummies(rows[c].astype(str), prefix=c, prefix_sep="=", drop_first=True, dtype=float)
         out = out.join(dummies)
     out = out.loc[:, out.std() > 0]
-    # identical columns (the missing flags of usage metrics recorded together) make the GLM singular
-    fingerprint = pd.Series([out[c].to_numpy(dtype=float).tobytes() for c in out.columns], dtype=object)
-    out = out.loc[:, ~fingerprint.duplicated().to_numpy()]
-    # nor do near copies (a metric logged in minutes and in hours): keep the first of each such pair
+    # copies make the GLM singular: the missing flags of usage metrics recorded together, a metric
+    # logged in minutes and in hours; keep the first of each such pair
     corr = np.abs(np.corrcoef(out.to_numpy(dtype=float), rowvar=False)) if out.shape[1] > 1 else np.zeros((1, 1))
     copy = (np.triu(np.nan_to_num(corr), k=1) > 0.999).any(axis=0)
     return out.loc[:, ~copy]

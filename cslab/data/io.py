@@ -202,21 +202,24 @@ class CSData:
         >>> data.last_date(), data.default_as_of()  # doctest: +SKIP
         (Timestamp('2026-06-17'), Timestamp('2026-05-31'))
         """
-        latest = self.last_date()
+        return self._as_of_after(self.last_date())
+
+    def _as_of_after(self, latest: pd.Timestamp) -> pd.Timestamp:
+        """:meth:`default_as_of` for a known latest date (each :meth:`last_date` asks DuckDB)."""
         month_end = latest + pd.offsets.MonthEnd(0)
-        if (month_end - latest).days < COMPLETE_MONTH_DAYS or self._month_stamped():
+        if (month_end - latest).days < COMPLETE_MONTH_DAYS or self._month_stamped(latest):
             return month_end
         before = latest - pd.offsets.MonthEnd(1)
         # a book whose only month is the unfinished one keeps it: nothing would be left otherwise
         return before if before >= self.subscriptions["start_date"].min() else latest
 
-    def _month_stamped(self) -> bool:
+    def _month_stamped(self, latest: pd.Timestamp) -> bool:
         """Whether the dated rows are month stamps: nearly all on a month's first day.
 
         Monthly lines starting on the 1st with usage dated on the 1st describe whole months; their
         last date, a 1st, does not mean an unfinished month.
         """
-        if self.last_date().day != 1:
+        if latest.day != 1:
             return False
         days = [self.subscriptions["start_date"].dt.day.eq(1)]
         for table, column in (("tickets", "opened_at"), ("cs_activities", "date")):
@@ -233,7 +236,8 @@ class CSData:
 
     def as_of_note(self) -> str | None:
         """A sentence when the default as-of lies before the latest date (a mid-month export)."""
-        latest, as_of = self.last_date(), self.default_as_of()
+        latest = self.last_date()
+        as_of = self._as_of_after(latest)
         if as_of >= latest:
             return None
         return (f"the data's last date is {latest:%Y-%m-%d}, before the end of {latest:%B %Y}; that "

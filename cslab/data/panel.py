@@ -38,8 +38,6 @@ def month_start(index: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(out)
 
 
-_snake = snake
-
 
 def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Account x month MRR and seats from subscription lines, vectorised (no loop over lines)."""
@@ -128,7 +126,7 @@ def _monthly_counts(frame: pd.DataFrame, date_col: str, by: str | None, prefix: 
     keys = pd.DataFrame({"account_id": frame["account_id"].to_numpy(), "m": month_index(frame[date_col])})
     if by is None:
         return keys.value_counts().rename(prefix).reset_index()
-    keys["kind"] = prefix + frame[by].map(_snake).to_numpy()
+    keys["kind"] = prefix + frame[by].map(snake).to_numpy()
     return keys.pivot_table(index=["account_id", "m"], columns="kind", aggfunc="size",
                             fill_value=0).reset_index().rename_axis(columns=None)
 
@@ -215,7 +213,7 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
         usage = data.usage.monthly(as_of=as_of, agg=usage_agg)
         if len(usage):
             usage = usage.assign(m=month_index(usage["month"]),
-                                 metric="usage_" + usage["metric"].map(_snake))
+                                 metric="usage_" + usage["metric"].map(snake))
             extras.append(usage.pivot_table(index=["account_id", "m"], columns="metric",
                                             values="value").reset_index().rename_axis(columns=None))
     if data.tickets is not None:

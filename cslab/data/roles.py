@@ -113,11 +113,6 @@ class MetricRoles:
     reasons: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
 
-    def column(self, role: str) -> str | None:
-        """The panel / feature column of a role's metric (``usage_<metric in snake case>``)."""
-        metric = self.roles.get(role)
-        return f"usage_{snake(metric)}" if metric is not None else None
-
     def summary(self) -> pd.DataFrame:
         """One row per role: the metric and how it was decided; then the plain signals."""
         rows = [{"role": role, "metric": self.roles.get(role, "(none)"),
