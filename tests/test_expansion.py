@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 import cslab
 from cslab import drivers, expansion, features
+from cslab.errors import StatisticalWarning
 from tests.conftest import write_folder
 
 HORIZON = 3
@@ -90,7 +92,8 @@ def test_nrr_decomposition_adds_up_every_month(planted, by):
         assert set(parts["cohort_year"]) == {2023, 2024}  # accounts active 12 months before an end month
 
 
-def test_ranked_opportunities(planted):
+@pytest.fixture(scope="module")
+def ranked(planted):
     fitted, scoring, panel = planted["fitted"], planted["upsell_scoring"], planted["panel"]
     train, _ = drivers.time_split(planted["churn"], test_months=6, horizon_months=HORIZON)
     health = drivers.health_scores(drivers.ChurnModel("trees").fit(train).predict_proba(scoring))
@@ -101,6 +104,12 @@ def test_ranked_opportunities(planted):
     why = expansion.expansion_reasons(fitted["model"], explained)
     table = expansion.opportunities(scoring, p, uplift, health["band"], reasons=why, whitespace=summary,
                                     min_probability=0.15)
+    return uplift, table
+
+
+def test_ranked_opportunities(planted, ranked):
+    uplift, table = ranked
+    scoring = planted["upsell_scoring"]
     assert list(table.columns) == list(expansion.EXPANSION_COLUMNS)
     assert len(table) == len(scoring) == table["account_id"].nunique()
     assert table["expected_expansion_arr"].is_monotonic_decreasing
@@ -114,13 +123,31 @@ def test_ranked_opportunities(planted):
     assert (table.loc[with_reasons, "reasons"].str.count(";") == 2).mean() > 0.9  # three reasons each
     assert table["whitespace_products"].str.contains(r"% of peers\)").mean() > 0.9
     # the headroom cap: within a segment and plan, no account with free seats is expected to add
-    # more than one that may add seats
+    # more *of its MRR* than one that may add seats. (Compared in relative terms since the uplift
+    # scales with the account: a large account with free seats may now add more MRR than a small
+    # one at capacity.)
     room = uplift["seat_room"].fillna(False).astype(bool)
-    most_free = uplift[~room].groupby(["segment", "plan"])["expected_uplift_arr"].max()
-    least_full = uplift[room].groupby(["segment", "plan"])["expected_uplift_arr"].min()
+    most_free = uplift[~room].groupby(["segment", "plan"])["relative_uplift"].max()
+    least_full = uplift[room].groupby(["segment", "plan"])["relative_uplift"].min()
     both = most_free.index.intersection(least_full.index)
-    assert len(both) >= 5 and (most_free[both] <= least_full[both]).all()
+    assert len(both) >= 5 and (most_free[both] <= least_full[both] + 1e-12).all()
     assert (most_free[both] < least_full[both]).any()
+
+
+def test_pipeline_uplift_scales_with_arr(ranked):
+    uplift, table = ranked
+    # every active account is sized: uplift = relative uplift x its own ARR
+    assert uplift["relative_uplift"].notna().all() and uplift["mrr"].gt(0).all()
+    assert np.allclose(uplift["expected_uplift_mrr"], uplift["relative_uplift"] * uplift["mrr"])
+    assert np.allclose(table["expected_uplift_arr"], table["relative_uplift"] * table["arr"])
+    assert spearmanr(uplift["mrr"], uplift["expected_uplift_mrr"]).statistic > 0.9
+    # the top of the pipeline: before, 14 of the top 15 got the same 26,400 whatever their ARR
+    top = table.head(15)
+    assert top["expected_uplift_arr"].round(2).nunique() >= 10, top["expected_uplift_arr"].tolist()
+    assert top["expected_uplift_arr"].value_counts().max() <= 3
+    assert spearmanr(top["arr"], top["expected_uplift_arr"]).statistic > 0.5
+    # relative uplifts of comparable expansions are a plausible share of MRR, not a fixed amount
+    assert 0.02 < top["relative_uplift"].min() and top["relative_uplift"].max() < 1
 
 
 def test_seat_utilisation_matches_the_features(planted):
@@ -194,15 +221,113 @@ def test_seat_utilisation_and_uplift_by_hand(hand):
     assert summary.loc["SMB", "median"] == pytest.approx(0.8)
 
     uplift = expansion.expected_uplift(panel, min_count=2).set_index("account_id")
-    # SMB Team expansions: +80 (seats), +30 (product), +60 (seats), +25 (product): median 45;
-    # without seats: 27.5. Enterprise has none: F gets the median of all expansions.
-    assert uplift["expected_uplift_mrr"].to_dict() == {"A": 45, "B": 27.5, "C": 27.5, "D": 27.5, "E": 27.5,
-                                                       "F": 45}
-    assert uplift.loc["A", "headroom"] == "at capacity: may add seats"
+    # SMB Team expansions, relative to the MRR the month before: A +80 on 50 (seats), B +30 on 100
+    # (product), D +60 on 65 (seats), E +25 on 130 (product): median (0.3 + 60/65) / 2 = 15.9/26;
+    # without seats: (0.3 + 25/130) / 2 = 16/65. Enterprise has none: F gets the median of all.
+    # Each is then sized to the account's MRR now (A 130, B 130, C 100, D 125, E 155, F 600).
+    # (Before the uplift was sized to the account, every SMB account got the same 45 or 27.5.)
+    everything, seatless = 15.9 / 26, 16 / 65
+    expected = {"A": 130 * everything, "B": 130 * seatless, "C": 100 * seatless, "D": 125 * seatless,
+                "E": 155 * seatless, "F": 600 * everything}
+    assert uplift["expected_uplift_mrr"].to_dict() == pytest.approx(expected, rel=1e-12)
+    assert uplift["relative_uplift"].to_dict() == pytest.approx(
+        {"A": everything, "B": seatless, "C": seatless, "D": seatless, "E": seatless, "F": everything})
+    assert uplift.loc["A", "headroom"] == "at capacity: may add seats"  # employees unknown: no seat cap
     assert uplift.loc["C", "headroom"].startswith("a seat for every employee")  # 10 seats, 10 employees
-    assert uplift.loc["B", "uplift_basis"] == "segment and plan, no seats added"
-    assert uplift.loc["F", "uplift_basis"] == "all expansions" and uplift.loc["F", "n_comparable"] == 4
-    assert uplift.loc["A", "expected_uplift_arr"] == 12 * 45
+    assert uplift.loc["B", "uplift_basis"] == ("24.6% of MRR: median relative uplift of comparable expansions "
+                                               "(same segment and plan, no seats added)")
+    # F (600 MRR) is larger than any SMB account was when it expanded (at most 130): said in words
+    assert uplift.loc["F", "uplift_basis"].endswith("(all expansions); MRR above every comparable account's: "
+                                                    "extrapolated") and uplift.loc["F", "n_comparable"] == 4
+    assert uplift.loc["A", "expected_uplift_arr"] == pytest.approx(12 * 79.5)
+    assert uplift["seat_cap_mrr"].isna().all()  # no account at capacity has a known number of employees
+
+    rates = expansion.relative_uplift(panel, min_count=2)
+    assert rates.to_dict() == pytest.approx({"Enterprise": everything, "SMB": everything, "all": everything})
+    assert rates.attrs["fallback"] == ["Enterprise"]  # no Enterprise expansion: the "all" value
+    assert rates.attrs["n_expansions"] == {"Enterprise": 0, "SMB": 4, "all": 4}
+    by_plan = expansion.relative_uplift(panel, by=("segment", "plan"), min_count=2)
+    assert by_plan[("SMB", "Team")] == pytest.approx(everything) and by_plan.index[-1] == "all"
+    with pytest.warns(StatisticalWarning, match="fewer than min_count"):
+        expansion.relative_uplift(panel)  # 4 expansions, fewer than the default 20
+
+
+# ------------------------------------------------------------------------------------------------
+# A second hand-made book: the uplift sized to the account, and capped by its seat headroom
+# ------------------------------------------------------------------------------------------------
+SIZED_SUBS = ("account_id,start_date,end_date,mrr,product,plan,seats\n"
+              "P,2024-01-01,2024-03-31,1000,Core,Team,10\nP,2024-04-01,,1500,Core,Team,15\n"  # +0.5, seats
+              "Q,2024-01-01,2024-02-29,2000,Core,Team,20\nQ,2024-03-01,,2600,Core,Team,26\n"  # +0.3, seats
+              "R,2024-01-01,,1000,Core,Team,10\nR,2024-05-01,,100,Analytics,Team,\n"          # +0.1, product
+              "S,2024-01-01,,4000,Core,Team,40\nS,2024-04-01,,200,Analytics,Team,\n"          # +0.05, product
+              "X,2024-01-01,,1000,Core,Team,10\nY,2024-01-01,,10000,Core,Team,100\n"
+              "U,2024-01-01,,1000,Core,Team,10\nV,2024-01-01,,10000,Core,Team,100\n"
+              "Z,2024-01-01,,1000,Core,Team,10\nW,2024-01-01,,1000,Core,Team,10\n"
+              "K,2024-01-01,,1000,Core,Team,10\nL,2024-01-01,,1000,Core,Team,100\n")
+SIZED_ACCOUNTS = ("account_id,segment,employees\nP,SMB,\nQ,SMB,\nR,SMB,\nS,SMB,\nX,SMB,\nY,SMB,\n"
+                  "U,SMB,\nV,SMB,\nZ,SMB,11\nW,SMB,10\nK,SMB,200\nL,SMB,101\n")
+SIZED_USERS = {"X": 10, "Y": 100, "U": 5, "V": 50, "Z": 10, "W": 10, "K": 10, "L": 100}
+
+
+@pytest.fixture
+def sized(tmp_path):
+    usage = "account_id,date,metric,value\n" + "".join(f"{a},2024-06-30,active_users,{u}\n"
+                                                        for a, u in SIZED_USERS.items())
+    folder = write_folder(tmp_path / "sized", {"subscriptions": SIZED_SUBS, "accounts": SIZED_ACCOUNTS,
+                                               "usage": usage})
+    return cslab.panel(cslab.load(folder), as_of="2024-06-30")
+
+
+def test_uplift_sized_to_the_account_and_capped_by_seats(sized):
+    uplift = expansion.expected_uplift(sized, min_count=2).set_index("account_id")
+    got = uplift["expected_uplift_mrr"]
+    # relative uplifts 0.5, 0.3, 0.1, 0.05: median 0.2; without seats (R, S): 0.075
+    # at capacity, employees unknown: 0.2 x MRR, so 1,000 and 10,000 MRR give 200 and 2,000 (1:10)
+    assert got["X"] == pytest.approx(200) and got["Y"] == pytest.approx(2000)
+    assert got["Y"] / got["X"] == pytest.approx(10)
+    # Y is larger than any comparable account was when it expanded (at most 4,000 MRR): said, not capped
+    assert uplift.loc["Y", "uplift_basis"].endswith("MRR above every comparable account's: extrapolated")
+    assert not uplift.loc["X", "uplift_basis"].endswith("extrapolated")  # 1,000: as large as P was
+    # free seats: upgrades and products only, still in proportion (75 and 750)
+    assert got["U"] == pytest.approx(75) and got["V"] / got["U"] == pytest.approx(10)
+    # a seat for every employee: upgrades and products only
+    assert got["W"] == pytest.approx(75) and uplift.loc["W", "headroom"].startswith("a seat for every employee")
+    # Z: at capacity, 10 seats for 11 employees: one more seat at 100 (1,000 MRR / 10 seats); 200 capped at 100
+    assert uplift.loc["Z", "seat_cap_mrr"] == pytest.approx(100) and got["Z"] == pytest.approx(100)
+    assert uplift.loc["Z", "uplift_basis"].startswith("10.0% of MRR: capped at 1 more seats")
+    assert uplift.loc["Z", "headroom"] == "at capacity: may add seats, up to one per employee"
+    # K: 190 seats to add at 100 each: the cap does not bind
+    assert got["K"] == pytest.approx(200) and uplift.loc["K", "seat_cap_mrr"] == pytest.approx(19000)
+    # L: one seat to add at 10 (1,000 / 100 seats), but upgrades and products still add 75
+    assert got["L"] == pytest.approx(75) and uplift.loc["L", "uplift_basis"].endswith("no seats added)")
+    # a capped account never gets more than its headroom x seat price, or than upgrades and products add
+    capped = uplift[uplift["seat_cap_mrr"].notna()]
+    assert (capped["expected_uplift_mrr"]
+            <= np.fmax(capped["seat_cap_mrr"], 0.075 * capped["mrr"]) + 1e-9).all()
+    by_seats = uplift["uplift_basis"].str.contains("more seats")
+    assert list(uplift.index[by_seats]) == ["Z"]
+    assert (uplift.loc[by_seats, "expected_uplift_mrr"] <= uplift.loc[by_seats, "seat_cap_mrr"] + 1e-9).all()
+    # not measured (no usage): not capped, sized like the others (P now at 1,500 MRR)
+    assert got["P"] == pytest.approx(300) and uplift.loc["P", "headroom"].startswith("seats or usage not known")
+    assert np.allclose(got, uplift["relative_uplift"] * uplift["mrr"])
+    rates = expansion.relative_uplift(sized, min_count=2)
+    assert rates["SMB"] == pytest.approx(0.2) and rates["all"] == pytest.approx(0.2)
+
+
+def test_uplift_without_mrr_falls_back_to_the_absolute_median(sized):
+    last = sized["month"].eq(sized["month"].max())
+    panel = sized.copy()
+    panel.loc[last & panel["account_id"].eq("X"), "mrr"] = 0.0
+    panel.loc[last & panel["account_id"].eq("U"), "mrr"] = np.nan
+    uplift = expansion.expected_uplift(panel, min_count=2).set_index("account_id")
+    # MRR added: 500, 600, 100, 200 (median 350); without seats: 100, 200 (median 150)
+    assert uplift.loc["X", "expected_uplift_mrr"] == pytest.approx(350)
+    assert uplift.loc["U", "expected_uplift_mrr"] == pytest.approx(150)
+    assert uplift.loc[["X", "U"], "relative_uplift"].isna().all()
+    assert uplift.loc["X", "uplift_basis"] == ("MRR 0 or unknown: the median MRR added by comparable "
+                                               "expansions (same segment and plan)")
+    assert uplift.loc["U", "uplift_basis"].endswith("(same segment and plan, no seats added)")
+    assert uplift.loc["Y", "expected_uplift_mrr"] == pytest.approx(2000)  # the others unchanged
 
 
 def test_expansion_and_churn_labels_by_hand(hand):
