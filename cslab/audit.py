@@ -126,17 +126,20 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                        "received which programme and when"),),
             headlines=(
                 Headline("roi", "Return on CS cost", "number",
-                         "(ARR retained and added by the programmes evaluated − CS cost) / CS cost; 0 is break-even"),
-                Headline("attributable_arr", "ARR attributable to CS programmes", "money",
-                         "retained and expansion ARR the adjusted effects credit to the programmes over the window"),
+                         "(gross margin the window's programme work keeps and adds over the next 12 months − "
+                         "the window's CS cost) / that cost; 0 is break-even"),
+                Headline("attributable_value", "Gross margin from the window's CS programme work", "money",
+                         "all programmes' deliveries of the cost window switched off at once, total effects, "
+                         "over 12 months after each account's first delivery"),
                 Headline("cs_cost_share_of_revenue", "CS cost as a share of revenue", "pct",
                          "typical SaaS companies spend 10-25%"),
                 Headline("hr_outcome_achieved", "Churn hazard with an achieved committed outcome", "number",
                          "hazard ratio against comparable accounts without one (below 1: fewer churns)"),
                 Headline("ro_attainment_rate", "Committed outcomes achieved when due", "pct",
                          "share of the customers' required outcomes met by their target date"),
-                Headline("magic_number", "CS magic number (Gainsight)", "number",
-                         "(renewed + upsell ARR) / CS cost over the window"),
+                Headline("cs_efficiency_ratio", "CS efficiency ratio", "number",
+                         "ARR now of the customers of a year ago (NRR x their starting ARR) / CS cost of the "
+                         "12 months ending 3 months earlier; a ratio to follow, not an effect"),
             ),
         ),
         NotebookSpec(
@@ -154,8 +157,9 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
                          "chance that an account that expands is scored above one that does not"),
                 Headline("top_expansion_drivers", "Strongest expansion signals", "list",
                          "features that move predicted expansion most (SHAP), strongest first"),
-                Headline("pipeline_expected_arr", "Expected expansion ARR over the horizon", "money",
-                         "probability x expected uplift, summed over active accounts (3 months by default)"),
+                Headline("pipeline_expected_arr_healthy", "Expected expansion ARR over the horizon", "money",
+                         "probability x uplift sized to the account, summed over green and yellow accounts "
+                         "(3 months by default); red accounts are to stabilise first and left out"),
                 Headline("n_opportunities", "Accounts ready to expand", "int",
                          "healthy accounts above the probability threshold"),
                 Headline("share_at_capacity", "Accounts at seat capacity", "pct",
@@ -247,7 +251,8 @@ def current_kernel() -> Iterator[str]:
             "display_name": "cslab (current Python)", "language": "python",
             # jupyter_client starts the kernel with os.environ updated by this "env": figures go
             # inline into the report even when the caller has MPLBACKEND=Agg (servers, CI images)
-            "env": {"MPLBACKEND": INLINE_BACKEND},
+            # CSLAB_BATCH: no progress bars in a report nobody watches being made
+            "env": {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"},
         }))
         previous = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + previous if previous else "")
@@ -505,18 +510,19 @@ def executive_summary(runs: dict[str, "NotebookRun"], currency: str = "") -> lis
             p, hr, low, high = clear[0]
             add("03_cs_roi",
                 f"{p.replace('_', ' ').capitalize()} is the CS programme with the clearest effect: it lowers the "
-                f"monthly churn hazard by {pct(1 - hr, 0)} (95% interval {pct(1 - high, 0)} to {pct(1 - low, 0)}) "
-                f"once who receives it is adjusted for; {len(programmes) - len(clear)} of {len(programmes)} "
+                f"monthly churn hazard by {pct(1 - hr, 0)} in total (95% interval {pct(1 - high, 0)} to "
+                f"{pct(1 - low, 0)}) once who receives it is adjusted for; {len(programmes) - len(clear)} of {len(programmes)} "
                 "programmes show no clear effect.")
         else:
             add("03_cs_roi", f"None of the {len(programmes)} CS programmes evaluated shows a clear effect on churn "
                              "once who receives them is adjusted for.")
     if got.get("roi") is not None and got.get("roi_low") is not None:
         verdict = ("CS pays for itself" if got["roi_low"] > 0 else
-                   "CS does not recover its cost from these programmes" if got["roi_high"] < 0 else
+                   "the programmes evaluated do not recover CS's cost" if got["roi_high"] < 0 else
                    "whether CS pays for itself cannot be told from these data")
         add("03_cs_roi",
-            f"Return on CS cost: {got['roi']:.2f} (95% interval {got['roi_low']:.2f} to {got['roi_high']:.2f}): "
+            f"Return on CS cost: {got['roi']:.2f} (95% interval {got['roi_low']:.2f} to {got['roi_high']:.2f}), "
+            f"gross margin from the programme work of {got.get('value_window', 'the window')} against its cost: "
             f"{verdict}; CS costs {pct(got['cs_cost_share_of_revenue'])} of recurring revenue "
             "(10-25% is typical).")
     if got.get("hr_outcome_achieved") is not None and got.get("ro_attainment_rate") is not None:
@@ -524,11 +530,13 @@ def executive_summary(runs: dict[str, "NotebookRun"], currency: str = "") -> lis
             f"Accounts that achieved a committed outcome churn at {got['hr_outcome_achieved']:.2f} times the rate "
             f"of comparable accounts, yet only {pct(got['ro_attainment_rate'])} of the outcomes due were achieved.")
     got = results("04_expansion_opportunity")
-    if got.get("pipeline_expected_arr") is not None:
+    pipeline = got.get("pipeline_expected_arr_healthy", got.get("pipeline_expected_arr"))
+    if pipeline is not None:
         add("04_expansion_opportunity",
-            f"Expected expansion ARR over the next {got.get('horizon_months', 3)} months: "
-            f"{money(got['pipeline_expected_arr'])}; {got.get('n_opportunities', 0):,} healthy accounts are ready "
-            "to expand"
+            f"Expected expansion ARR over the next {got.get('horizon_months', 3)} months, red accounts left out: "
+            f"{money(pipeline)}; {got.get('n_opportunities', 0):,} healthy accounts are ready to expand"
+            + (f", while {money(got['arr_stabilise_first'])} of ARR sits on red accounts to stabilise first"
+               if got.get("arr_stabilise_first") else "")
             + (f" and {pct(got['share_at_capacity'])} of accounts are at seat capacity."
                if got.get("share_at_capacity") is not None else "."))
     if got.get("churn_rate_12m") is not None and got.get("expansion_rate_12m") is not None:

@@ -19,11 +19,30 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from cslab.data.roles import snake
+from cslab.data.roles import parse_pairs, snake
 
-__all__ = ["EXPOSURE_TYPES", "classify_programmes", "exposure"]
+__all__ = ["EXPOSURE_TYPES", "classify_programmes", "exposure", "parse_exposure_types"]
 
 EXPOSURE_TYPES = ("one_time", "recurring")
+
+
+def parse_exposure_types(text: str) -> dict[str, str]:
+    """``"qbr:recurring, Training=one_time"`` -> ``{"qbr": "recurring", "training": "one_time"}``.
+
+    Programme names are put in the panel's form (:func:`cslab.data.roles.snake`); ``:`` and ``=``
+    both separate (papermill cannot parse ``=`` in a parameter comment).
+
+    Examples
+    --------
+    >>> parse_exposure_types("qbr:recurring, Training=one_time")
+    {'qbr': 'recurring', 'training': 'one_time'}
+    """
+    out = {}
+    for programme, kind in parse_pairs(text, "exposure_types", "PROGRAMME=TYPE").items():
+        if kind not in EXPOSURE_TYPES:
+            raise ValueError(f"exposure_types: {kind!r} for {programme!r} is not one of {', '.join(EXPOSURE_TYPES)}")
+        out[snake(programme)] = kind
+    return out
 
 
 def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] | None = None, *,

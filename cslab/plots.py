@@ -496,28 +496,33 @@ def plot_adjusted_survival(curves: pd.DataFrame, ax: Axes | None = None, title: 
     return ax
 
 
-def plot_programme_value(value: pd.DataFrame, ax: Axes | None = None, currency: str = "",
-                         title: str | None = None, **kwargs: Any) -> Axes:
-    """Attributable retained and expansion ARR of each programme beside its cost (grouped bars).
+def plot_programme_value(result, ax: Axes | None = None, currency: str = "", title: str | None = None,
+                         **kwargs: Any) -> Axes:
+    """Value of one window's programme work beside its cost, with 95% intervals (horizontal bars).
+
+    The first bar is the total (all programmes' deliveries removed at once), then each programme
+    alone (lighter: these overlap and do not add up to the total), then the cost.
 
     Parameters
     ----------
-    value : DataFrame
-        Index programme; ``retained_arr``, ``expansion_arr`` and ``cost``.
+    result : cslab.roi.ROIEstimate
     """
-    ax = _ax(ax, (8, 3.8))
-    x = np.arange(len(value))
-    width = 0.27
-    for k, (column, label, color) in enumerate((("retained_arr", "retained ARR", "#2a9d8f"),
-                                                ("expansion_arr", "expansion ARR", "#57cc99"),
-                                                ("cost", "cost", "#e76f51"))):
-        ax.bar(x + (k - 1) * width, value[column], width, label=label, color=color, **kwargs)
-    ax.axhline(0, color="#555555", linewidth=0.8)
-    ax.set_xticks(x, [str(p).replace("_", " ") for p in value.index])
-    _money_axis(ax.yaxis, currency)
-    ax.yaxis.set_label_text(currency or "amount")
-    ax.set_title(title or "What each programme returned and cost")
-    ax.legend(fontsize=9)
+    effects = result.effects
+    labels = ["all programmes (total)"] + [f"{str(p).replace('_', ' ')} alone" for p in effects.index] + ["CS cost"]
+    values = [result.value, *effects["value"].astype(float), result.cost]
+    lows = [result.value_low, *effects["value_low"].astype(float), result.cost_low]
+    highs = [result.value_high, *effects["value_high"].astype(float), result.cost_high]
+    colors = ["#2a9d8f"] + ["#8ecae6"] * len(effects) + ["#e76f51"]
+    ax = _ax(ax, (8, 0.45 * len(labels) + 1.4))
+    y = np.arange(len(labels))[::-1]
+    ax.barh(y, values, color=colors, **kwargs)
+    err = np.array([np.subtract(values, lows), np.subtract(highs, values)])
+    ax.errorbar(values, y, xerr=np.clip(np.nan_to_num(err), 0, None), fmt="none", ecolor="#333333", capsize=3)
+    ax.axvline(0, color="#555555", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    _money_axis(ax.xaxis, currency)
+    ax.xaxis.set_label_text(f"gross margin and cost{f' ({currency})' if currency else ''}")
+    ax.set_title(title or "Value of the programme work and its cost")
     return ax
 
 

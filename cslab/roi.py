@@ -22,7 +22,9 @@ Examples
 
 from __future__ import annotations
 
+import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -225,7 +227,8 @@ def programme_covariates(rows: pd.DataFrame) -> list[str]:
     return [c for c in PROGRAMME_COVARIATES if c in rows] + usage
 
 
-def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None) -> pd.DataFrame:
+def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None,
+                  scoring: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every account-month of a one-month-horizon dataset, in order, with the churn risk set marked.
 
     ``at_risk`` is true where churn in the next month is possible: monthly contracts every month,
@@ -240,12 +243,18 @@ def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None) -> p
         :func:`cslab.features.build_dataset` with ``horizon_months=1``.
     panel : DataFrame, optional
         The monthly panel the dataset was built from.
+    scoring : DataFrame, optional
+        The scoring set of the same :func:`cslab.features.build_dataset` call: the last month,
+        whose outcome is not known yet, appended with ``label`` missing (exposure and money need
+        it; the models skip it).
 
     Examples
     --------
     >>> dataset, _ = features.build_dataset(data, panel, horizon_months=1)  # doctest: +SKIP
     >>> rows = person_months(dataset, panel)  # doctest: +SKIP
     """
+    if scoring is not None and len(scoring):
+        dataset = pd.concat([dataset, scoring.assign(label=np.nan)], ignore_index=True)
     rows = dataset.sort_values(["account_id", "observation_date"], kind="stable").reset_index(drop=True)
     if "csm_id" in rows:  # CSM coverage is a signal CSM attention follows
         rows["has_csm"] = rows["csm_id"].notna().astype(float)
@@ -889,3 +898,364 @@ def outcome_attainment(data, panel: pd.DataFrame, as_of=None) -> dict:
         "time_to_first": fitter,
         "arr_share_with_outcome": float(last.loc[with_outcome, "mrr"].sum() / last["mrr"].sum()) if len(last) else float("nan"),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# ROI of the deliveries of one window: estimate, percentile interval, replicate table
+# ------------------------------------------------------------------------------------------------
+#: Gross margin used when the caller gives none: a typical SaaS subscription gross margin.
+DEFAULT_GROSS_MARGIN = 0.80
+#: Bootstrap replicates by default (percentile intervals need at least 200).
+DEFAULT_N_BOOTSTRAP = 200
+
+
+@dataclass
+class ROIEstimate:
+    """What CS returned over one window, with its interval and every bootstrap replicate.
+
+    Attributes
+    ----------
+    effects : DataFrame
+        Per programme: exposure type, naive / total / direct hazard ratios, the total effect's
+        bootstrap percentile interval (``hr_low``, ``hr_high``), the expansion hazard ratio and its
+        interval, the value of the window's deliveries of that programme alone and its interval,
+        balance and E-values.
+    value, value_low, value_high : float
+        Gross-margin value of all the window's deliveries (joint counterfactual).
+    retained, expansion : float
+        Its two parts: churn averted and expansion added.
+    cost, cost_low, cost_high : float
+        CS cost of the same window (an interval only when it is estimated from hours).
+    roi, roi_low, roi_high : float
+        (value − cost) / cost.
+    replicates : DataFrame
+        One row per replicate: ``replicate``, ``value``, ``retained``, ``expansion``, ``cost``,
+        ``roi``, ``failed`` (why, or empty), and per programme ``hr_P``, ``expansion_hr_P``,
+        ``value_P``, ``model_P`` (the propensity model chosen in that replicate).
+    n_bootstrap, n_failed : int
+    value_window, cost_window : str
+        ``"YYYY-MM to YYYY-MM"``; the value is counted over ``horizon_months`` after each account's
+        first delivery in ``value_window``.
+    """
+
+    effects: pd.DataFrame
+    value: float
+    value_low: float
+    value_high: float
+    retained: float
+    expansion: float
+    cost: float
+    cost_low: float
+    cost_high: float
+    roi: float
+    roi_low: float
+    roi_high: float
+    replicates: pd.DataFrame
+    n_bootstrap: int
+    n_failed: int
+    value_window: str
+    cost_window: str
+    horizon_months: int
+    gross_margin: float
+    accounts_valued: int
+    seconds: float = 0.0
+
+
+def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict]:
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        n = model._n_accounts
+        freq = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
+        record = {"failed": ""}
+        with np.errstate(all="ignore"):
+            estimates = model.replicate(freq)
+        if estimates["failed"]:
+            record["failed"] = "; ".join(f"{p}: {why}" for p, why in estimates["failed"].items())
+        for p, e in estimates["programmes"].items():
+            record.update({f"hr_{p}": e["hr"], f"expansion_hr_{p}": e.get("expansion_hr", np.nan),
+                           f"model_{p}": e["propensity_model"]})
+        if not estimates["failed"]:
+            with np.errstate(all="ignore"):
+                value = model.value(estimates, freq, gross_margin)
+            record.update(value=value["total"], retained=value["retained"], expansion=value["expansion"],
+                          **{f"value_{p}": v for p, v in value["by_programme"].items()})
+        if account_cost is not None:
+            record["cost"] = float(freq @ account_cost)
+        out.append(record)
+    return out
+
+
+def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAULT_GROSS_MARGIN,
+           n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0, level: float = 0.95, n_jobs: int = 1,
+           progress: bool = False) -> ROIEstimate:
+    """The ROI of CS over one window: value of the window's deliveries against the window's cost.
+
+    ``model`` is a fitted :class:`cslab.programmes.ProgrammeEffects` on which
+    :meth:`~cslab.programmes.ProgrammeEffects.plan_value` was called for the cost window. The
+    accounts are resampled with replacement ``n_bootstrap`` times (as frequency weights, so memory
+    stays at one design whatever the number of replicates or workers); every stage is refitted in
+    each replicate, including the choice of propensity model; a replicate where a model fails is
+    counted in ``n_failed`` and its reason kept in the replicate table, never silently dropped (the
+    intervals use the replicates that succeeded). Intervals are bootstrap percentiles from 200
+    replicates on, else normal intervals from the bootstrap standard error.
+
+    Parameters
+    ----------
+    cost : float
+        CS cost of the window.
+    account_cost : array, optional
+        Cost per account (model order, ``model._n_accounts``) when the cost is estimated from
+        activity hours: each replicate then re-adds the cost of its accounts, so the interval carries
+        the cost's uncertainty too.
+    gross_margin : float
+        Share of revenue kept after the cost of serving it; value is margin, not revenue.
+    n_jobs : int
+        Worker processes (joblib); replicates are split in chunks, each worker holds one copy of
+        the design (memory-mapped, read-only).
+    progress : bool
+        Show a progress bar (tqdm; a widget in JupyterLab), unless the environment variable
+        ``CSLAB_BATCH`` is set (the audit sets it: nobody watches a report being made).
+
+    Examples
+    --------
+    >>> model = ProgrammeEffects().fit(rows, programmes).plan_value("2025-01-01", "2025-12-31")  # doctest: +SKIP
+    >>> result = cs_roi(model, cost=1.2e6, n_bootstrap=200)  # doctest: +SKIP
+    >>> result.roi, result.roi_low, result.roi_high  # doctest: +SKIP
+    """
+    import time
+
+    started = time.perf_counter()
+    if not 0 < gross_margin <= 1:
+        raise ValueError("gross_margin must be in (0, 1]")
+    point = model.value(gross_margin=gross_margin)
+    account_cost = None if account_cost is None else np.asarray(account_cost, float)
+    seeds = np.random.SeedSequence(seed).spawn(n_bootstrap)
+    chunk = max(1, min(25, n_bootstrap // max(1, 4 * n_jobs)))
+    chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
+    bar = None
+    if progress and n_bootstrap and not os.environ.get("CSLAB_BATCH"):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_bootstrap, desc="bootstrap replicates", leave=False)
+    records = []
+    if n_jobs == 1:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # small matrices: BLAS threads cost more than they give
+            for part in chunks:
+                records += _one_replicate(model, part, gross_margin, account_cost)
+                bar is not None and bar.update(len(part))
+    else:
+        from joblib import Parallel, delayed
+
+        runs = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_one_replicate)(model, part, gross_margin, account_cost) for part in chunks)
+        for part, run in zip(chunks, runs):
+            records += run
+            bar is not None and bar.update(len(part))
+    if bar is not None:
+        bar.close()
+    boot = pd.DataFrame(records)
+    boot.insert(0, "replicate", np.arange(len(boot)))
+    if "cost" not in boot:
+        boot["cost"] = cost
+    if "value" not in boot:
+        boot["value"] = np.nan
+    boot["roi"] = (boot["value"] - boot["cost"]) / boot["cost"]
+    n_failed = int((boot["failed"] != "").sum()) if len(boot) else 0
+
+    def interval(column, estimate):
+        return bootstrap_interval(boot[column], estimate, level) if column in boot and len(boot) \
+            else (float("nan"), float("nan"))
+
+    roi_point = (point["total"] - cost) / cost if cost else float("nan")
+    effects = model.summary.copy()
+    for p in effects.index:
+        effects.loc[p, "hr_low"], effects.loc[p, "hr_high"] = interval(f"hr_{p}", effects.loc[p, "hr"])
+        effects.loc[p, "expansion_hr_low"], effects.loc[p, "expansion_hr_high"] = interval(
+            f"expansion_hr_{p}", effects.loc[p, "expansion_hr"])
+        effects.loc[p, "value"] = point["by_programme"].get(p, np.nan)
+        effects.loc[p, "value_low"], effects.loc[p, "value_high"] = interval(f"value_{p}", effects.loc[p, "value"])
+        models = boot.get(f"model_{p}")
+        effects.loc[p, "propensity_model_share"] = float(models.eq(effects.loc[p, "propensity_model"]).mean()) \
+            if models is not None else np.nan
+    if not n_bootstrap:  # no replicates: the model's interval (clustered by account) for the effects
+        effects["hr_low"], effects["hr_high"] = effects["hr_low_model"], effects["hr_high_model"]
+    value_low, value_high = interval("value", point["total"])
+    cost_low, cost_high = interval("cost", cost) if account_cost is not None else (cost, cost)
+    roi_low, roi_high = interval("roi", roi_point)
+    start, end = model.value_plan_["window"]
+    window = f"{start.strftime('%Y-%m')} to {end.strftime('%Y-%m')}"
+    return ROIEstimate(effects=effects, value=point["total"], value_low=value_low, value_high=value_high,
+                       retained=point["retained"], expansion=point["expansion"], cost=float(cost),
+                       cost_low=cost_low, cost_high=cost_high, roi=roi_point, roi_low=roi_low,
+                       roi_high=roi_high, replicates=boot, n_bootstrap=int(n_bootstrap), n_failed=n_failed,
+                       value_window=window, cost_window=window, horizon_months=model.value_plan_["H"],
+                       gross_margin=gross_margin, accounts_valued=point["accounts"],
+                       seconds=time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------------------
+# Efficiency ratios, each with its formula
+# ------------------------------------------------------------------------------------------------
+def monthly_cs_cost(data, months, hourly_cost: float = 0.0, annual_cost_per_csm: float = 0.0) -> pd.Series:
+    """CS cost of each month (first-of-month index), from the best source present (as
+    :func:`cs_cost`): the ``cs_costs`` table, else CSMs × ``annual_cost_per_csm`` / 12, else activity
+    hours × ``hourly_cost``. Months the source does not cover are missing (NaN), not zero.
+
+    Examples
+    --------
+    >>> monthly_cs_cost(data, panel["month"].unique())  # doctest: +SKIP
+    """
+    index = pd.DatetimeIndex(sorted(pd.to_datetime(pd.Series(months)).dt.to_period("M").dt.to_timestamp().unique()))
+    costs = getattr(data, "cs_costs", None)
+    if costs is not None and len(costs):
+        month = costs["month"].dt.to_period("M").dt.to_timestamp()
+        return costs.groupby(month)["cost"].sum().reindex(index)
+    accounts = data.accounts
+    if annual_cost_per_csm and accounts is not None and "csm_id" in accounts and accounts["csm_id"].notna().any():
+        return pd.Series(annual_cost_per_csm * accounts["csm_id"].nunique() / 12, index=index)
+    activities = data.cs_activities
+    if activities is not None and "hours" in activities and hourly_cost:
+        month = activities["date"].dt.to_period("M").dt.to_timestamp()
+        spent = (activities["hours"] * hourly_cost).groupby(month).sum()
+        first = month.min()
+        return spent.reindex(index).where(index >= first).fillna(0.0).where(index >= first)
+    return pd.Series(np.nan, index=index)
+
+
+def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: int = 12,
+                      cost_lag_months: int = 3) -> dict:
+    """Two ratios of what CS spending goes with, each with its formula (neither is an effect).
+
+    * **CS efficiency ratio** = ARR the customers of ``months`` ago pay now (retained and expanded:
+      NRR × their starting ARR) / CS cost of ``months`` months ending ``cost_lag_months`` before the
+      end month (spending comes before the revenue it may keep).
+    * **SaaS magic number, on CS cost** = (recurring revenue of the last quarter − of the quarter
+      before) × 4 / CS cost of the quarter before: the usual form, with CS cost where the original
+      has sales and marketing. Only where both quarters of revenue and the earlier quarter's cost
+      exist.
+
+    Returns
+    -------
+    dict
+        ``cs_efficiency_ratio``, ``retained_expanded_arr``, ``efficiency_cost``,
+        ``efficiency_cost_window``, ``saas_magic_number``, ``quarter``, ``quarter_revenue``,
+        ``previous_quarter_revenue``, ``previous_quarter_cost``, ``formulas`` (in words), ``notes``.
+
+    Examples
+    --------
+    >>> efficiency_ratios(panel, monthly_cs_cost(data, panel["month"]))["cs_efficiency_ratio"]  # doctest: +SKIP
+    """
+    from cslab.metrics import revenue_retention
+
+    out = {"formulas": {
+        "cs_efficiency_ratio": f"ARR now of the customers of {months} months ago (NRR x their starting ARR) / "
+                               f"CS cost of the {months} months ending {cost_lag_months} months earlier",
+        "saas_magic_number": "(recurring revenue of the last quarter - of the quarter before) x 4 / "
+                             "CS cost of the quarter before"}, "notes": []}
+    end = pd.Timestamp(panel["month"].max()).to_period("M")
+    cost = monthly_cost.copy()
+    cost.index = pd.DatetimeIndex(cost.index).to_period("M")
+    try:
+        kept = revenue_retention(panel, months=months)
+        arr = 12 * kept["start_mrr"] * kept["nrr"]
+    except ValueError as error:
+        arr = None
+        out["notes"].append(f"no efficiency ratio: {error}")
+    last = end - cost_lag_months
+    window = pd.period_range(last - months + 1, last, freq="M")
+    spent = cost.reindex(window)
+    out.update(retained_expanded_arr=arr, efficiency_cost_window=f"{window[0]} to {window[-1]}",
+               efficiency_cost=float(spent.sum()) if spent.notna().all() else None)
+    if arr is not None and out["efficiency_cost"]:
+        out["cs_efficiency_ratio"] = arr / out["efficiency_cost"]
+    else:
+        out["cs_efficiency_ratio"] = None
+        if arr is not None:
+            out["notes"].append(f"no efficiency ratio: the CS cost of {window[0]} to {window[-1]} is not in the data")
+    # quarters: the last three complete months and the three before
+    revenue_by_month = panel.groupby(panel["month"].dt.to_period("M"))["mrr"].sum()
+    quarter = pd.period_range(end - 2, end, freq="M")
+    before = pd.period_range(end - 5, end - 3, freq="M")
+    have = revenue_by_month.reindex(quarter.append(before)).notna().all()
+    q_cost = cost.reindex(before)
+    if have and q_cost.notna().all() and q_cost.sum() > 0:
+        rev_q, rev_b = float(revenue_by_month.reindex(quarter).sum()), float(revenue_by_month.reindex(before).sum())
+        out.update(saas_magic_number=(rev_q - rev_b) * 4 / float(q_cost.sum()), quarter=f"{quarter[0]} to {quarter[-1]}",
+                   quarter_revenue=rev_q, previous_quarter_revenue=rev_b, previous_quarter_cost=float(q_cost.sum()))
+    else:
+        out["saas_magic_number"] = None
+        out["notes"].append("no SaaS magic number: it needs two quarters of revenue and the earlier quarter's CS cost")
+    return out
+
+
+def cost_window(as_of, months: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last calendar month (first-of-month) of the ``months`` months up to ``as_of``'s month.
+
+    Examples
+    --------
+    >>> cost_window("2025-12-31", 12)
+    (Timestamp('2025-01-01 00:00:00'), Timestamp('2025-12-01 00:00:00'))
+    """
+    end = pd.Timestamp(as_of).to_period("M")
+    return (end - months + 1).to_timestamp(), end.to_timestamp()
+
+
+def account_hours_cost(data, account_ids, start, end, hourly_cost: float) -> np.ndarray:
+    """Activity hours × ``hourly_cost`` of each account (in ``account_ids`` order) in the calendar
+    months ``start`` to ``end``: the cost the bootstrap resamples when cost comes from hours."""
+    acts = data.cs_activities
+    if acts is None or "hours" not in acts:
+        return np.zeros(len(account_ids))
+    month = acts["date"].dt.to_period("M").dt.to_timestamp()
+    inside = acts[(month >= pd.Timestamp(start)) & (month <= pd.Timestamp(end))]
+    spent = inside.groupby("account_id")["hours"].sum() * hourly_cost
+    return spent.reindex(account_ids).fillna(0.0).to_numpy(float)
+
+
+def describe_effect(effect) -> str:
+    """One sentence on a programme's total effect, its interval, the naive and direct estimates
+    and its balance (a row of :attr:`ROIEstimate.effects`).
+
+    Examples
+    --------
+    >>> describe_effect(pd.Series({"hr": 0.7, "hr_low": 0.6, "hr_high": 0.8, "naive_hr": 0.9,
+    ...                            "direct_hr": 0.8, "max_smd_after": 0.05, "population": "all accounts"}))[:48]
+    'lowers churn: total hazard ratio **0.70** (95% 0'
+    """
+    hr, low, high = (float(effect[k]) for k in ("hr", "hr_low", "hr_high"))
+    if high < 1:
+        verdict = f"lowers churn: total hazard ratio **{hr:.2f}** (95% {low:.2f}–{high:.2f})"
+    elif low > 1:
+        verdict = f"goes with *more* churn even after adjustment: **{hr:.2f}** ({low:.2f}–{high:.2f})"
+    else:
+        verdict = f"has no clear effect: **{hr:.2f}**, and the interval {low:.2f}–{high:.2f} includes no effect (1)"
+    balanced = "balanced" if float(effect["max_smd_after"]) < 0.1 else "**not fully balanced** (read with care)"
+    return (f"{verdict}; the naive comparison said {float(effect['naive_hr']):.2f}, the direct effect (this "
+            f"month's signals held fixed) {float(effect['direct_hr']):.2f}. Signals after weighting: largest SMD "
+            f"{float(effect['max_smd_after']):.2f}, {balanced}. Population: {effect['population']}.")
+
+
+def describe_roi(result: ROIEstimate) -> str:
+    """The ROI sentence: estimate, interval and what it allows one to say.
+
+    Examples
+    --------
+    >>> describe_roi(ROIEstimate(pd.DataFrame(), 1.0, 0.5, 1.5, 1.0, 0.0, 2.0, 2.0, 2.0, -0.5, -0.75,
+    ...                          -0.25, pd.DataFrame(), 200, 0, "", "", 12, 0.8, 10))[:40]
+    '**ROI = -0.50** (95% -0.75 to -0.25, 200'
+    """
+    if not np.isfinite(result.roi):
+        return "No ROI: the cost of the window is not known."
+    verdict = ("every unit spent on CS came back with more, in gross margin" if result.roi_low > 0 else
+               "the programmes evaluated did not return CS's cost in gross margin over the horizon"
+               if result.roi_high < 0 else
+               "the interval includes breaking even (0), so these data cannot tell whether CS pays for itself")
+    failed = f", {result.n_failed} failed" if result.n_failed else ""
+    return (f"**ROI = {result.roi:.2f}** (95% {result.roi_low:.2f} to {result.roi_high:.2f}, "
+            f"{result.n_bootstrap} bootstrap replicates{failed}): {verdict}. Programmes whose own value "
+            "interval lies above zero: "
+            + (", ".join(p.replace("_", " ") for p in result.effects.index
+                         if float(result.effects.loc[p, "value_low"]) > 0) or "none") + ".")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# notebooks run by the tests (papermill kernels inherit the environment) draw no progress bars
+os.environ.setdefault("CSLAB_BATCH", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -121,45 +121,55 @@ def test_churn_notebook_records_what_the_library_computes(small_book, audit_run)
     assert len(backtest) == len(test)
 
 
-ROI_KEYS = {"hr_outcome_achieved", "ro_attainment_rate", "attributable_arr", "cs_cost",
-            "cs_cost_share_of_revenue", "roi", "roi_low", "roi_high", "magic_number"}
+ROI_KEYS = {"hr_outcome_achieved", "ro_attainment_rate", "attributable_value", "cs_cost",
+            "cs_cost_share_of_revenue", "roi", "roi_low", "roi_high", "cs_efficiency_ratio", "value_window",
+            "cost_window", "gross_margin", "value_horizon_months", "n_bootstrap", "n_bootstrap_failed"}
 
 
 def test_roi_notebook_records_what_the_library_computes(small_book, audit_run):
-    from cslab import features, roi
+    from cslab import exposure, features, roi
+    from cslab.programmes import ProgrammeEffects
 
     _, out = audit_run
     recorded = json.loads((out / "results.json").read_text())["notebooks"]["03_cs_roi"]
     assert recorded["status"] == "ok", recorded["error"]
     got = recorded["results"]
-    assert ROI_KEYS <= set(got)
+    assert ROI_KEYS <= set(got) and "magic_number" not in got
     for programme in got["programmes"]:
         assert {f"naive_hr_{programme}", f"effect_hr_{programme}", f"effect_hr_{programme}_low",
-                f"effect_hr_{programme}_high", f"max_smd_after_{programme}", f"evalue_{programme}"} <= set(got)
+                f"effect_hr_{programme}_high", f"max_smd_after_{programme}", f"evalue_{programme}",
+                f"direct_hr_{programme}"} <= set(got)
+        assert got[f"exposure_{programme}"] in {"one_time", "recurring"}
     data = cslab.load(small_book)
     panel = cslab.panel(data)
-    rows = roi.person_months(features.build_dataset(data, panel, horizon_months=1)[0], panel)
-    programmes = sorted(data.cs_activities["activity_type"].unique())
-    direct = roi.programme_effect(rows, "onboarding", others=programmes)
-    assert got["effect_hr_onboarding"] == pytest.approx(direct["hr"], rel=1e-9)
-    assert got["evalue_onboarding"] == pytest.approx(roi.e_value(direct["hr"], rare_outcome=True)["estimate"])
-    # the cost is the cs_costs table over the 12 months to the last observation month
-    end = rows["observation_date"].max()
-    months = data.cs_costs["month"].dt.to_period("M").dt.to_timestamp()
-    window = (months > (end - pd.DateOffset(months=12)).to_period("M").to_timestamp()) & \
-        (months <= end.to_period("M").to_timestamp())
-    assert got["cs_cost"] == pytest.approx(data.cs_costs.loc[window, "cost"].sum())
-    assert window.sum() == 12
-    billed = panel.loc[panel["month"].isin(months[window]), "mrr"].sum()
+    dataset, scoring = features.build_dataset(data, panel, horizon_months=1)
+    rows = roi.person_months(dataset, panel, scoring)
+    kinds = exposure.classify_programmes(data.cs_activities)["exposure"].to_dict()
+    assert all(got[f"exposure_{p}"] == kinds[p] for p in got["programmes"])
+    model = ProgrammeEffects().fit(rows, sorted(kinds), kinds=kinds)
+    assert got["effect_hr_onboarding"] == pytest.approx(model.effects_["onboarding"]["hr"], rel=1e-6)
+    assert got["evalue_onboarding"] == pytest.approx(model.effects_["onboarding"]["evalue"], rel=1e-6)
+    # cost and value cover the same 12 calendar months up to the analysis date
+    as_of = pd.Timestamp(panel.attrs["as_of"])
+    assert got["cost_window"] == got["value_window"] == \
+        f"{(as_of.to_period('M') - 11).strftime('%Y-%m')} to {as_of.strftime('%Y-%m')}"
+    months = data.cs_costs["month"].dt.to_period("M")
+    window = (months > as_of.to_period("M") - 12) & (months <= as_of.to_period("M"))
+    assert window.sum() == 12 and got["cs_cost"] == pytest.approx(data.cs_costs.loc[window, "cost"].sum())
+    billed = panel.loc[panel["month"].dt.to_period("M").isin(months[window]), "mrr"].sum()
     assert got["cs_cost_share_of_revenue"] == pytest.approx(got["cs_cost"] / billed)
-    assert got["roi"] == pytest.approx((got["attributable_arr"] - got["cs_cost"]) / got["cs_cost"])
-    assert got["roi_low"] < got["roi"] < got["roi_high"]
+    assert got["roi"] == pytest.approx((got["attributable_value"] - got["cs_cost"]) / got["cs_cost"])
+    assert got["gross_margin"] == 0.8 and got["value_horizon_months"] == 12
+    assert got["roi_low"] < got["roi"] < got["roi_high"] and got["n_bootstrap"] == 4
     assert 0 < got["ro_attainment_rate"] < 1 and 0 < got["hr_outcome_achieved"] < 1
     tables = {p.name for p in (out / "tables").iterdir()}
     assert {"cs_programme_effects.csv", "cs_roi_bootstrap.csv", "cs_programme_value.csv"} <= tables
-    assert len(pd.read_csv(out / "tables" / "cs_roi_bootstrap.csv")) == 4 * len(got["programmes"])
+    boot = pd.read_csv(out / "tables" / "cs_roi_bootstrap.csv")
+    assert len(boot) == 4 and {f"hr_{p}" for p in got["programmes"]} <= set(boot.columns)
+    assert got["n_bootstrap_failed"] == int(boot["failed"].notna().sum())
     report = (out / "03_cs_roi.html").read_text()
     assert report.count("<img") >= 8 and "Traceback" not in report and "Warning" not in report
+    assert "bootstrap replicates:" not in report  # no progress bar in a report
 
 
 def test_roi_notebook_is_skipped_without_cs_activities(small_book, tmp_path):

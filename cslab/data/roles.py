@@ -146,17 +146,16 @@ class MetricRoles:
         return text + (f" Other usage signals: {', '.join(others)}." if others else "")
 
 
-def parse_roles(text: str) -> dict[str, str]:
-    """``"active_users=wau, logins:sessions"`` -> ``{"active_users": "wau", "logins": "sessions"}``.
+def parse_pairs(text: str, parameter: str, what: str = "KEY=VALUE") -> dict[str, str]:
+    """``"a=1, b:2"`` -> ``{"a": "1", "b": "2"}``: the comma-separated pairs of a text parameter.
 
-    ``ROLE=METRIC`` and ``ROLE:METRIC`` are the same (the colon reads better inside a notebook's
-    parameter comment, where papermill cannot parse ``=``).
-
-    Raises ``ValueError`` for an unknown role or a part without ``=``.
+    ``=`` and ``:`` both separate (the colon reads better inside a notebook's parameter comment,
+    where papermill cannot parse ``=``). Raises ``ValueError`` naming ``parameter`` for a part with
+    neither.
 
     Examples
     --------
-    >>> parse_roles("active_users=wau, logins=sessions")
+    >>> parse_pairs("active_users=wau, logins:sessions", "metric_roles")
     {'active_users': 'wau', 'logins': 'sessions'}
     """
     out: dict[str, str] = {}
@@ -165,12 +164,29 @@ def parse_roles(text: str) -> dict[str, str]:
             continue
         separator = "=" if "=" in part else ":" if ":" in part else None
         if separator is None:
-            raise ValueError(f"metric_roles: {part!r} should be ROLE=METRIC or ROLE:METRIC "
-                             f"(roles: {', '.join(ROLES)})")
-        role, metric = (s.strip() for s in part.split(separator, 1))
+            raise ValueError(f"{parameter}: {part!r} should be {what} or {what.replace('=', ':')}")
+        key, value = (s.strip() for s in part.split(separator, 1))
+        out[key] = value
+    return out
+
+
+def parse_roles(text: str) -> dict[str, str]:
+    """``"active_users=wau, logins:sessions"`` -> ``{"active_users": "wau", "logins": "sessions"}``.
+
+    Raises ``ValueError`` for an unknown role or a part without ``=`` or ``:``.
+
+    Examples
+    --------
+    >>> parse_roles("active_users=wau, logins=sessions")
+    {'active_users': 'wau', 'logins': 'sessions'}
+    """
+    try:
+        out = parse_pairs(text, "metric_roles", "ROLE=METRIC")
+    except ValueError as error:
+        raise ValueError(f"{error} (roles: {', '.join(ROLES)})") from None
+    for role in out:
         if role not in ROLES:
             raise ValueError(f"metric_roles: unknown role {role!r}; roles: {', '.join(ROLES)}")
-        out[role] = metric
     return out
 
 
