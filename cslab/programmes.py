@@ -16,13 +16,14 @@ schedule, and signals measured *before* any exposure: each account's baseline (i
   (numerator). One-time programmes multiply the factors from the account's first month to the
   delivery (then they freeze); recurring ones over the exposure window only (a history-restricted
   marginal structural model: Neugebauer, van der Laan, Joffe & Tager 2007). Two propensity models
-  compete on the balance they achieve (a linear logistic model, and one with quartile bins of every
+  compete on the balance they achieve (a linear logistic model, and one with bins of every
   signal for CSMs' thresholds); the choice is remade in every bootstrap replicate.
 * **Outcome.** A weighted discrete-time proportional-hazards model (complementary log-log):
   ``exp(coef)`` of the exposure is the total effect's hazard ratio. The same weights and design give
   the effect on the monthly chance of expanding.
-* **Joint model.** All programmes' exposures in one outcome model with the product of their weights:
-  the counterfactual "these deliveries did not happen" for the money switches all of them off at once.
+* **Money.** A natural-course model predicts each account's churn and expansion with the deliveries
+  it had; removing a window's deliveries takes each removed exposure's total effect out of those
+  hazards (all programmes at once for the total, one at a time for the breakdown).
 
 Fits run on prebuilt NumPy design matrices (:mod:`cslab.glm`), so the account bootstrap refits every
 stage a few hundred times in seconds, with frequency weights instead of copied rows (memory stays at
@@ -53,11 +54,16 @@ __all__ = ["ProgrammeEffects", "TENURE_EDGES", "PROPENSITY_MODELS", "kinds_from_
 TENURE_EDGES = (-1, 2, 5, 11, 23, np.inf)
 #: The competing propensity models.
 PROPENSITY_MODELS = ("logistic", "binned logistic")
+#: Cut points of the binned propensity model, as quantiles of each signal: CSMs act on thresholds,
+#: often in the tails ("four tickets in a quarter", "usage below 30%").
+BIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.97)
 #: A month whose delivery chance is below this is no decision (a QBR off its schedule).
 MIN_DECISION_PROBABILITY = 0.005
 #: Convergence tolerance of the refits in bootstrap replicates: a hazard ratio to four decimals is
 #: far finer than its sampling spread, and Fisher scoring with a cloglog link converges only linearly.
 REPLICATE_TOL = 1e-5
+#: Months below half this quantile of the delivered months' propensities are outside common support.
+SUPPORT_QUANTILE = 0.01
 #: Ridge penalty of the propensity models (keeps nearly separating signals finite).
 PROPENSITY_PENALTY = 1.0
 #: A negligible ridge on the outcome models: keeps a column that is constant within a risk set
@@ -250,7 +256,9 @@ class ProgrammeEffects:
 
         # lagged signals (the previous month's, as the CSM saw them) for the treatment models
         current = rows[covariates].astype(float)
-        lagged = current.groupby(account, sort=False).shift(1).fillna(current)
+        # an account's first month has no previous month: its signals are unknown there (median-filled
+        # with a first-month flag), not this month's, which the month's own deliveries may have moved
+        lagged = current.groupby(account, sort=False).shift(1)
         lagged_z = _standardise(lagged)
         segment = pd.concat([_dummies(rows[c], c) for c in categorical], axis=1) if categorical \
             else pd.DataFrame(index=rows.index)
@@ -269,7 +277,7 @@ class ProgrammeEffects:
         self._concurrent = np.column_stack([outcome, _standardise(current).to_numpy()])
         bins = {}
         for c in lagged_z.columns:
-            edges = np.unique(np.quantile(lagged_z[c], [0.25, 0.5, 0.75]))
+            edges = np.unique(np.quantile(lagged_z[c], BIN_QUANTILES))
             if len(edges) > 1:
                 bins[c] = np.column_stack([(lagged_z[c].to_numpy() > e).astype(float) for e in edges])
         binned = np.column_stack(list(bins.values())) if bins else np.zeros((n, 0))
@@ -332,14 +340,17 @@ class ProgrammeEffects:
                 notes.append(f"{label_of(c) if c != 'has_csm' else 'has a CSM'}: {shown}")
         decision &= population
         D = decision
-        base = [np.ones(D.sum()), lagged_z.to_numpy()[D], segment.to_numpy()[D], bands[D], others[D], history[D]]
+        base = [np.ones(D.sum()), self._first[D].astype(float), lagged_z.to_numpy()[D], segment.to_numpy()[D],
+                bands[D], others[D], history[D]]
         linear = np.column_stack(base)
         candidates = {"logistic": linear, "binned logistic": np.column_stack([linear, binned[D]])}
         # the numerator may condition only on what the outcome model holds (tenure, segment)
         numerator = np.column_stack([np.ones(D.sum()), segment.to_numpy()[D], bands[D]])
         balance = np.column_stack([lagged_z.to_numpy()[D], segment.to_numpy()[D]])
         balance_names = [*lagged_z.columns, *segment.columns]
-        keep = balance.std(0) > 0
+        # a signal (nearly) constant where the decisions are taken, like a trend at tenure 0, has no
+        # balance to check: its SMD would divide by almost nothing
+        keep = balance.std(0) > 0.05
         candidates = {k: _drop_copies(v, list(range(v.shape[1])))[0] for k, v in candidates.items()}
         numerator = _drop_copies(numerator, list(range(numerator.shape[1])))[0]
         return _Programme(p, kind, exposed, delivered, decision, candidates, numerator, balance[:, keep],
@@ -362,10 +373,6 @@ class ProgrammeEffects:
         fD = freq[D]
         A = prog.delivered[D].astype(float)
         used = fD > 0
-        num_fit = fit_binary(prog.numerator, A, fD, link="logit", penalty=PROPENSITY_PENALTY,
-                             start=prog.start.get("numerator"), tol=self._tol)
-        prog.start.setdefault("numerator", num_fit.coef)
-        num = predict(prog.numerator, num_fit.coef, "logit")
         base_sd = _pooled_sd(prog.balance_design[used], A[used])
         best, failure = None, ""
         for name, X in prog.propensity.items():
@@ -387,26 +394,71 @@ class ProgrammeEffects:
         if best is None:
             raise ConvergenceError(f"no propensity model converged ({failure})")
         _, chosen, p = best
-        factor = np.where(p <= MIN_DECISION_PROBABILITY, 1.0,
-                          np.where(A == 1, num / p, (1 - num) / (1 - p)))
+        # common support: a month whose delivery chance is below what nearly every actual delivery
+        # had (half its 1st percentile) is no decision (an escalation without tickets, a QBR off its
+        # quarter): it gets no weight factor, and no exposure can be compared there
+        # (half of it: propensities often take a few values, and the lowest group of deliveries must
+        # stay inside)
+        support = max(MIN_DECISION_PROBABILITY,
+                      0.5 * float(np.quantile(p[(A == 1) & used], SUPPORT_QUANTILE)))
+        # the numerator (stabilisation): the chance of a delivery given only what the outcome model
+        # holds, among the months where a delivery was possible (elsewhere nothing is weighted)
+        decided = p > support
+        num_fit = fit_binary(prog.numerator, A, fD * decided, link="logit", penalty=PROPENSITY_PENALTY,
+                             start=prog.start.get("numerator"), tol=self._tol)
+        prog.start.setdefault("numerator", num_fit.coef)
+        num = predict(prog.numerator, num_fit.coef, "logit")
+        if prog.kind == "recurring":
+            # unstabilised: over a window whose months differ in whether a delivery was possible, the
+            # stabilised factors leave the exposure tied to how many were (tested on a null programme)
+            num = np.full(len(p), 0.5)
+            factor = np.where(p <= support, 1.0, np.where(A == 1, 0.5 / p, 0.5 / (1 - p)))
+        else:
+            factor = np.where(p <= support, 1.0, np.where(A == 1, num / p, (1 - num) / (1 - p)))
         log_factor = np.zeros(len(freq))
         log_factor[D] = np.log(factor)
-        cum = pd.Series(log_factor).groupby(self._account).cumsum().to_numpy()
+        possible = np.zeros(len(freq))
+        possible[D] = p > support
         if prog.kind == "recurring":
             # history-restricted: only the decisions of the exposure window count
-            k = self.exposure_months
-            idx = np.arange(len(cum)) - k
-            same = (idx >= 0) & (self._account[np.maximum(idx, 0)] == self._account)
-            cum = cum - np.where(same, cum[np.maximum(idx, 0)], 0.0)
-        w = np.exp(cum)
-        w = self._trim(w, freq)
-        return w, {"model": chosen, "p": p, "A": A}
+            w = np.exp(self._trailing_sum(log_factor))
+            # positivity: a month is compared only if a delivery was possible in its window (an
+            # escalation needs tickets, a QBR its quarter); elsewhere no exposure can be compared
+            count = self._trailing_sum(possible)
+            eligible = (count > 0) | prog.exposed
+            # windows are compared with windows that had as many months where a delivery was possible
+            pattern = np.column_stack([(np.round(count) >= c).astype(float) for c in range(2, self.exposure_months + 1)])
+        else:
+            w = np.exp(pd.Series(log_factor).groupby(self._account).cumsum().to_numpy())
+            could = np.zeros(self._n_accounts, bool)
+            could[self._account[possible > 0]] = True
+            eligible = could[self._account] | prog.exposed
+            pattern = np.zeros((len(freq), 0))
+        eligible &= prog.population
+        # truncated within the exposed and the unexposed months apart: the two groups' weights differ
+        # by design, and one set of quantiles would cut mostly one group's
+        w = self._trim(w, freq * eligible, groups=prog.exposed)
+        return w, {"model": chosen, "p": p, "A": A, "eligible": eligible, "support": support, "pattern": pattern}
 
-    def _trim(self, w: np.ndarray, freq: np.ndarray) -> np.ndarray:
+    def _trailing_sum(self, x: np.ndarray) -> np.ndarray:
+        """Sum of ``x`` over each row and the ``exposure_months - 1`` rows before it, within the account."""
+        cum = pd.Series(x).groupby(self._account).cumsum().to_numpy()
+        idx = np.arange(len(cum)) - self.exposure_months
+        same = (idx >= 0) & (self._account[np.maximum(idx, 0)] == self._account)
+        return cum - np.where(same, cum[np.maximum(idx, 0)], 0.0)
+
+    def _trim(self, w: np.ndarray, freq: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         if not self.weight_trim:
             return w
-        lo, hi = np.quantile(w[freq > 0], [self.weight_trim, 1 - self.weight_trim])
-        return np.clip(w, lo, hi)
+        out = w.copy()
+        for group in ([None] if groups is None else [groups, ~groups]):
+            sel = (freq > 0) if group is None else (freq > 0) & group
+            if sel.sum() < 10:
+                continue
+            lo, hi = np.quantile(w[sel], [self.weight_trim, 1 - self.weight_trim])
+            target = np.ones(len(w), bool) if group is None else group
+            out[target] = np.clip(w[target], lo, hi)
+        return out
 
     def _outcome_fit(self, X, y, w, key, start_store):
         try:
@@ -419,17 +471,18 @@ class ProgrammeEffects:
 
     def _estimate_one(self, prog: _Programme, freq: np.ndarray, details: bool = False, choose: bool = True) -> dict:
         w, chosen = self._weights(prog, freq, choose)
-        pop = prog.population
+        pop = chosen["eligible"]
         R = self._at_risk & pop
-        X = np.column_stack([self._outcome[R], prog.exposed[R].astype(float)])
+        X = np.column_stack([self._outcome[R], chosen["pattern"][R], prog.exposed[R].astype(float)])
         wr = (w * freq)[R]
         y = self._label[R]
         fit = self._outcome_fit(X, y, wr, "churn", prog.start)
         hr = float(np.exp(fit.coef[-1]))
-        out = {"hr": hr, "propensity_model": chosen["model"], "weights": w, "churn_coef": fit.coef}
+        out = {"hr": hr, "propensity_model": chosen["model"], "weights": w, "churn_coef": fit.coef,
+               "eligible": pop, "pattern": chosen["pattern"]}
         if self._expanded is not None:
             E = self._fit_rows & pop
-            Xe = np.column_stack([self._outcome[E], prog.exposed[E].astype(float)])
+            Xe = np.column_stack([self._outcome[E], chosen["pattern"][E], prog.exposed[E].astype(float)])
             fe = self._outcome_fit(Xe, self._expanded[E], (w * freq)[E], "expansion", prog.start)
             out.update(expansion_hr=float(np.exp(fe.coef[-1])), expansion_coef=fe.coef)
         if details:
@@ -452,7 +505,7 @@ class ProgrammeEffects:
         except ConvergenceError:
             direct_hr = float("nan")
         A, p = chosen["A"], chosen["p"]
-        ok = p > MIN_DECISION_PROBABILITY
+        ok = p > chosen["support"]
         base_sd = _pooled_sd(prog.balance_design[ok], A[ok])
         ipw = np.where(A == 1, 1 / p, 1 / (1 - p))
         before = _wsmd(prog.balance_design[ok], A[ok], np.ones(ok.sum()), base_sd)
@@ -470,25 +523,25 @@ class ProgrammeEffects:
                 "max_smd_after": float(np.abs(after).max()), "balance": balance, "decisions": decisions,
                 "evalue": ev["estimate"], "evalue_limit": ev["limit"],
                 "n_treated_accounts": int(len(np.unique(self._account[prog.exposed & prog.population]))),
-                "n_rows": int(R.sum()), "population": prog.population_note, "kind": prog.kind}
+                "n_rows": int(R.sum()), "kind": prog.kind,
+                "population": prog.population_note + ("" if chosen["eligible"][prog.population & self._at_risk].all()
+                                                      else f"; months where a delivery was possible "
+                                                           f"({chosen['eligible'][prog.population & self._at_risk].mean():.0%} "
+                                                           "of those months)")}
 
     def _estimate_joint(self, freq: np.ndarray, per_programme: dict | None = None) -> dict:
-        """All programmes' exposures in one outcome model, weighted by the product of their weights."""
-        progs = list(self.programmes_.values())
-        if per_programme is None:
-            per_programme = self.effects_
-        logw = sum(np.log(per_programme[q.name]["weights"]) for q in progs)
-        w = self._trim(np.exp(logw), freq)
-        exposed = np.column_stack([q.exposed.astype(float) for q in progs])
+        """The natural course: churn and expansion given baseline, tenure, renewal and the exposures
+        each account had (unweighted). It only predicts what happened with the deliveries made; the
+        counterfactual without them applies the programmes' total effects to it (:meth:`value`)."""
+        exposed = np.column_stack([q.exposed.astype(float) for q in self.programmes_.values()])
         R = self._at_risk
         X = np.column_stack([self._outcome[R], exposed[R]])
-        fit = self._outcome_fit(X, self._label[R], (w * freq)[R], "joint churn", self._joint_start)
-        out = {"churn_coef": fit.coef}
+        out = {"churn_coef": self._outcome_fit(X, self._label[R], freq[R], "natural churn", self._joint_start).coef}
         if self._expanded is not None:
             E = self._fit_rows
             Xe = np.column_stack([self._outcome[E], exposed[E]])
-            fe = self._outcome_fit(Xe, self._expanded[E], (w * freq)[E], "joint expansion", self._joint_start)
-            out["expansion_coef"] = fe.coef
+            out["expansion_coef"] = self._outcome_fit(Xe, self._expanded[E], freq[E], "natural expansion",
+                                                      self._joint_start).coef
         return out
 
     # ------------------------------------------------------------------------------------------
@@ -620,34 +673,41 @@ class ProgrammeEffects:
         by = ratio.groupby(past["segment"]).median() if "segment" in past else pd.Series(dtype=float)
         return pd.Series(segment).map(by).fillna(overall).to_numpy()
 
-    def _projected(self, churn_coef, expansion_coef, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per money account: expected MRR-months kept and added over the horizon, with minus
-        without the window's deliveries of ``columns`` (the others keep what the data shows)."""
+    def _projected(self, natural: dict, log_hr: dict, log_expansion_hr: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per money account: expected MRR-months kept and added over the horizon with the window's
+        deliveries minus without those of the programmes in ``log_hr``.
+
+        With them: the natural-course model on the exposures the data shows. Without them: the same
+        hazards with each removed exposure's total effect taken out, exp(−log HR × exposure removed),
+        programme by programme (effects compose multiplicatively: no interaction between programmes
+        on the hazard scale is assumed).
+        """
         plan = self.value_plan_
         n, H = len(plan["mrr"]), plan["H"]
         mask = plan["static_mask"]
+        progs = list(self.programmes_)
 
-        def linear(coef, world):
-            base = plan["static"] @ coef[:mask.sum()]
-            out = base[:, None] + plan["bands"] @ coef[plan["band_index"]] \
+        def linear(coef):
+            out = (plan["static"] @ coef[:mask.sum()])[:, None] + plan["bands"] @ coef[plan["band_index"]] \
                 + plan["renewal"] * coef[len(mask) - 1]
-            for i, p in enumerate(columns):
-                with_, without = plan["exposure"][p]
-                out = out + coef[len(mask) + i] * (with_ if world == "with" else without)
+            for i, p in enumerate(progs):
+                out = out + coef[len(mask) + i] * plan["exposure"][p][0]
             return out
 
+        def removed(effects):
+            return sum(b * (plan["exposure"][p][0] - plan["exposure"][p][1]) for p, b in effects.items())
+
+        eta = linear(natural["churn_coef"])
+        eta_e = linear(natural["expansion_coef"]) if natural.get("expansion_coef") is not None else None
         kept, added = np.zeros(n), np.zeros(n)
-        surv = {}
-        for world in ("with", "without"):
-            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(linear(churn_coef, world), -35, 3.5)))
+        remaining = H - np.arange(1, H + 1) + 1
+        for sign, shift, shift_e in ((1, 0.0, 0.0), (-1, removed(log_hr), removed(log_expansion_hr))):
+            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(eta - shift, -35, 3.5)))
             s = np.cumprod(1 - h, axis=1)
-            surv[world] = s
-            sign = 1 if world == "with" else -1
             kept += sign * s.sum(axis=1)
-            if expansion_coef is not None:
-                q = -np.expm1(-np.exp(np.clip(linear(expansion_coef, world), -35, 3.5)))
+            if eta_e is not None:
+                q = -np.expm1(-np.exp(np.clip(eta_e - shift_e, -35, 3.5)))
                 alive = np.concatenate([np.ones((n, 1)), s[:, :-1]], axis=1)
-                remaining = H - np.arange(1, H + 1) + 1
                 added += sign * (alive * q * remaining).sum(axis=1)
         return kept * plan["mrr"], added * plan["uplift"]
 
@@ -655,22 +715,23 @@ class ProgrammeEffects:
               gross_margin: float = 0.8) -> dict:
         """Gross-margin value of the window's deliveries (after :meth:`plan_value`).
 
-        ``total``: all programmes' window deliveries removed at once (the joint model);
-        ``by_programme``: each removed alone (its own model, the others as they were); these do not
-        add up to the total and are not summed. Both split into ``retained`` (churn averted) and
-        ``expansion``.
+        ``total``: all programmes' window deliveries removed at once; ``by_programme``: each removed
+        alone (the others as they were); these overlap, do not add up to the total and are not
+        summed. ``total`` splits into ``retained`` (churn averted) and ``expansion``.
         """
         plan = self.value_plan_
         estimates = estimates or {"programmes": self.effects_, "joint": self.joint_}
         f = np.ones(len(plan["mrr"])) if freq is None else freq[plan["account_codes"]]
-        progs = list(self.programmes_)
-        joint = estimates["joint"]
-        kept, added = self._projected(joint["churn_coef"], joint.get("expansion_coef"), progs)
+        effects = estimates["programmes"]
+        log_hr = {p: float(np.log(e["hr"])) for p, e in effects.items()}
+        log_ehr = {p: float(np.log(e["expansion_hr"])) for p, e in effects.items() if "expansion_hr" in e}
+        kept, added = self._projected(estimates["joint"], log_hr, log_ehr)
         out = {"retained": gross_margin * float(f @ kept), "expansion": gross_margin * float(f @ added)}
         out["total"] = out["retained"] + out["expansion"]
         out["by_programme"] = {}
-        for p, e in estimates["programmes"].items():
-            kept_p, added_p = self._projected(e["churn_coef"], e.get("expansion_coef"), [p])
+        for p in effects:
+            kept_p, added_p = self._projected(estimates["joint"], {p: log_hr[p]},
+                                              {p: log_ehr[p]} if p in log_ehr else {})
             out["by_programme"][p] = gross_margin * float(f @ (kept_p + added_p))
         out["accounts"] = int(len(plan["mrr"]))
         return out

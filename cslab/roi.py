@@ -5,19 +5,20 @@ risk, so "covered accounts churn less (or more)" is not an effect. These functio
 observed pre-treatment signals with inverse-probability weighting and say how strong an unmeasured
 confounder would have to be to explain an estimate away (the E-value).
 
-The core estimator, :func:`programme_effect`, treats a programme as a time-varying treatment (on from
-the month after its first activity) in a discrete-time hazard model with marginal-structural weights,
-and turns the adjusted model into money: ARR retained and expansion ARR attributable to the programme.
-:func:`bootstrap_effects` refits all of it on resampled accounts for the ROI interval; :func:`cs_cost`,
-:func:`magic_number`, :func:`coverage` and :func:`outcome_attainment` give the rest of notebook
-``03_cs_roi``.
+Programmes' total effects are estimated by :class:`cslab.programmes.ProgrammeEffects`; here
+:func:`cs_roi` values one window's programme work against the window's cost with an account
+bootstrap (estimate, percentile interval, replicate table); :func:`efficiency_ratios` gives the
+ratios CS leaders track, each with its formula; :func:`cs_cost`, :func:`coverage` and
+:func:`outcome_attainment` the rest of notebook ``03_cs_roi``. :func:`programme_effect` (adjusted for
+the same month's signals: a direct effect) serves the effect of achieving a committed outcome, a state
+rather than a delivery.
 
 Examples
 --------
->>> dataset, _ = cslab.features.build_dataset(data, panel, horizon_months=1)  # doctest: +SKIP
->>> rows = person_months(dataset, panel)  # doctest: +SKIP
->>> programme_effect(rows, "onboarding")["hr"]  # doctest: +SKIP
-0.66
+>>> dataset, scoring = cslab.features.build_dataset(data, panel, horizon_months=1)  # doctest: +SKIP
+>>> rows = person_months(dataset, panel, scoring)  # doctest: +SKIP
+>>> model = ProgrammeEffects().fit(rows, ["onboarding", "qbr"]).plan_value("2025-01-01", "2025-12-31")  # doctest: +SKIP
+>>> cs_roi(model, cost=1.2e6).roi  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from cslab.features import label_of
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
-           "PROGRAMME_COVARIATES", "programme_covariates", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_effects", "bootstrap_interval", "cs_cost", "revenue",
-           "magic_number", "coverage", "outcome_attainment"]
+           "PROGRAMME_COVARIATES", "programme_covariates", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_interval", "cs_cost", "revenue",
+           "coverage", "outcome_attainment", "ROIEstimate", "cs_roi", "DEFAULT_GROSS_MARGIN",
+           "DEFAULT_N_BOOTSTRAP", "monthly_cs_cost", "efficiency_ratios", "cost_window",
+           "account_hours_cost", "describe_effect", "describe_roi"]
 
 
 def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: float = 1.0) -> np.ndarray:
@@ -669,77 +672,8 @@ def _standardised_survival(fit, X: pd.DataFrame, churn_rows: pd.DataFrame, rows:
 
 
 # ------------------------------------------------------------------------------------------------
-# Bootstrap: accounts resampled, the whole estimation refitted
+# Bootstrap intervals
 # ------------------------------------------------------------------------------------------------
-def _resample(rows: pd.DataFrame, seed) -> pd.DataFrame:
-    """Accounts drawn with replacement; each draw gets its own id so repeats are separate accounts."""
-    rng = np.random.default_rng(seed)
-    positions = rows.groupby("account_id", sort=True).indices
-    ids = np.array(list(positions))
-    drawn = rng.integers(0, len(ids), len(ids))
-    take = np.concatenate([positions[ids[k]] for k in drawn])
-    copy = np.repeat(np.arange(len(drawn)), [len(positions[ids[k]]) for k in drawn])
-    sample = rows.iloc[take].reset_index(drop=True)
-    sample["account_id"] = sample["account_id"].astype(str) + "#" + pd.Series(copy).astype(str)
-    return sample
-
-
-def _replicate(rows: pd.DataFrame, programmes: list[str], seed, models: dict, kwargs: dict) -> list[dict]:
-    sample = _resample(rows, seed)
-    out = []
-    for programme in programmes:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                effect = programme_effect(sample, programme, others=programmes, details=False,
-                                          propensity_model=models.get(programme), **kwargs)
-            out.append({"programme": programme, "hr": effect["hr"], "retained_arr": effect["retained_arr"],
-                        "expansion_arr": effect.get("expansion_arr", 0.0),
-                        "expansion_rate_diff": effect.get("expansion_rate_treated", np.nan)
-                        - effect.get("expansion_rate_untreated", np.nan)})
-        except (CSLabError, ValueError, np.linalg.LinAlgError):
-            out.append({"programme": programme, "hr": np.nan, "retained_arr": np.nan,
-                        "expansion_arr": np.nan, "expansion_rate_diff": np.nan})
-    return out
-
-
-def bootstrap_effects(rows: pd.DataFrame, programmes: list[str], n_bootstrap: int = 30, seed: int = 0,
-                      models: dict | None = None, n_jobs: int = 2, **kwargs) -> pd.DataFrame:
-    """Refit every programme's effect on ``n_bootstrap`` resamples of the accounts.
-
-    Each replicate draws accounts with replacement (an account's months stay together, so the
-    within-account correlation is kept), refits the propensity models, weights and outcome models,
-    and recomputes the money. Replicates get their own seeds from ``seed`` (NumPy ``SeedSequence``),
-    so the result is the same for a seed whatever the number of parallel jobs.
-
-    Parameters
-    ----------
-    models : dict, optional
-        Programme -> propensity model chosen on the full data (kept in the replicates: choosing
-        again each time would double the cost and hardly move the interval).
-    n_jobs : int
-        Parallel processes (joblib); inner thread pools are limited accordingly.
-    **kwargs
-        Passed to :func:`programme_effect` (``window_months``, ``trim``...).
-
-    Returns
-    -------
-    DataFrame
-        One row per replicate and programme: ``replicate``, ``programme``, ``hr``, ``retained_arr``,
-        ``expansion_arr``, ``expansion_rate_diff``; NaN where a replicate's model did not converge.
-
-    Examples
-    --------
-    >>> boot = bootstrap_effects(rows, ["onboarding", "training"], n_bootstrap=20, seed=1)  # doctest: +SKIP
-    """
-    from joblib import Parallel, delayed
-
-    seeds = np.random.SeedSequence(seed).spawn(n_bootstrap)
-    runs = Parallel(n_jobs=n_jobs)(delayed(_replicate)(rows, list(programmes), s, models or {}, kwargs)
-                                   for s in seeds)
-    return pd.DataFrame([{"replicate": i, **row} for i, run in enumerate(runs) for row in run])
-
-
 def bootstrap_interval(values, estimate: float, level: float = 0.95) -> tuple[float, float]:
     """Interval of an estimate from its bootstrap replicates.
 
@@ -820,27 +754,6 @@ def revenue(panel: pd.DataFrame, start, end) -> float:
     start, end = pd.Timestamp(start).to_period("M").to_timestamp(), pd.Timestamp(end).to_period("M").to_timestamp()
     inside = panel[(panel["month"] > start) & (panel["month"] <= end)]
     return float(inside["mrr"].sum())
-
-
-def magic_number(panel: pd.DataFrame, cost: float, months: int = 12, support_cost: float = 0.0) -> dict:
-    """Gainsight's customer-success magic number: (renewed ARR + upsell ARR) / (CS + support cost).
-
-    Over the last ``months``: renewed ARR = the ARR the customers of ``months`` ago still pay, each
-    capped at what it paid then (GRR x their starting ARR); upsell ARR = their expansion (expansion
-    rate x starting ARR). Both on the same starting-cohort basis as NRR and GRR.
-
-    Examples
-    --------
-    >>> magic_number(panel, cost=1.9e6)["magic_number"]  # doctest: +SKIP
-    """
-    from cslab.metrics import revenue_retention
-
-    kept = revenue_retention(panel, months=months)
-    start_arr = 12 * kept["start_mrr"]
-    renewed, upsell = kept["grr"] * start_arr, kept["expansion_rate"] * start_arr
-    spent = cost + support_cost
-    return {"renewed_arr": renewed, "upsell_arr": upsell, "cost": spent,
-            "magic_number": (renewed + upsell) / spent if spent else float("nan")}
 
 
 def coverage(panel: pd.DataFrame) -> pd.DataFrame:
