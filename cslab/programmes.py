@@ -21,9 +21,9 @@ schedule, and signals measured *before* any exposure: each account's baseline (i
 * **Outcome.** A weighted discrete-time proportional-hazards model (complementary log-log):
   ``exp(coef)`` of the exposure is the total effect's hazard ratio. The same weights and design give
   the effect on the monthly chance of expanding.
-* **Money.** A natural-course model predicts each account's churn and expansion with the deliveries
-  it had; removing a window's deliveries takes each removed exposure's total effect out of those
-  hazards (all programmes at once for the total, one at a time for the breakdown).
+* **Money.** Each account with a delivery in the window is projected with and without the window's
+  deliveries by the programme's own model (one at a time), or by the programmes' models composed
+  (all at once).
 
 Fits run on prebuilt NumPy design matrices (:mod:`cslab.glm`), so the account bootstrap refits every
 stage a few hundred times in seconds, with frequency weights instead of copied rows (memory stays at
@@ -173,6 +173,9 @@ class ProgrammeEffects:
         Time-varying and baseline signals (default :func:`cslab.roi.programme_covariates`).
     categorical : tuple of str
         Categorical signals (one-hot).
+    max_accounts : int, optional
+        Estimate on a random sample of this many accounts (all their months) when the book has
+        more; values are scaled back up by the sampled share (``sample_fraction_``).
 
     Attributes
     ----------
@@ -192,8 +195,10 @@ class ProgrammeEffects:
 
     def __init__(self, exposure_months: int = 3, weight_trim: float = 0.01,
                  covariates: list[str] | None = None, categorical: tuple[str, ...] = ("segment",),
-                 min_treated_accounts: int = 20):
+                 min_treated_accounts: int = 20, max_accounts: int | None = None, random_state: int = 0):
         self.exposure_months = exposure_months
+        self.max_accounts = max_accounts
+        self.random_state = random_state
         self.weight_trim = weight_trim
         self.covariates = covariates
         self.categorical = categorical
@@ -222,6 +227,14 @@ class ProgrammeEffects:
 
         if self.exposure_months < 1 or not 0 <= self.weight_trim < 0.5:
             raise ValueError("exposure_months must be at least 1 and weight_trim in [0, 0.5)")
+        # a large book: a random sample of accounts (all their months) bounds memory and time; the
+        # effects are estimated on it and the value is scaled back up by the sampled share
+        accounts = rows["account_id"].unique()
+        self.sample_fraction_ = 1.0
+        if self.max_accounts and len(accounts) > self.max_accounts:
+            keep = np.random.default_rng(self.random_state).choice(accounts, self.max_accounts, replace=False)
+            rows = rows[rows["account_id"].isin(keep)]
+            self.sample_fraction_ = self.max_accounts / len(accounts)
         rows = rows.sort_values(["account_id", "observation_date"], kind="stable").reset_index(drop=True)
         self.rows_ = rows
         self._tol = 1e-8
@@ -300,9 +313,6 @@ class ProgrammeEffects:
             except (CSLabError, ConvergenceError) as error:
                 self.failed_[p] = str(error)
                 del self.programmes_[p]
-        self._joint_start = {}
-        if self.programmes_:
-            self.joint_ = self._estimate_joint(np.ones(n))
         return self
 
     # ------------------------------------------------------------------------------------------
@@ -500,7 +510,8 @@ class ProgrammeEffects:
             if len(self._exposures) > 1 else np.zeros((R.sum(), 0))
         Xd, _ = _drop_copies(np.column_stack([self._concurrent[R], others]), list(range(self._concurrent.shape[1] + others.shape[1])))
         try:
-            direct = fit_binary(np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog")
+            direct = fit_binary(np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog",
+                                penalty=OUTCOME_PENALTY)
             direct_hr = float(np.exp(direct.coef[-1]))
         except ConvergenceError:
             direct_hr = float("nan")
@@ -516,7 +527,8 @@ class ProgrammeEffects:
         from cslab.roi import e_value
 
         rare = float(self._label[self._fit_rows].mean()) < 0.15
-        low, high = float(np.exp(b - 1.959964 * se)), float(np.exp(b + 1.959964 * se))
+        with np.errstate(over="ignore", invalid="ignore"):  # a failed sandwich: no model interval
+            low, high = float(np.exp(b - 1.959964 * se)), float(np.exp(b + 1.959964 * se))
         ev = e_value(float(np.exp(b)), low, high, rare_outcome=rare)
         return {"hr_low_model": low, "hr_high_model": high, "naive_hr": float(np.exp(naive.coef[-1])),
                 "direct_hr": direct_hr, "max_smd_before": float(np.abs(before).max()),
@@ -528,21 +540,6 @@ class ProgrammeEffects:
                                                       else f"; months where a delivery was possible "
                                                            f"({chosen['eligible'][prog.population & self._at_risk].mean():.0%} "
                                                            "of those months)")}
-
-    def _estimate_joint(self, freq: np.ndarray, per_programme: dict | None = None) -> dict:
-        """The natural course: churn and expansion given baseline, tenure, renewal and the exposures
-        each account had (unweighted). It only predicts what happened with the deliveries made; the
-        counterfactual without them applies the programmes' total effects to it (:meth:`value`)."""
-        exposed = np.column_stack([q.exposed.astype(float) for q in self.programmes_.values()])
-        R = self._at_risk
-        X = np.column_stack([self._outcome[R], exposed[R]])
-        out = {"churn_coef": self._outcome_fit(X, self._label[R], freq[R], "natural churn", self._joint_start).coef}
-        if self._expanded is not None:
-            E = self._fit_rows
-            Xe = np.column_stack([self._outcome[E], exposed[E]])
-            out["expansion_coef"] = self._outcome_fit(Xe, self._expanded[E], freq[E], "natural expansion",
-                                                      self._joint_start).coef
-        return out
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -557,7 +554,7 @@ class ProgrammeEffects:
         return table
 
     def replicate(self, freq: np.ndarray) -> dict:
-        """Every programme's estimates (and the joint model) under account frequency weights ``freq``
+        """Every programme's estimates under account frequency weights ``freq``
         (one per account): one bootstrap replicate. A programme that fails is reported, not dropped."""
         row_freq = freq[self._account].astype(float)
         out, failed = {}, {}
@@ -567,13 +564,7 @@ class ProgrammeEffects:
                 out[p] = self._estimate_one(prog, row_freq)
             except (ConvergenceError, np.linalg.LinAlgError, FloatingPointError) as error:
                 failed[p] = str(error)
-        joint = None
-        if not failed and out:
-            try:
-                joint = self._estimate_joint(row_freq, out)
-            except (ConvergenceError, np.linalg.LinAlgError) as error:
-                failed["(joint)"] = str(error)
-        return {"programmes": out, "joint": joint, "failed": failed}
+        return {"programmes": out, "failed": failed}
 
     # ------------------------------------------------------------------------------------------
     # Money: the value of the deliveries of a window, projected over a fixed horizon
@@ -673,40 +664,34 @@ class ProgrammeEffects:
         by = ratio.groupby(past["segment"]).median() if "segment" in past else pd.Series(dtype=float)
         return pd.Series(segment).map(by).fillna(overall).to_numpy()
 
-    def _projected(self, natural: dict, log_hr: dict, log_expansion_hr: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _projected(self, base: np.ndarray, base_e: np.ndarray | None, log_hr: dict,
+                   log_ehr: dict) -> tuple[np.ndarray, np.ndarray]:
         """Per money account: expected MRR-months kept and added over the horizon with the window's
         deliveries minus without those of the programmes in ``log_hr``.
 
-        With them: the natural-course model on the exposures the data shows. Without them: the same
-        hazards with each removed exposure's total effect taken out, exp(−log HR × exposure removed),
-        programme by programme (effects compose multiplicatively: no interaction between programmes
-        on the hazard scale is assumed).
+        Both worlds come from the marginal structural model: the baseline part of its linear
+        predictor (``base``: baseline signals, segment, tenure bands, renewal) plus each programme's
+        total effect times its exposure in that world.
         """
         plan = self.value_plan_
         n, H = len(plan["mrr"]), plan["H"]
         mask = plan["static_mask"]
-        progs = list(self.programmes_)
 
-        def linear(coef):
+        def linear(coef, effects, world):
             out = (plan["static"] @ coef[:mask.sum()])[:, None] + plan["bands"] @ coef[plan["band_index"]] \
                 + plan["renewal"] * coef[len(mask) - 1]
-            for i, p in enumerate(progs):
-                out = out + coef[len(mask) + i] * plan["exposure"][p][0]
+            for p, b in effects.items():
+                out = out + b * plan["exposure"][p][0 if world == "with" else 1]
             return out
 
-        def removed(effects):
-            return sum(b * (plan["exposure"][p][0] - plan["exposure"][p][1]) for p, b in effects.items())
-
-        eta = linear(natural["churn_coef"])
-        eta_e = linear(natural["expansion_coef"]) if natural.get("expansion_coef") is not None else None
         kept, added = np.zeros(n), np.zeros(n)
         remaining = H - np.arange(1, H + 1) + 1
-        for sign, shift, shift_e in ((1, 0.0, 0.0), (-1, removed(log_hr), removed(log_expansion_hr))):
-            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(eta - shift, -35, 3.5)))
+        for sign, world in ((1, "with"), (-1, "without")):
+            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(linear(base, log_hr, world), -35, 3.5)))
             s = np.cumprod(1 - h, axis=1)
             kept += sign * s.sum(axis=1)
-            if eta_e is not None:
-                q = -np.expm1(-np.exp(np.clip(eta_e - shift_e, -35, 3.5)))
+            if base_e is not None:
+                q = -np.expm1(-np.exp(np.clip(linear(base_e, log_ehr, world), -35, 3.5)))
                 alive = np.concatenate([np.ones((n, 1)), s[:, :-1]], axis=1)
                 added += sign * (alive * q * remaining).sum(axis=1)
         return kept * plan["mrr"], added * plan["uplift"]
@@ -715,23 +700,32 @@ class ProgrammeEffects:
               gross_margin: float = 0.8) -> dict:
         """Gross-margin value of the window's deliveries (after :meth:`plan_value`).
 
-        ``total``: all programmes' window deliveries removed at once; ``by_programme``: each removed
-        alone (the others as they were); these overlap, do not add up to the total and are not
-        summed. ``total`` splits into ``retained`` (churn averted) and ``expansion``.
+        ``by_programme``: each programme's window deliveries removed alone, both worlds from its own
+        marginal structural model (the others as they were); these overlap and are not summed.
+        ``total``: all removed at once, from the programmes' models composed (the average of their
+        baseline parts, every programme's total effect on its exposure: effects multiply, no
+        interaction between programmes is assumed); it splits into ``retained`` (churn averted) and
+        ``expansion``.
         """
         plan = self.value_plan_
-        estimates = estimates or {"programmes": self.effects_, "joint": self.joint_}
+        estimates = estimates or {"programmes": self.effects_}
         f = np.ones(len(plan["mrr"])) if freq is None else freq[plan["account_codes"]]
         effects = estimates["programmes"]
-        log_hr = {p: float(np.log(e["hr"])) for p, e in effects.items()}
-        log_ehr = {p: float(np.log(e["expansion_hr"])) for p, e in effects.items() if "expansion_hr" in e}
-        kept, added = self._projected(estimates["joint"], log_hr, log_ehr)
-        out = {"retained": gross_margin * float(f @ kept), "expansion": gross_margin * float(f @ added)}
+        n_base = len(plan["static_mask"])
+        has_e = all("expansion_coef" in e for e in effects.values())
+        log_hr = {p: float(e["churn_coef"][-1]) for p, e in effects.items()}
+        log_ehr = {p: float(e["expansion_coef"][-1]) for p, e in effects.items()} if has_e else {}
+        scale = gross_margin / self.sample_fraction_  # a sample of accounts stands for all of them
+        out = {"by_programme": {}}
+        for p, e in effects.items():  # each programme's own model, in both worlds
+            kept_p, added_p = self._projected(e["churn_coef"], e.get("expansion_coef"), {p: log_hr[p]},
+                                              {p: log_ehr[p]} if has_e else {})
+            out["by_programme"][p] = scale * float(f @ (kept_p + added_p))
+        # all at once: the programmes' models composed, their baseline parts averaged
+        base = np.mean([e["churn_coef"][:n_base] for e in effects.values()], axis=0)
+        base_e = np.mean([e["expansion_coef"][:n_base] for e in effects.values()], axis=0) if has_e else None
+        kept, added = self._projected(base, base_e, log_hr, log_ehr)
+        out.update(retained=scale * float(f @ kept), expansion=scale * float(f @ added))
         out["total"] = out["retained"] + out["expansion"]
-        out["by_programme"] = {}
-        for p in effects:
-            kept_p, added_p = self._projected(estimates["joint"], {p: log_hr[p]},
-                                              {p: log_ehr[p]} if p in log_ehr else {})
-            out["by_programme"][p] = gross_margin * float(f @ (kept_p + added_p))
-        out["accounts"] = int(len(plan["mrr"]))
+        out["accounts"] = int(round(len(plan["mrr"]) / self.sample_fraction_))
         return out

@@ -893,8 +893,8 @@ def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict
                 value = model.value(estimates, freq, gross_margin)
             record.update(value=value["total"], retained=value["retained"], expansion=value["expansion"],
                           **{f"value_{p}": v for p, v in value["by_programme"].items()})
-        if account_cost is not None:
-            record["cost"] = float(freq @ account_cost)
+        if account_cost is not None:  # the sampled accounts' cost stands for all accounts'
+            record["cost"] = float(freq @ account_cost) / model.sample_fraction_
         out.append(record)
     return out
 
@@ -995,6 +995,12 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
             if models is not None else np.nan
     if not n_bootstrap:  # no replicates: the model's interval (clustered by account) for the effects
         effects["hr_low"], effects["hr_high"] = effects["hr_low_model"], effects["hr_high_model"]
+    rare = float(model._label[model._fit_rows].mean()) < 0.15  # as the point estimate's E-value
+    for p in effects.index:  # the E-value of the interval the report shows
+        low, high = float(effects.loc[p, "hr_low"]), float(effects.loc[p, "hr_high"])
+        if np.isfinite([low, high]).all():
+            effects.loc[p, "evalue_limit"] = e_value(float(effects.loc[p, "hr"]), low, high,
+                                                     rare_outcome=rare)["limit"]
     value_low, value_high = interval("value", point["total"])
     cost_low, cost_high = interval("cost", cost) if account_cost is not None else (cost, cost)
     roi_low, roi_high = interval("roi", roi_point)
@@ -1146,8 +1152,11 @@ def describe_effect(effect) -> str:
     else:
         verdict = f"has no clear effect: **{hr:.2f}**, and the interval {low:.2f}–{high:.2f} includes no effect (1)"
     balanced = "balanced" if float(effect["max_smd_after"]) < 0.1 else "**not fully balanced** (read with care)"
-    return (f"{verdict}; the naive comparison said {float(effect['naive_hr']):.2f}, the direct effect (this "
-            f"month's signals held fixed) {float(effect['direct_hr']):.2f}. Signals after weighting: largest SMD "
+    direct = float(effect["direct_hr"])
+    direct_text = (f"the direct effect (this month's signals held fixed) {direct:.2f}" if np.isfinite(direct)
+                   else "the direct effect (this month's signals held fixed) could not be estimated")
+    return (f"{verdict}; the naive comparison said {float(effect['naive_hr']):.2f}, {direct_text}. "
+            f"Signals after weighting: largest SMD "
             f"{float(effect['max_smd_after']):.2f}, {balanced}. Population: {effect['population']}.")
 
 

@@ -150,7 +150,8 @@ def test_value_is_zero_without_effects_and_counts_each_window_delivery_once(fitt
     assert len(plan["accounts"]) == len(set(plan["accounts"])) > 100
     value = model.value(gross_margin=0.5)
     assert value["retained"] > 0 and value["expansion"] == 0.0  # no expansion outcome in this book
-    neutral = {"programmes": {p: {**e, "hr": 1.0} for p, e in model.effects_.items()}, "joint": model.joint_}
+    neutral = {"programmes": {p: {**e, "churn_coef": np.r_[e["churn_coef"][:-1], 0.0]}
+                              for p, e in model.effects_.items()}}
     nothing = model.value(neutral, gross_margin=0.5)
     assert nothing["total"] == pytest.approx(0.0, abs=1e-6)
     assert all(abs(v) < 1e-6 for v in nothing["by_programme"].values())
