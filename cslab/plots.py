@@ -453,8 +453,10 @@ def plot_balance(balance: pd.DataFrame, ax: Axes | None = None, threshold: float
 
 
 def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                       **kwargs: Any) -> Axes:
+                       label: str = "adjusted (95% interval)", **kwargs: Any) -> Axes:
     """Forest plot: adjusted hazard ratio of each programme with its 95% interval, naive beside it.
+
+    ``label`` names the adjusted estimate in the legend (e.g. "total effect (95% bootstrap interval)").
 
     Parameters
     ----------
@@ -465,7 +467,7 @@ def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str
     ax = _ax(ax, (7, 0.55 * len(effects) + 1.4))
     y = np.arange(len(effects))[::-1]
     ax.errorbar(effects["hr"], y, xerr=[effects["hr"] - effects["hr_low"], effects["hr_high"] - effects["hr"]],
-                fmt="o", color="#264653", capsize=3, label="adjusted (95% interval)", **kwargs)
+                fmt="o", color="#264653", capsize=3, label=label, **kwargs)
     ax.scatter(effects["naive_hr"], y, marker="x", color="#e76f51", label="naive (biased)", zorder=3)
     ax.axvline(1.0, color="#555555", linewidth=0.9)
     ax.set_xscale("log")
