@@ -504,7 +504,9 @@ def executive_summary(runs: dict[str, "NotebookRun"], currency: str = "") -> lis
     programmes = got.get("programmes") or []
     effects = [(p, got.get(f"effect_hr_{p}"), got.get(f"effect_hr_{p}_low"), got.get(f"effect_hr_{p}_high"))
                for p in programmes]
-    clear = sorted([e for e in effects if None not in e and e[3] < 1], key=lambda e: e[1])
+    # the clearest effect is the one whose interval lies furthest below 1 (its upper limit), not the
+    # lowest point estimate, which a wide interval can carry
+    clear = sorted([e for e in effects if None not in e and e[3] < 1], key=lambda e: e[3])
     if programmes:
         if clear:
             p, hr, low, high = clear[0]
