@@ -474,7 +474,8 @@ def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax.set_xticks([0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4])
-    low = min(effects["hr_low"].min(), effects["naive_hr"].min()) * 0.85
+    positive = pd.concat([effects["hr_low"], effects["naive_hr"], effects["hr"]]).astype(float)
+    low = positive[positive > 0].min() * 0.85  # a log axis: only positive values set its range
     high = max(effects["hr_high"].max(), effects["naive_hr"].max()) * 1.15
     ax.set_xlim(low, high)
     ax.set_yticks(y, [str(p).replace("_", " ") for p in effects.index])

@@ -396,7 +396,8 @@ class ProgrammeEffects:
             p = np.clip(predict(X, f.coef, "logit"), 1e-4, 1 - 1e-4)
             ipw = np.where(A == 1, 1 / p, 1 / (1 - p))
             ok = used & (p > MIN_DECISION_PROBABILITY)
-            smd = np.abs(_wsmd(prog.balance_design[ok], A[ok], (fD * ipw)[ok], base_sd)).max()
+            smd = np.abs(_wsmd(prog.balance_design[ok], A[ok], (fD * ipw)[ok], base_sd)).max() \
+                if prog.balance_design.shape[1] and ok.any() else 0.0
             if best is None or smd < best[0]:
                 best = (smd, name, p)
             if not choose:
@@ -531,8 +532,9 @@ class ProgrammeEffects:
             low, high = float(np.exp(b - 1.959964 * se)), float(np.exp(b + 1.959964 * se))
         ev = e_value(float(np.exp(b)), low, high, rare_outcome=rare)
         return {"hr_low_model": low, "hr_high_model": high, "naive_hr": float(np.exp(naive.coef[-1])),
-                "direct_hr": direct_hr, "max_smd_before": float(np.abs(before).max()),
-                "max_smd_after": float(np.abs(after).max()), "balance": balance, "decisions": decisions,
+                "direct_hr": direct_hr, "max_smd_before": float(np.abs(before).max()) if len(before) else 0.0,
+                "max_smd_after": float(np.abs(after).max()) if len(after) else 0.0, "balance": balance,
+                "decisions": decisions,
                 "evalue": ev["estimate"], "evalue_limit": ev["limit"],
                 "n_treated_accounts": int(len(np.unique(self._account[prog.exposed & prog.population]))),
                 "n_rows": int(R.sum()), "kind": prog.kind,

@@ -978,16 +978,21 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
     boot["roi"] = (boot["value"] - boot["cost"]) / boot["cost"]
     n_failed = int((boot["failed"] != "").sum()) if len(boot) else 0
 
-    def interval(column, estimate):
-        return bootstrap_interval(boot[column], estimate, level) if column in boot and len(boot) \
-            else (float("nan"), float("nan"))
+    def interval(column, estimate, ratio=False):
+        if column not in boot or not len(boot):
+            return float("nan"), float("nan")
+        if ratio:  # hazard ratios: on the log scale, so a normal interval never goes below 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low, high = bootstrap_interval(np.log(boot[column].astype(float)), float(np.log(estimate)), level)
+            return float(np.exp(low)), float(np.exp(high))
+        return bootstrap_interval(boot[column], estimate, level)
 
     roi_point = (point["total"] - cost) / cost if cost else float("nan")
     effects = model.summary.copy()
     for p in effects.index:
-        effects.loc[p, "hr_low"], effects.loc[p, "hr_high"] = interval(f"hr_{p}", effects.loc[p, "hr"])
+        effects.loc[p, "hr_low"], effects.loc[p, "hr_high"] = interval(f"hr_{p}", effects.loc[p, "hr"], True)
         effects.loc[p, "expansion_hr_low"], effects.loc[p, "expansion_hr_high"] = interval(
-            f"expansion_hr_{p}", effects.loc[p, "expansion_hr"])
+            f"expansion_hr_{p}", effects.loc[p, "expansion_hr"], True)
         effects.loc[p, "value"] = point["by_programme"].get(p, np.nan)
         effects.loc[p, "value_low"], effects.loc[p, "value_high"] = interval(f"value_{p}", effects.loc[p, "value"])
         models = boot.get(f"model_{p}")

@@ -42,7 +42,7 @@ def test_kernel_draws_inline_and_keeps_the_callers_environment(monkeypatch):
     monkeypatch.setenv("CSLAB_PROBE", "from-the-caller")
     with current_kernel() as kernel:
         spec = KernelSpecManager().get_kernel_spec(kernel)
-        assert spec.env == {"MPLBACKEND": INLINE_BACKEND}
+        assert spec.env == {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"}  # inline figures, no progress bars
         manager, client = start_new_kernel(kernel_name=kernel)
         try:
             seen: list[str] = []

@@ -45,10 +45,14 @@ def test_expansion_target_keeps_the_churn_rows_and_features(planted):
 def test_top_expansion_drivers_are_planted_ones(planted):
     ranking = planted["fitted"]["importance"]
     assert not any("_" in c and c.split("_")[0] in {"segment", "plan"} for c in ranking.index)  # summed back
-    top5 = ranking.index[:5].tolist()
+    top6 = ranking.index[:6].tolist()
     planted_drivers = planted["truth"]["expansion_drivers"]
-    assert top5[0] == "seat_utilisation", top5  # the strongest planted effect
-    assert len(set(top5) & set(planted_drivers)) >= 3, (top5, planted_drivers)
+    assert top6[0] == "seat_utilisation", top6  # the strongest planted effect
+    assert "usage_features_used" in top6[:2], top6
+    # Behind the two strong ones the importances are small and close (0.03-0.07 on the demo book), so
+    # their order is partly noise: three planted drivers in the top six. (With the counterfactual
+    # generator the users trend, planted third, no longer stands out; tenure is sixth.)
+    assert len(set(top6) & set(planted_drivers)) >= 3, (top6, planted_drivers)
 
 
 def test_auc_close_to_the_true_probabilities(planted):
