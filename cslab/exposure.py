@@ -111,7 +111,8 @@ def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] |
                            + (f", a median {gap:.0f} days apart" if pd.notna(gap) else ""))
         else:
             kinds.append("one_time")
-            reasons.append(f"only {share} received it more than once")
+            reasons.append(f"none of the {int(row['accounts']):,} accounts that received it received it twice"
+                           if row["repeat_share"] == 0 else f"only {share} received it more than once")
     return table.assign(exposure=kinds, reason=reasons)
 
 

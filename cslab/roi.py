@@ -982,6 +982,8 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
         if column not in boot or not len(boot):
             return float("nan"), float("nan")
         if ratio:  # hazard ratios: on the log scale, so a normal interval never goes below 0
+            if estimate is None or not np.isfinite(float(estimate)) or float(estimate) <= 0:
+                return float("nan"), float("nan")
             with np.errstate(divide="ignore", invalid="ignore"):
                 low, high = bootstrap_interval(np.log(boot[column].astype(float)), float(np.log(estimate)), level)
             return float(np.exp(low)), float(np.exp(high))
