@@ -251,8 +251,7 @@ class ProgrammeEffects:
         self.account_ids_ = codes
         self._n_accounts = len(codes)
         first = np.r_[True, account[1:] != account[:-1]]
-        prev = np.where(first, -1, np.arange(n) - 1)
-        self._first, self._prev = first, prev
+        self._first = first
         self._fit_rows = rows["label"].notna().to_numpy() if "label" in rows else np.ones(n, bool)
         self._at_risk = rows["at_risk"].to_numpy(bool) & self._fit_rows
         self._label = rows["label"].fillna(0).to_numpy(float)
@@ -412,19 +411,17 @@ class ProgrammeEffects:
         # stay inside)
         support = max(MIN_DECISION_PROBABILITY,
                       0.5 * float(np.quantile(p[(A == 1) & used], SUPPORT_QUANTILE)))
-        # the numerator (stabilisation): the chance of a delivery given only what the outcome model
-        # holds, among the months where a delivery was possible (elsewhere nothing is weighted)
-        decided = p > support
-        num_fit = fit_binary(prog.numerator, A, fD * decided, link="logit", penalty=PROPENSITY_PENALTY,
-                             start=prog.start.get("numerator"), tol=self._tol)
-        prog.start.setdefault("numerator", num_fit.coef)
-        num = predict(prog.numerator, num_fit.coef, "logit")
         if prog.kind == "recurring":
             # unstabilised: over a window whose months differ in whether a delivery was possible, the
             # stabilised factors leave the exposure tied to how many were (tested on a null programme)
-            num = np.full(len(p), 0.5)
             factor = np.where(p <= support, 1.0, np.where(A == 1, 0.5 / p, 0.5 / (1 - p)))
         else:
+            # the numerator (stabilisation): the chance of a delivery given only what the outcome model
+            # holds, among the months where a delivery was possible (elsewhere nothing is weighted)
+            num_fit = fit_binary(prog.numerator, A, fD * (p > support), link="logit",
+                                 penalty=PROPENSITY_PENALTY, start=prog.start.get("numerator"), tol=self._tol)
+            prog.start.setdefault("numerator", num_fit.coef)
+            num = predict(prog.numerator, num_fit.coef, "logit")
             factor = np.where(p <= support, 1.0, np.where(A == 1, num / p, (1 - num) / (1 - p)))
         log_factor = np.zeros(len(freq))
         log_factor[D] = np.log(factor)
