@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["SyntheticBook", "generate", "write_synthetic", "PROGRAMME_HR", "PROGRAMME_DIRECT_HR",
+__all__ = ["SyntheticBook", "BookParams", "generate", "write_synthetic", "PROGRAMME_HR", "PROGRAMME_DIRECT_HR",
            "PROGRAMME_EXPOSURE", "EXPOSURE_MONTHS", "PROGRAMME_ENGAGEMENT_BOOST", "OUTCOME_ACHIEVED_HR",
            "Policy", "Noise", "SimState", "population", "simulate"]
 
@@ -126,6 +126,57 @@ ROI_PAIRS = 8                 # common-random-number pairs of worlds averaged fo
 TENURE_BANDS = np.array([3, 6, 12, 24])  # tenure bands 0-2, 3-5, 6-11, 12-23, 24+ months
 
 _P = {name: p for p, name in enumerate(ACTIVITIES)}
+
+
+@dataclass(frozen=True)
+class BookParams:
+    """The knobs of a book that presets (workshop scenarios) turn; the defaults make the demo book.
+
+    Per-segment values are (SMB, Mid-Market, Enterprise).
+
+    Attributes
+    ----------
+    segment_share : tuple of float
+        Share of signups in each segment.
+    churn_base : tuple of float
+        Cloglog intercepts of the monthly churn hazard (about exp(value) a month at the reference
+        signals).
+    expansion_base : tuple of float
+        Logit intercepts of the monthly chance of expanding.
+    annual_share : tuple of float
+        Share of accounts on annual contracts (they can churn only at renewal).
+    csm_share : tuple of float
+        Share of accounts with a named CSM.
+    accounts_per_csm : int
+        CSM team size = accounts with a CSM / this (at least 3 CSMs): the CS cost.
+    onboarding_rate : tuple of float
+        Chance that a new account receives onboarding in its signup month.
+    cohort_drift : float
+        Added to the churn intercept per month that an account signed up after ``drift_from``
+        (a share of the book's months): later cohorts churn more (0: no drift).
+    drift_from : float
+        Where the drift starts, as a share of the book's months.
+
+    Examples
+    --------
+    >>> BookParams().churn_base
+    (-4.35, -4.55, -4.75)
+    >>> BookParams(churn_base=(-3.2, -3.9, -4.5)).accounts_per_csm
+    60
+    """
+
+    segment_share: tuple[float, float, float] = tuple(SEGMENT_SHARE.tolist())
+    churn_base: tuple[float, float, float] = tuple(SEGMENT_BASE.tolist())
+    expansion_base: tuple[float, float, float] = tuple(EXPANSION_BASE.tolist())
+    annual_share: tuple[float, float, float] = tuple(ANNUAL_SHARE.tolist())
+    csm_share: tuple[float, float, float] = tuple(CSM_SHARE.tolist())
+    accounts_per_csm: int = 60
+    onboarding_rate: tuple[float, float, float] = (0.3, 0.75, 0.95)
+    cohort_drift: float = 0.0
+    drift_from: float = 0.5
+
+
+DEFAULT_PARAMS = BookParams()
 
 
 @dataclass
@@ -329,6 +380,7 @@ class SimState:
     feature_habit: np.ndarray
     n_outcomes: np.ndarray
     addon_price: np.ndarray          # (add-on, account) MRR of each add-on
+    churn_shift: np.ndarray          # added to the churn hazard's cloglog (BookParams.cohort_drift)
     n_csm: int
     # evolving state
     active: np.ndarray
@@ -361,6 +413,7 @@ class SimState:
     delivered: np.ndarray            # (programme, month, account) bool
     hours: np.ndarray                # CS hours delivered to the account in the month
     month: int = 0
+    params: BookParams = DEFAULT_PARAMS
 
     @property
     def n(self) -> int:
@@ -393,10 +446,11 @@ class SimState:
 
 
 def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
-               rng: np.random.Generator | None = None) -> SimState:
+               rng: np.random.Generator | None = None, params: BookParams = DEFAULT_PARAMS) -> SimState:
     """The accounts of a book (who signs up when, segment, size, contract...) at month 0.
 
-    ``extra_months``: room to simulate that many months past the book's end.
+    ``extra_months``: room to simulate that many months past the book's end; ``params``: the
+    book's knobs (:class:`BookParams`; the defaults make the demo book).
 
     Examples
     --------
@@ -409,13 +463,13 @@ def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
     H = T + extra_months
     growth = np.exp(0.035 * np.arange(T))
     signup_m = np.sort(rng.choice(T, size=n, p=growth / growth.sum()))
-    seg = rng.choice(3, size=n, p=SEGMENT_SHARE)
+    seg = rng.choice(3, size=n, p=np.asarray(params.segment_share, float))
     employees = np.round(np.exp(rng.normal(np.array([3.3, 5.4, 7.0])[seg], 0.5))).astype(int) + 2
     seats = np.maximum(2, np.round(employees * rng.uniform(0.08, 0.3, n))).astype(int)
     seats = np.minimum(seats, np.array([40, 250, 800])[seg])
     plan = np.clip(seg + rng.choice([-1, 0, 0, 0, 1], size=n), 0, 2)
-    annual = rng.random(n) < ANNUAL_SHARE[seg]
-    has_csm = rng.random(n) < CSM_SHARE[seg]
+    annual = rng.random(n) < np.asarray(params.annual_share)[seg]
+    has_csm = rng.random(n) < np.asarray(params.csm_share)[seg]
     drift = rng.normal(0.0, 0.05, n)
     # engagement at signup: where the monthly random walk would have taken it since month 0 (the
     # walk is only simulated from signup on)
@@ -434,7 +488,8 @@ def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
         signup_m=signup_m, seg=seg, employees=employees, annual=annual, has_csm=has_csm,
         qbr_cadence=qbr_cadence, drift=drift, login_habit=login_habit, feature_habit=feature_habit,
         n_outcomes=n_outcomes, addon_price=ADDON_PRICE[:, seg],
-        n_csm=max(3, int(np.ceil(has_csm.sum() / 60))),
+        churn_shift=params.cohort_drift * np.maximum(0.0, signup_m - params.drift_from * T),
+        n_csm=max(3, int(np.ceil(has_csm.sum() / params.accounts_per_csm))),
         active=np.zeros(n, bool), ever=np.zeros(n, bool), churn_m=np.full(n, -1),
         cycle_start_m=signup_m.copy(), seats=seats, plan=plan, addons=np.zeros((len(ADDONS), n), bool),
         engagement=engagement, achieved_m=np.full((3, n), -1), first_achieved=np.full(n, -1),
@@ -444,7 +499,7 @@ def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
         observed=np.zeros((H, n)), tickets=np.zeros((H, n)), csat_sum=np.zeros((H, n)),
         csat_n=np.zeros((H, n)), mrr=np.zeros((H, n)), hazard=np.zeros((H, n)),
         at_risk=np.zeros((H, n), bool), renewal=np.zeros((H, n), bool), churned=np.zeros((H, n), bool),
-        delivered=np.zeros((P, H, n), bool), hours=np.zeros((H, n)))
+        delivered=np.zeros((P, H, n), bool), hours=np.zeros((H, n)), params=params)
 
 
 # ---- the book's tables (only in the run that writes the book) -----------------------------------
@@ -571,7 +626,8 @@ def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
     util = sig.util[at]
     users_trend = sig.users_trend[at]
     tenure = m - s.signup_m[at]
-    eta = (SEGMENT_BASE[s.seg[at]]
+    params = s.params
+    eta = (np.asarray(params.churn_base)[s.seg[at]]
            + CHURN_EFFECTS["seat_utilisation"] * (util - 0.6)
            + CHURN_EFFECTS["usage_logins_trend"] * sig.login_trend[at]
            + CHURN_EFFECTS["tickets_90d"] * sig.t90[at]
@@ -580,11 +636,13 @@ def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
            + _programme_log_hr(s, m, at))
     achieved = (s.first_achieved[at] >= 0) & (s.first_achieved[at] < m)
     eta = eta + np.log(OUTCOME_ACHIEVED_HR) * achieved
+    if params.cohort_drift:  # later cohorts churn more (workshop scenario "hidden risk")
+        eta = eta + s.churn_shift[at]
     hazard = np.exp(eta)
     annual = s.annual[at]
     renewal = annual & ((m - s.cycle_start_m[at]) % 12 == 0)
     p_churn = np.where(annual, np.where(renewal, 1 - np.exp(-12 * hazard), 0.0), 1 - np.exp(-hazard))
-    x_eta = (EXPANSION_BASE[s.seg[at]]
+    x_eta = (np.asarray(params.expansion_base)[s.seg[at]]
              + EXPANSION_EFFECTS["seat_utilisation"] * (util - 0.7)
              + EXPANSION_EFFECTS["usage_active_users_trend"] * users_trend
              + EXPANSION_EFFECTS["usage_features_used"] * (sig.feat_used[at] - 10)
@@ -675,7 +733,7 @@ def _natural_deliveries(s: SimState, m: int, k: int, name: str, sig: _Signals | 
     """Who the CSMs would give programme ``name`` this month, on what the data showed (bool mask)."""
     u = noise.uniform(_DECIDE + _P[name], m, slice(0, k))
     if name == "onboarding":
-        return new & (u < np.array([0.3, 0.75, 0.95])[s.seg[:k]])
+        return new & (u < np.asarray(s.params.onboarding_rate)[s.seg[:k]])
     if sig is None:
         return np.zeros(k, bool)
     if name == "qbr":
@@ -834,7 +892,7 @@ def simulate(state: SimState | list[SimState], until: int, noise: Noise,
 # ---- the book -----------------------------------------------------------------------------------
 
 def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
-             start: str = "2023-01-01") -> SyntheticBook:
+             start: str = "2023-01-01", params: BookParams | None = None) -> SyntheticBook:
     """Simulate a B2B SaaS book month by month.
 
     Parameters
@@ -847,6 +905,10 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
         Random seed: the same seed gives the same book.
     start : str
         First month.
+    params : BookParams, optional
+        The book's knobs (segment mix, churn and expansion intercepts, CS staffing, onboarding,
+        cohort drift); None: the demo book's. Workshop scenarios are presets of these
+        (:mod:`cslab.data.scenarios`).
 
     Returns
     -------
@@ -862,7 +924,8 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     n, T = n_accounts, n_months
     t0 = pd.Timestamp(start).to_period("M").to_timestamp()
     month_starts = pd.date_range(t0, periods=T + 1, freq="MS")
-    s = population(n, T, seed, extra_months=ROI_VALUE_HORIZON, rng=rng)
+    params = DEFAULT_PARAMS if params is None else params
+    s = population(n, T, seed, extra_months=ROI_VALUE_HORIZON, rng=rng, params=params)
     rec = _Recorder(s, rng, month_starts.to_numpy())
     noise = Noise.for_seed(seed, n)
     w0 = max(0, T - ROI_COST_WINDOW)
@@ -871,9 +934,9 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     simulate(s, T, noise, _recorder=rec)
     tables = _tables(s, rec, T, month_starts)
     truth_panel = pd.concat(rec.truth, ignore_index=True)
-    truth = _truth(seed, n, T, start)
+    truth = _truth(seed, n, T, start, params)
     n_reference = max(n, REFERENCE_ACCOUNTS)
-    hr, se = _programme_totals(T, start, n_reference)
+    hr, se = _programme_totals(T, start, n_reference, params)
     truth["programme_hr"], truth["programme_hr_se"] = dict(hr), dict(se)
     truth["programme_hr_method"]["reference_accounts"] = int(n_reference)
     truth.update(_roi_truth(window_start, seed, T, month_starts))
@@ -977,7 +1040,8 @@ def _fit_exposure_hr(on: SimState, off: SimState, T: int) -> tuple[float, float]
 
 
 @functools.lru_cache(maxsize=8)
-def _programme_totals(n_months: int, start: str, n_reference: int) -> tuple[tuple, tuple]:
+def _programme_totals(n_months: int, start: str, n_reference: int,
+                      params: BookParams = DEFAULT_PARAMS) -> tuple[tuple, tuple]:
     """Each programme's total hazard ratio, by simulation: forced on for everyone vs never given.
 
     A property of the generating model (not of one book): a reference population of ``n_reference``
@@ -988,7 +1052,7 @@ def _programme_totals(n_months: int, start: str, n_reference: int) -> tuple[tupl
     hr, se = [], []
     for name in ACTIVITIES:
         # the same accounts in both worlds (same seed), fresh arrays rather than copies
-        on, off = (simulate(population(n_reference, n_months, REFERENCE_SEED),
+        on, off = (simulate(population(n_reference, n_months, REFERENCE_SEED, params=params),
                             n_months, noise, Policy(**{force: {name}})) for force in ("force_on", "force_off"))
         coef, bse = _fit_exposure_hr(on, off, n_months)
         hr.append((name, round(float(np.exp(coef)), 4)))
@@ -1064,7 +1128,7 @@ _FEATURE_SD = {"seat_utilisation": 0.25, "usage_logins_trend": 0.25, "tickets_90
                "usage_features_used": 4.5}
 
 
-def _truth(seed, n, T, start) -> dict:
+def _truth(seed, n, T, start, params: BookParams = DEFAULT_PARAMS) -> dict:
     def ranked(effects):
         strength = {k: abs(v) * _FEATURE_SD[k] for k, v in effects.items()}
         return sorted(strength, key=strength.get, reverse=True), strength
@@ -1093,7 +1157,7 @@ def _truth(seed, n, T, start) -> dict:
             "billing_period_months": {"note": "see months_to_renewal: the contract term decides when "
                                               "an account can leave"},
             "segment": {"base_monthly_hazard": dict(zip(SEGMENTS.tolist(),
-                                                         np.exp(SEGMENT_BASE).round(4).tolist()))},
+                                                         np.exp(np.asarray(params.churn_base)).round(4).tolist()))},
         },
         "programme_direct_hr": dict(PROGRAMME_DIRECT_HR),
         "programme_exposure": dict(PROGRAMME_EXPOSURE),
@@ -1132,11 +1196,11 @@ def _truth(seed, n, T, start) -> dict:
 
 
 def write_synthetic(out_dir: str | Path, n_accounts: int = 3000, n_months: int = 36,
-                    seed: int = 42) -> Path:
+                    seed: int = 42, params: BookParams | None = None) -> Path:
     """Generate a book and write it (tables, ``truth.json``, ``truth_panel.csv``) to ``out_dir``.
 
     Examples
     --------
     >>> write_synthetic("/tmp/book", n_accounts=300, n_months=12, seed=7)  # doctest: +SKIP
     """
-    return generate(n_accounts, n_months, seed).write(out_dir)
+    return generate(n_accounts, n_months, seed, params=params).write(out_dir)
