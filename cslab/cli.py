@@ -5,6 +5,8 @@ Examples
 $ cslab validate data/demo
 $ cslab summary data/demo
 $ cslab synth --accounts 3000 --months 36 --seed 42 --out data/demo
+$ cslab synth --scenario hidden-risk --out data/hidden-risk
+$ cslab workshop --out workshop
 """
 
 from __future__ import annotations
@@ -89,16 +91,76 @@ def summary(
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder to write the tables into (created).")],
     accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = DEMO_ACCOUNTS,
     months: Annotated[int, typer.Option(min=6, help="Months simulated.")] = DEMO_MONTHS,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = DEMO_SEED,
+    scenario: Annotated[Optional[str], typer.Option(help="Workshop scenario: leaky-smb, expansion-led, "
+                                                    "under-invested-cs or hidden-risk (default size "
+                                                    "800 accounts x 36 months unless given).")] = None,
 ) -> None:
-    """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv)."""
-    from cslab.data.synth import write_synthetic
+    """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv).
 
-    path = write_synthetic(out, n_accounts=accounts, n_months=months, seed=seed)
-    typer.echo(f"wrote a synthetic book of {accounts:,} accounts over {months} months to {path}")
+    With --scenario, a workshop scenario: truth.json also tells its story and its realised metrics.
+    """
+    if scenario is None:
+        from cslab.data.synth import write_synthetic
+
+        path = write_synthetic(out, n_accounts=accounts, n_months=months, seed=seed)
+        typer.echo(f"wrote a synthetic book of {accounts:,} accounts over {months} months to {path}")
+        return
+    import click
+
+    from cslab.data import scenarios
+
+    if scenario not in scenarios.SCENARIOS:
+        typer.echo(f"error: unknown scenario {scenario!r}; known: {', '.join(scenarios.SCENARIOS)}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    given = {name for name in ("accounts", "months")
+             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    accounts = accounts if "accounts" in given else scenarios.SCENARIO_ACCOUNTS
+    months = months if "months" in given else scenarios.SCENARIO_MONTHS
+    book = scenarios.write_scenario(scenario, out, n_accounts=accounts, n_months=months, seed=seed)
+    story = book.truth["scenario"]
+    typer.echo(f"wrote scenario {scenario} ({story['title']}): {accounts:,} accounts over {months} months to {out}")
+    for key, ok in story["in_band"].items():
+        typer.echo(f"  {key} = {story['realised'][key]:.4f} ({'in' if ok else 'OUTSIDE'} its band "
+                   f"{story['bands'][key]})")
+
+
+@app.command()
+def workshop(
+    out: Annotated[Path, typer.Option(help="Bundle folder to create.")],
+    scenario: Annotated[list[str], typer.Option(help="Scenario to include (repeatable; default: all four).")] = [],  # noqa: B006
+    accounts: Annotated[Optional[int], typer.Option(min=50, help="Accounts of each scenario book (default 800).")] = None,
+    months: Annotated[Optional[int], typer.Option(min=30, help="Months of each scenario book (default 36; at least 30, where every band holds).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every generated book.")] = DEMO_SEED,
+    demo_accounts: Annotated[int, typer.Option(min=50, help="Accounts of the demo book.")] = DEMO_ACCOUNTS,
+    wheelhouse: Annotated[Optional[Path], typer.Option(help="Folder of wheels (cslab and its dependencies) "
+                                                       "to copy into the bundle for offline installs.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle folder.")] = False,
+) -> None:
+    """Build a workshop bundle: student and teacher primers, scenario books, HTML handouts, slide figures.
+
+    Writes OUT/README.md, OUT/student/, OUT/teacher/, OUT/data/, OUT/handouts/ and OUT/figures/. Exit
+    code 2 when a scenario is unknown or OUT exists (without --force).
+    """
+    from cslab.data.scenarios import SCENARIOS
+    from cslab.workshop.bundle import build_bundle
+
+    unknown = [s for s in scenario if s not in SCENARIOS]
+    if unknown:
+        typer.echo(f"error: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        result = build_bundle(out, scenario or None, n_accounts=accounts, n_months=months, seed=seed,
+                              demo_accounts=demo_accounts, wheelhouse=wheelhouse, force=force,
+                              echo=lambda line: typer.echo(line, err=True))
+    except (FileExistsError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"{result.out / 'README.md'} ({result.seconds:.0f} s)")
 
 
 def _params(values: list[str], only: list[str] | None) -> dict:
