@@ -107,7 +107,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         "NRR yet: it follows the customers of a year ago. The cohort triangle and the early churn of "
         "the latest cohorts show what the headline hides.",
         BookParams(segment_share=(0.4, 0.4, 0.2), churn_base=(-5.0, -5.2, -5.4),
-                   expansion_base=(-3.4, -3.1, -2.8), cohort_drift=0.15, drift_from=0.5,
+                   expansion_base=(-3.4, -3.1, -2.8), cohort_drift=0.25, drift_from=0.4,
                    accounts_per_csm=12),
         bands={"nrr_12m": (1.0, None), "early_churn_trend": (1.5, None)},
         questions=("Which number on the audit's index page would have warned you?",
