@@ -98,7 +98,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = DEMO_SEED,
     scenario: Annotated[Optional[str], typer.Option(help="Workshop scenario: leaky-smb, expansion-led, "
                                                     "under-invested-cs or hidden-risk (default size "
-                                                    "800 accounts x 36 months unless given).")] = None,
+                                                    "800 accounts, expansion-led 1,600, x 36 months).")] = None,
 ) -> None:
     """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv).
 
@@ -119,7 +119,7 @@ def synth(
         raise typer.Exit(EXIT_INVALID)
     given = {name for name in ("accounts", "months")
              if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
-    accounts = accounts if "accounts" in given else scenarios.SCENARIO_ACCOUNTS
+    accounts = accounts if "accounts" in given else scenarios.SCENARIOS[scenario].accounts
     months = months if "months" in given else scenarios.SCENARIO_MONTHS
     book = scenarios.write_scenario(scenario, out, n_accounts=accounts, n_months=months, seed=seed)
     story = book.truth["scenario"]
@@ -133,7 +133,7 @@ def synth(
 def workshop(
     out: Annotated[Path, typer.Option(help="Bundle folder to create.")],
     scenario: Annotated[list[str], typer.Option(help="Scenario to include (repeatable; default: all four).")] = [],  # noqa: B006
-    accounts: Annotated[Optional[int], typer.Option(min=50, help="Accounts of each scenario book (default 800).")] = None,
+    accounts: Annotated[Optional[int], typer.Option(min=50, help="Accounts of each scenario book (default 800; expansion-led 1,600).")] = None,
     months: Annotated[Optional[int], typer.Option(min=30, help="Months of each scenario book (default 36; at least 30, where every band holds).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every generated book.")] = DEMO_SEED,
     demo_accounts: Annotated[int, typer.Option(min=50, help="Accounts of the demo book.")] = DEMO_ACCOUNTS,

@@ -207,8 +207,8 @@ def build_bundle(out: str | Path, scenarios: list[str] | None = None, *, n_accou
     scenarios : list of str, optional
         Scenario names (:data:`cslab.data.scenarios.SCENARIOS`); default all four.
     n_accounts, n_months : int, optional
-        Size of each scenario book (default :data:`~cslab.data.scenarios.SCENARIO_ACCOUNTS` x
-        :data:`~cslab.data.scenarios.SCENARIO_MONTHS`).
+        Size of each scenario book (default each scenario's own: 800 accounts, expansion-led 1,600,
+        x :data:`~cslab.data.scenarios.SCENARIO_MONTHS`).
     seed : int
         Seed of every generated book.
     demo_accounts, demo_months : int
@@ -260,7 +260,7 @@ def build_bundle(out: str | Path, scenarios: list[str] | None = None, *, n_accou
         panels = {}
         for name in names:
             echo(f"generating scenario {name}")
-            book = sc.write_scenario(name, data / name, n_accounts=n_accounts or sc.SCENARIO_ACCOUNTS,
+            book = sc.write_scenario(name, data / name, n_accounts=n_accounts,
                                      n_months=n_months or sc.SCENARIO_MONTHS, seed=seed)
             result.scenarios[name] = book.truth["scenario"]
             if name == "hidden-risk":
