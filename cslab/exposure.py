@@ -21,9 +21,14 @@ import pandas as pd
 
 from cslab.data.roles import parse_pairs, snake
 
-__all__ = ["EXPOSURE_TYPES", "classify_programmes", "exposure", "parse_exposure_types"]
+__all__ = ["EXPOSURE_TYPES", "RECURRING_REPEAT_SHARE", "classify_programmes", "exposure", "parse_exposure_types"]
 
 EXPOSURE_TYPES = ("one_time", "recurring")
+#: A programme is recurring when at least this share of the accounts that received it received it
+#: more than once. One-time work (onboarding, a certification) repeats for a few accounts at most; a
+#: programme a quarter of its accounts got again is delivered again on purpose, and what it changes
+#: is the next few months.
+RECURRING_REPEAT_SHARE = 0.25
 
 
 def parse_exposure_types(text: str) -> dict[str, str]:
@@ -46,7 +51,7 @@ def parse_exposure_types(text: str) -> dict[str, str]:
 
 
 def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] | None = None, *,
-                        min_repeat_share: float = 0.5) -> pd.DataFrame:
+                        min_repeat_share: float = RECURRING_REPEAT_SHARE) -> pd.DataFrame:
     """The exposure type of each programme (activity type), and why.
 
     A programme is ``recurring`` when at least ``min_repeat_share`` of the accounts that received
@@ -58,7 +63,7 @@ def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] |
         The ``cs_activities`` table (``account_id``, ``date``, ``activity_type``).
     overrides : mapping, optional
         Programme (as the panel names it: ``business_review`` for "Business Review") -> type.
-    min_repeat_share : float, default 0.5
+    min_repeat_share : float, default RECURRING_REPEAT_SHARE (0.25)
 
     Returns
     -------

@@ -61,7 +61,7 @@ def predict(X: np.ndarray, coef: np.ndarray, link: str) -> np.ndarray:
 
 def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, link: str = "logit",
                penalty: float = 0.0, start: np.ndarray | None = None, tol: float = 1e-7,
-               max_iter: int = 100) -> BinaryFit:
+               max_iter: int = 100, offset: np.ndarray | None = None) -> BinaryFit:
     """Maximise the (weighted, optionally ridge-penalised) binomial likelihood by IRLS.
 
     Parameters
@@ -78,6 +78,8 @@ def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
         log-likelihood): a little keeps a propensity model finite when a signal nearly separates.
     start : ndarray, optional
         Starting coefficients (warm start).
+    offset : ndarray (n,), optional
+        A known part of the linear predictor (coefficient fixed at 1), e.g. effects estimated elsewhere.
 
     Raises
     ------
@@ -87,9 +89,10 @@ def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
     X = np.asarray(X, float)
     y = np.asarray(y, float)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    off = np.zeros(len(y)) if offset is None else np.asarray(offset, float)
     if (w == 0).mean() > 0.2:  # a bootstrap replicate leaves a third of the accounts out: skip them
         keep = w > 0
-        X, y, w = X[keep], y[keep], w[keep]
+        X, y, w, off = X[keep], y[keep], w[keep], off[keep]
     total = w.sum()
     if total <= 0 or not 0 < (w * y).sum() < total:
         raise ConvergenceError("the outcome never (or always) happens in these rows")
@@ -100,10 +103,11 @@ def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
         rate = np.clip((w * y).sum() / total, 1e-6, 1 - 1e-6)
         beta = np.zeros(k)
         beta[0] = np.log(rate / (1 - rate)) if link == "logit" else np.log(-np.log1p(-rate))
+        beta[0] -= float(w @ off) / total
     else:
         beta = np.asarray(start, float).copy()
     def loglik(b: np.ndarray) -> tuple[float, np.ndarray]:
-        eta = X @ b
+        eta = X @ b + off
         mu, _ = _mean_and_derivative(eta, link)
         mu = np.clip(mu, _EPS, 1 - _EPS)
         return float(w @ (y * np.log(mu) + (1 - y) * np.log1p(-mu)) - 0.5 * ridge @ (b * b)), eta

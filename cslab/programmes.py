@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from cslab.errors import CSLabError
-from cslab.exposure import EXPOSURE_TYPES, exposure as exposure_of
+from cslab.exposure import EXPOSURE_TYPES, RECURRING_REPEAT_SHARE, exposure as exposure_of
 from cslab.features import label_of
 from cslab.glm import ConvergenceError, cluster_covariance, fit_binary, predict
 
@@ -55,7 +55,8 @@ TENURE_EDGES = (-1, 2, 5, 11, 23, np.inf)
 #: The competing propensity models.
 PROPENSITY_MODELS = ("logistic", "binned logistic")
 #: Cut points of the binned propensity model, as quantiles of each signal: CSMs act on thresholds,
-#: often in the tails ("four tickets in a quarter", "usage below 30%").
+#: often in the tails ("four tickets in a quarter", "usage below 30%"). A count also gets a step at
+#: each of its values up to its 99th percentile.
 BIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.97)
 #: A month whose delivery chance is below this is no decision (a QBR off its schedule).
 MIN_DECISION_PROBABILITY = 0.005
@@ -69,9 +70,16 @@ PROPENSITY_PENALTY = 1.0
 #: A negligible ridge on the outcome models: keeps a column that is constant within a risk set
 #: (a tenure band no annual renewal falls in) from making the information singular.
 OUTCOME_PENALTY = 0.1
+#: The landmark models that project an account's hazard from where it stood: horizons pooled
+#: (months 1..12 after the landmark), landmarks every few months of each account (staggered), and
+#: at most this many landmark-horizon rows (the spacing grows on a large book).
+LANDMARK_HORIZON = 12
+LANDMARK_EVERY = 3
+LANDMARK_MAX_ROWS = 400_000
 
 
-def kinds_from_rows(rows: pd.DataFrame, programmes: list[str], min_repeat_share: float = 0.5) -> dict:
+def kinds_from_rows(rows: pd.DataFrame, programmes: list[str],
+                    min_repeat_share: float = RECURRING_REPEAT_SHARE) -> dict:
     """Exposure type per programme from the cumulative counts alone (when the activity table is not
     at hand): ``recurring`` when at least ``min_repeat_share`` of treated accounts had it twice.
 
@@ -211,7 +219,8 @@ class ProgrammeEffects:
         return state
 
     # ------------------------------------------------------------------------------------------
-    def fit(self, rows: pd.DataFrame, programmes: list[str], kinds: dict | None = None) -> "ProgrammeEffects":
+    def fit(self, rows: pd.DataFrame, programmes: list[str], kinds: dict | None = None, *,
+            book_accounts: int | None = None) -> "ProgrammeEffects":
         """Estimate every programme's total effect (point estimates, model intervals, diagnostics).
 
         Parameters
@@ -222,6 +231,9 @@ class ProgrammeEffects:
         programmes : list of str
         kinds : dict, optional
             Programme -> exposure type (default: from the counts, :func:`kinds_from_rows`).
+        book_accounts : int, optional
+            Accounts in the whole book when ``rows`` already hold a random sample of them
+            (:func:`cslab.roi.sample_accounts`): values are scaled up by the sampled share.
         """
         from cslab.roi import programme_covariates
 
@@ -230,11 +242,11 @@ class ProgrammeEffects:
         # a large book: a random sample of accounts (all their months) bounds memory and time; the
         # effects are estimated on it and the value is scaled back up by the sampled share
         accounts = rows["account_id"].unique()
-        self.sample_fraction_ = 1.0
+        self.sample_fraction_ = min(1.0, len(accounts) / book_accounts) if book_accounts else 1.0
         if self.max_accounts and len(accounts) > self.max_accounts:
             keep = np.random.default_rng(self.random_state).choice(accounts, self.max_accounts, replace=False)
             rows = rows[rows["account_id"].isin(keep)]
-            self.sample_fraction_ = self.max_accounts / len(accounts)
+            self.sample_fraction_ *= self.max_accounts / len(accounts)
         rows = rows.sort_values(["account_id", "observation_date"], kind="stable").reset_index(drop=True)
         self.rows_ = rows
         self._tol = 1e-8
@@ -290,6 +302,13 @@ class ProgrammeEffects:
         bins = {}
         for c in lagged_z.columns:
             edges = np.unique(np.quantile(lagged_z[c], BIN_QUANTILES))
+            raw = lagged[c].dropna().to_numpy(float)
+            if len(raw) and np.all(raw == np.round(raw)):
+                # a count (tickets, escalations, seats used): CSMs act on its values ("four tickets in
+                # a quarter"), which quantiles of a mostly-zero count miss: every value up to its 99th
+                # percentile is its own step (at most 20)
+                low = np.unique(lagged_z[c][lagged[c] <= np.quantile(raw, 0.99)])[:-1][:20]
+                edges = np.union1d(edges, low)
             if len(edges) > 1:
                 bins[c] = np.column_stack([(lagged_z[c].to_numpy() > e).astype(float) for e in edges])
         binned = np.column_stack(list(bins.values())) if bins else np.zeros((n, 0))
@@ -297,6 +316,7 @@ class ProgrammeEffects:
         exposures = {p: exposure_of(rows, p, self.kinds_[p], exposure_months=self.exposure_months).to_numpy()
                      for p in programmes}
         self._exposures = exposures
+        self._build_landmarks(lagged_z.to_numpy(), segment.to_numpy())
         self.programmes_: dict[str, _Programme] = {}
         self.failed_: dict[str, str] = {}
         for p in programmes:
@@ -365,6 +385,57 @@ class ProgrammeEffects:
         return _Programme(p, kind, exposed, delivered, decision, candidates, numerator, balance[:, keep],
                           [b for b, k in zip(balance_names, keep) if k], population,
                           "; ".join(notes) or "all accounts")
+
+    def _build_landmarks(self, lagged: np.ndarray, segment: np.ndarray) -> None:
+        """Pairs (landmark row ``s``, later row ``t`` of the same account, ``t - s + 1`` months on) and
+        their design: the signals as they stood at the landmark (the previous month's, as for the
+        treatment models), segment, tenure band and renewal at ``t``, and the months since the landmark.
+
+        The landmark models predict an account's hazard (and chance of expanding) over the next
+        months from where it stood, with regression to the mean built in, which is what valuing
+        averted churn needs: an account at risk when a programme reached it stays riskier than its
+        first month suggests, but less so each month.
+        """
+        n, H = len(self._month), LANDMARK_HORIZON
+        self._lagged, self._segment = lagged, segment
+        every = max(LANDMARK_EVERY, int(np.ceil(n * H / LANDMARK_EVERY / LANDMARK_MAX_ROWS)) * LANDMARK_EVERY)
+        pos = np.arange(n)
+        last = pd.Series(pos).groupby(self._account).transform("max").to_numpy()
+        landmarks = pos[(self._month + self._account) % every == 0]
+        s_, t_ = [], []
+        for j in range(1, H + 1):
+            t = landmarks + j - 1
+            ok = t <= last[landmarks]
+            s_.append(landmarks[ok])
+            t_.append(t[ok])
+        s, t = np.concatenate(s_), np.concatenate(t_)
+        keep = self._fit_rows[t]
+        s, t = s[keep], t[keep]
+        X = self._landmark_design(s, self._tenure[t], self._renewal[t], t - s + 1)
+        _, cols = _drop_copies(X, list(range(X.shape[1])))
+        self._landmark = {"s": s, "t": t, "X": X[:, cols], "cols": cols, "every": every, "start": {}}
+
+    def _landmark_design(self, s: np.ndarray, tenure: np.ndarray, renewal: np.ndarray,
+                         months_on: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(s)), self._first[s], self._lagged[s], self._segment[s],
+                                _bands(tenure), renewal,
+                                *[(months_on >= lo) & (months_on <= hi) for lo, hi in ((2, 3), (4, 6), (7, 12))]])
+
+    def _landmark_fit(self, outcome: str, log_effects: dict, freq: np.ndarray) -> np.ndarray:
+        """The landmark model of ``churn`` or ``expansion``, with the programmes' total effects on
+        their exposures as a fixed offset (so that it describes the hazard without any programme,
+        and each world adds the effects of its own exposures)."""
+        lm = self._landmark
+        s, t = lm["s"], lm["t"]
+        rows = self._at_risk[t] if outcome == "churn" else np.ones(len(t), bool)
+        y = (self._label if outcome == "churn" else self._expanded)[t[rows]]
+        offset = np.zeros(rows.sum())
+        for p, b in log_effects.items():
+            offset += b * self.programmes_[p].exposed[t[rows]]
+        fit = fit_binary(lm["X"][rows], y, freq[self._account[s[rows]]], link="cloglog",
+                         penalty=OUTCOME_PENALTY, start=lm["start"].get(outcome), tol=self._tol, offset=offset)
+        lm["start"].setdefault(outcome, fit.coef)
+        return fit.coef
 
     def _since_last(self, delivered: np.ndarray) -> np.ndarray:
         """Dummies of the months since the last delivery before each row (never, 1, 2, 3, 4-6, 7-12, 13+)."""
@@ -574,11 +645,13 @@ class ProgrammeEffects:
 
         For each account with a delivery (of any estimated programme) in the calendar months from
         ``window_start`` to ``window_end``, its months ``d + 1 … d + horizon_months`` after its first
-        such delivery ``d`` are projected twice with the outcome models: with the exposure the data
-        shows (deliveries up to the window's end; none afterwards), and with the window's deliveries
-        removed (earlier ones kept). Tenure, the renewal schedule and the baseline are known ahead,
-        so the projection needs no forecast of the account's signals: that is what a total-effect
-        model buys.
+        such delivery ``d`` are projected twice: with the exposure the data shows (deliveries up to
+        the window's end; none afterwards), and with the window's deliveries removed (earlier ones
+        kept). The hazard in both worlds comes from the landmark models (the account's hazard
+        without any programme, from where it stood in the month before ``d``: its signals, segment,
+        then tenure, renewal and months since) plus each programme's total effect on its exposure in
+        that world. No forecast of the account's signals is needed: a total effect already carries
+        what the programme changes in them.
 
         An expansion is sized to the account: ``relative_uplift`` (segment -> MRR added / MRR before,
         with an ``"all"`` fallback, as :func:`cslab.expansion.relative_uplift` gives it) × the account's
@@ -605,10 +678,10 @@ class ProgrammeEffects:
         annual = self._annual[r][:, None]
         renewal = annual & (np.mod(self._mtr[r][:, None] - (j[None, :] - 1), 12) == 1)
         at_risk = ~annual | renewal
-        names = self._outcome_names
-        static = np.array([not (c.startswith("tenure band") or c == "renewal") for c in names])
-        band_cols = [i for i, c in enumerate(names) if c.startswith("tenure band")]
-        bands = _bands(tenure.ravel())[:, [int(names[i].split()[-1]) - 1 for i in band_cols]]
+        # the landmark design of each projected month: where the account stood at its first delivery
+        # of the window (the signals of the month before), then tenure, renewal and months on
+        landmark = self._landmark_design(np.repeat(r, H), tenure.ravel(), renewal.ravel().astype(float),
+                                         np.tile(j, n))[:, self._landmark["cols"]]
         # the grid of deliveries per programme, months w0 - k … w1, for the accounts concerned
         lo = w0 - k
         width = w1 - lo + 1
@@ -642,8 +715,7 @@ class ProgrammeEffects:
         seg = self.rows_["segment"].to_numpy()[r] if "segment" in self.rows_ else np.full(n, "all")
         self.value_plan_ = {
             "accounts": accounts, "account_codes": self._account[r], "rows": r, "H": H,
-            "static": self._outcome[r][:, static], "static_mask": static, "bands": bands.reshape(n, H, -1),
-            "band_index": band_cols, "renewal": renewal.astype(float), "at_risk": at_risk.astype(float),
+            "landmark": landmark, "at_risk": at_risk.astype(float),
             "exposure": exposure, "mrr": self._mrr[r], "uplift": self._relative_uplift(seg, relative_uplift) * self._mrr[r],
             "window": (start, end),
         }
@@ -663,34 +735,32 @@ class ProgrammeEffects:
         by = ratio.groupby(past["segment"]).median() if "segment" in past else pd.Series(dtype=float)
         return pd.Series(segment).map(by).fillna(overall).to_numpy()
 
-    def _projected(self, base: np.ndarray, base_e: np.ndarray | None, log_hr: dict,
-                   log_ehr: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _projected(self, eta: np.ndarray, eta_e: np.ndarray | None, log_hr: dict, log_ehr: dict,
+                   removed: set) -> tuple[np.ndarray, np.ndarray]:
         """Per money account: expected MRR-months kept and added over the horizon with the window's
-        deliveries minus without those of the programmes in ``log_hr``.
+        deliveries minus without those of the programmes in ``removed``.
 
-        Both worlds come from the marginal structural model: the baseline part of its linear
-        predictor (``base``: baseline signals, segment, tenure bands, renewal) plus each programme's
-        total effect times its exposure in that world.
+        Both worlds start from the landmark models' linear predictors (``eta``, ``eta_e``: the
+        account's hazard without any programme, projected from where it stood) and add every
+        programme's total effect times its exposure in that world.
         """
         plan = self.value_plan_
         n, H = len(plan["mrr"]), plan["H"]
-        mask = plan["static_mask"]
 
-        def linear(coef, effects, world):
-            out = (plan["static"] @ coef[:mask.sum()])[:, None] + plan["bands"] @ coef[plan["band_index"]] \
-                + plan["renewal"] * coef[len(mask) - 1]
+        def linear(base, effects, world):
+            out = base.copy()
             for p, b in effects.items():
-                out = out + b * plan["exposure"][p][0 if world == "with" else 1]
+                out += b * plan["exposure"][p][1 if world == "without" and p in removed else 0]
             return out
 
         kept, added = np.zeros(n), np.zeros(n)
         remaining = H - np.arange(1, H + 1) + 1
         for sign, world in ((1, "with"), (-1, "without")):
-            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(linear(base, log_hr, world), -35, 3.5)))
+            h = plan["at_risk"] * -np.expm1(-np.exp(np.clip(linear(eta, log_hr, world), -35, 3.5)))
             s = np.cumprod(1 - h, axis=1)
             kept += sign * s.sum(axis=1)
-            if base_e is not None:
-                q = -np.expm1(-np.exp(np.clip(linear(base_e, log_ehr, world), -35, 3.5)))
+            if eta_e is not None:
+                q = -np.expm1(-np.exp(np.clip(linear(eta_e, log_ehr, world), -35, 3.5)))
                 alive = np.concatenate([np.ones((n, 1)), s[:, :-1]], axis=1)
                 added += sign * (alive * q * remaining).sum(axis=1)
         return kept * plan["mrr"], added * plan["uplift"]
@@ -699,31 +769,35 @@ class ProgrammeEffects:
               gross_margin: float = 0.8) -> dict:
         """Gross-margin value of the window's deliveries (after :meth:`plan_value`).
 
-        ``by_programme``: each programme's window deliveries removed alone, both worlds from its own
-        marginal structural model (the others as they were); these overlap and are not summed.
-        ``total``: all removed at once, from the programmes' models composed (the average of their
-        baseline parts, every programme's total effect on its exposure: effects multiply, no
-        interaction between programmes is assumed); it splits into ``retained`` (churn averted) and
-        ``expansion``.
+        ``by_programme``: each programme's window deliveries removed alone (the others' kept); these
+        overlap and are not summed. ``total``: all removed at once; it splits into ``retained``
+        (churn averted) and ``expansion``. Effects multiply (no interaction between programmes is
+        assumed) and are the same at every level of risk (proportional hazards); the landmark models
+        are refitted with each replicate's effects as their offset.
+
+        Raises
+        ------
+        ConvergenceError
+            A landmark model did not converge (a bootstrap replicate counts it as failed).
         """
         plan = self.value_plan_
         estimates = estimates or {"programmes": self.effects_}
         f = np.ones(len(plan["mrr"])) if freq is None else freq[plan["account_codes"]]
         effects = estimates["programmes"]
-        n_base = len(plan["static_mask"])
-        has_e = all("expansion_coef" in e for e in effects.values())
+        has_e = self._expanded is not None and all("expansion_coef" in e for e in effects.values())
         log_hr = {p: float(e["churn_coef"][-1]) for p, e in effects.items()}
         log_ehr = {p: float(e["expansion_coef"][-1]) for p, e in effects.items()} if has_e else {}
+        shape = (len(plan["mrr"]), plan["H"])
+        weights = np.ones(self._n_accounts) if freq is None else freq
+        eta = (plan["landmark"] @ self._landmark_fit("churn", log_hr, weights)).reshape(shape)
+        eta_e = (plan["landmark"] @ self._landmark_fit("expansion", log_ehr, weights)).reshape(shape) \
+            if has_e else None
         scale = gross_margin / self.sample_fraction_  # a sample of accounts stands for all of them
         out = {"by_programme": {}}
-        for p, e in effects.items():  # each programme's own model, in both worlds
-            kept_p, added_p = self._projected(e["churn_coef"], e.get("expansion_coef"), {p: log_hr[p]},
-                                              {p: log_ehr[p]} if has_e else {})
+        for p in effects:  # one programme's window deliveries removed, the others' kept
+            kept_p, added_p = self._projected(eta, eta_e, log_hr, log_ehr, {p})
             out["by_programme"][p] = scale * float(f @ (kept_p + added_p))
-        # all at once: the programmes' models composed, their baseline parts averaged
-        base = np.mean([e["churn_coef"][:n_base] for e in effects.values()], axis=0)
-        base_e = np.mean([e["expansion_coef"][:n_base] for e in effects.values()], axis=0) if has_e else None
-        kept, added = self._projected(base, base_e, log_hr, log_ehr)
+        kept, added = self._projected(eta, eta_e, log_hr, log_ehr, set(effects))
         out.update(retained=scale * float(f @ kept), expansion=scale * float(f @ added))
         out["total"] = out["retained"] + out["expansion"]
         out["accounts"] = int(round(len(plan["mrr"]) / self.sample_fraction_))

@@ -39,13 +39,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cslab.errors import CSLabError
 from cslab.features import label_of
+from cslab.glm import ConvergenceError
 
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "person_months", "initiation_weights", "programme_effect",
            "PROGRAMME_COVARIATES", "programme_covariates", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "common_support", "bootstrap_interval", "cs_cost", "revenue",
            "coverage", "outcome_attainment", "ROIEstimate", "cs_roi", "DEFAULT_GROSS_MARGIN",
            "DEFAULT_N_BOOTSTRAP", "monthly_cs_cost", "efficiency_ratios", "cost_window",
-           "account_hours_cost", "describe_effect", "describe_roi"]
+           "account_hours_cost", "describe_effect", "describe_roi", "sample_accounts"]
 
 
 def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: float = 1.0) -> np.ndarray:
@@ -106,7 +107,7 @@ def standardised_mean_differences(frame: pd.DataFrame, treated, covariates: list
     --------
     >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     >>> round(float(standardised_mean_differences(df, [1, 1, 0, 0], ["x"])["x"]), 3)
-    -1.414
+    -2.828
     """
     t = np.asarray(treated).astype(bool)
     w = np.ones(len(frame)) if weights is None else np.asarray(weights, float)
@@ -683,8 +684,8 @@ def bootstrap_interval(values, estimate: float, level: float = 0.95) -> tuple[fl
 
     Examples
     --------
-    >>> bootstrap_interval([1.0, 2.0, 3.0], 2.0)
-    (0.04, 3.96)
+    >>> [round(limit, 2) for limit in bootstrap_interval([1.0, 2.0, 3.0], 2.0)]
+    [0.04, 3.96]
     """
     from scipy.stats import norm
 
@@ -880,7 +881,7 @@ def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict
         rng = np.random.default_rng(seed)
         n = model._n_accounts
         freq = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
-        record = {"failed": ""}
+        record, value = {"failed": ""}, None
         with np.errstate(all="ignore"):
             estimates = model.replicate(freq)
         if estimates["failed"]:
@@ -889,8 +890,13 @@ def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict
             record.update({f"hr_{p}": e["hr"], f"expansion_hr_{p}": e.get("expansion_hr", np.nan),
                            f"model_{p}": e["propensity_model"]})
         if not estimates["failed"]:
-            with np.errstate(all="ignore"):
-                value = model.value(estimates, freq, gross_margin)
+            try:
+                with np.errstate(all="ignore"):
+                    value = model.value(estimates, freq, gross_margin)
+            except (ConvergenceError, np.linalg.LinAlgError) as error:
+                record["failed"] = f"value: {error}"
+                value = None
+        if value is not None:
             record.update(value=value["total"], retained=value["retained"], expansion=value["expansion"],
                           **{f"value_{p}": v for p, v in value["by_programme"].items()})
         if account_cost is not None:  # the sampled accounts' cost stands for all accounts'
@@ -1115,6 +1121,29 @@ def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: i
         out["saas_magic_number"] = None
         out["notes"].append("no SaaS magic number: it needs two quarters of revenue and the earlier quarter's CS cost")
     return out
+
+
+def sample_accounts(panel: pd.DataFrame, max_accounts: int | None, seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """A random sample of ``max_accounts`` accounts of the panel (all their months), and the number
+    of accounts of the whole panel.
+
+    On a large book the person-month features are built for the sample only, which bounds memory;
+    :meth:`cslab.programmes.ProgrammeEffects.fit` scales values back up (``book_accounts``).
+
+    Examples
+    --------
+    >>> panel = pd.DataFrame({"account_id": list("AABBCC"), "mrr": range(6)})
+    >>> sample, total = sample_accounts(panel, 2, seed=1)
+    >>> sample["account_id"].nunique(), total
+    (2, 3)
+    """
+    accounts = panel["account_id"].unique()
+    if not max_accounts or len(accounts) <= max_accounts:
+        return panel, len(accounts)
+    keep = np.random.default_rng(seed).choice(accounts, int(max_accounts), replace=False)
+    sample = panel[panel["account_id"].isin(keep)].reset_index(drop=True)
+    sample.attrs = dict(panel.attrs)
+    return sample, len(accounts)
 
 
 def cost_window(as_of, months: int) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -17,7 +17,7 @@ def _activities():
         rows.append((f"A{i}", start, "Kickoff Call"))  # once per account
         if i % 2:  # half the accounts have quarterly business reviews
             rows += [(f"A{i}", start + pd.Timedelta(days=91 * k), "Business Review") for k in range(1, 5)]
-        if i % 10 == 0:  # one escalation for a tenth, two for a few
+        if i % 10 == 0:  # one escalation for a tenth, two for a few (35% of them: recurring)
             rows.append((f"A{i}", start + pd.Timedelta(days=40), "Escalation"))
             if i % 30 == 0:
                 rows.append((f"A{i}", start + pd.Timedelta(days=200), "Escalation"))
@@ -26,17 +26,19 @@ def _activities():
 
 def test_types_classified_from_repeats_and_spacing():
     table = classify_programmes(_activities())
-    assert table["exposure"].to_dict() == {"business_review": "recurring", "escalation": "one_time",
+    assert table["exposure"].to_dict() == {"business_review": "recurring", "escalation": "recurring",
                                            "kickoff_call": "one_time"}
     review = table.loc["business_review"]
     assert review["repeat_share"] == 1.0 and review["median_gap_days"] == 91
     assert "100% of the 100 accounts" in review["reason"] and "91 days apart" in review["reason"]
     assert table.loc["escalation", "repeat_share"] == pytest.approx(7 / 20)
+    # the cut is a parameter: at 40% the same escalations count as one-time work
+    assert classify_programmes(_activities(), min_repeat_share=0.4).loc["escalation", "exposure"] == "one_time"
 
 
 def test_overrides_win_and_are_checked():
-    table = classify_programmes(_activities(), {"escalation": "recurring"})
-    assert table.loc["escalation", "exposure"] == "recurring"
+    table = classify_programmes(_activities(), {"escalation": "one_time"})
+    assert table.loc["escalation", "exposure"] == "one_time"
     assert table.loc["escalation", "reason"].startswith("set by parameter")
     with pytest.raises(ValueError, match="unknown programme"):
         classify_programmes(_activities(), {"qbr": "recurring"})

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cslab import glm, roi
+from cslab.exposure import RECURRING_REPEAT_SHARE
 from cslab.programmes import ProgrammeEffects, kinds_from_rows
 
 DIRECT_HR = {"coaching": 0.8, "review": 0.6}
@@ -108,6 +109,12 @@ def test_glm_matches_statsmodels_and_frequency_weights_equal_copies():
     assert np.abs(weighted - copied).max() < 1e-6
     with pytest.raises(glm.ConvergenceError):
         glm.fit_binary(X, np.zeros(5000), link="logit")
+    # an offset is a part of the linear predictor with its coefficient fixed at 1 (as statsmodels')
+    offset = 0.4 * X[:, 1]
+    fixed = glm.fit_binary(X[:, [0, 2, 3]], y, w, link="cloglog", offset=offset)
+    ref = sm.GLM(y, X[:, [0, 2, 3]], family=sm.families.Binomial(link=sm.families.links.CLogLog()),
+                 var_weights=w, offset=offset).fit()
+    assert np.abs(fixed.coef - ref.params).max() < 1e-6
 
 
 def test_exposure_types_from_counts(book):
@@ -115,7 +122,7 @@ def test_exposure_types_from_counts(book):
     repeat = book.groupby("account_id")["cs_review_count"].max()
     share = (repeat[repeat > 0] > 1).mean()
     assert kinds["coaching"] == "one_time"  # given at most once
-    assert kinds["review"] == ("recurring" if share >= 0.5 else "one_time")
+    assert kinds["review"] == ("recurring" if share >= RECURRING_REPEAT_SHARE else "one_time")
     assert kinds_from_rows(book, ["review"], min_repeat_share=share - 0.01) == {"review": "recurring"}
     assert kinds_from_rows(book, ["review"], min_repeat_share=share + 0.01) == {"review": "one_time"}
 
