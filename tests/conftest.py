@@ -41,3 +41,23 @@ def demo_book(tmp_path_factory):
 def pysurvival_path() -> Path:
     assert PYSURVIVAL.exists(), f"public test data missing: {PYSURVIVAL}"
     return PYSURVIVAL
+
+
+#: The audit every notebook test reads: a generated book of 700 accounts over 30 months (seed 21),
+#: run once per session with small sample parameters.
+AUDIT_BOOK = {"n_accounts": 700, "n_months": 30, "seed": 21}
+AUDIT_PARAMS = {"min_cohort_size": 10, "shap_sample": 300, "n_bootstrap": 4}
+
+
+@pytest.fixture(scope="session")
+def audited_book(tmp_path_factory):
+    """(book folder, audit result, audit folder) of :data:`AUDIT_BOOK`, audited once per session."""
+    from cslab.audit import run_audit
+    from cslab.data.synth import generate
+
+    folder = tmp_path_factory.mktemp("book")
+    generate(**AUDIT_BOOK).write(folder)
+    out = tmp_path_factory.mktemp("audit") / "out"
+    result = run_audit(folder, out, client="Test Co", params=AUDIT_PARAMS, progress=False,
+                       echo=lambda _: None)
+    return folder, result, out

@@ -36,19 +36,13 @@ def test_notebook_conventions(name):
 
 
 @pytest.fixture(scope="module")
-def small_book(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("book")
-    generate(n_accounts=700, n_months=30, seed=21).write(folder)
-    return folder
+def small_book(audited_book):
+    return audited_book[0]
 
 
 @pytest.fixture(scope="module")
-def audit_run(small_book, tmp_path_factory):
-    out = tmp_path_factory.mktemp("audit") / "out"
-    result = run_audit(small_book, out, client="Test Co",
-                       params={"min_cohort_size": 10, "shap_sample": 300, "n_bootstrap": 4}, progress=False,
-                       echo=lambda _: None)
-    return result, out
+def audit_run(audited_book):
+    return audited_book[1], audited_book[2]
 
 
 def test_cohort_notebook_records_what_the_library_computes(small_book, audit_run):
