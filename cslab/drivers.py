@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,9 +34,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from cslab.errors import CSLabError, StatisticalWarning
 from cslab.features import feature_columns, label_of
 
-__all__ = ["ChurnModel", "time_split", "feasible_test_months", "stratified_split", "evaluate", "explain", "AdditivityError",
-           "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "band_summary",
-           "at_risk_table", "expected_calibration_error", "MIN_EVENTS"]
+__all__ = ["ChurnModel", "time_split", "feasible_test_months", "stratified_split", "evaluate", "explain",
+           "AdditivityError", "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "band_summary",
+           "at_risk_table", "expected_calibration_error", "MIN_EVENTS", "save_shared_model",
+           "load_shared_model"]
 
 MIN_EVENTS = 30
 
@@ -155,7 +157,7 @@ class ChurnModel:
         estimator.fit(X, frame["label"].to_numpy())
         return encode, estimator
 
-    def fit(self, frame: pd.DataFrame) -> "ChurnModel":
+    def fit(self, frame: pd.DataFrame) -> ChurnModel:
         """Fit on a dataset with features and ``label`` (rows ordered in time where it matters)."""
         self.numeric_, self.categorical_ = feature_columns(frame)
         self.numeric_ = [c for c in self.numeric_ if frame[c].notna().any()]
@@ -452,3 +454,61 @@ def at_risk_table(scoring: pd.DataFrame, p_churn, health: pd.DataFrame, why: pd.
     table["top_reasons"] = why.reindex(scoring.index).fillna("").to_numpy()
     key = "arr_at_risk" if table["arr"].notna().any() else "churn_probability"
     return table.sort_values([key, "churn_probability"], ascending=False, ignore_index=True)
+
+
+def save_shared_model(work_dir: str, name: str, model, context: dict) -> Path | None:
+    """Leave a fitted model in an audit's working folder for a later notebook to reuse.
+
+    The model is written with joblib together with ``context`` (what it was fitted on: data,
+    analysis date, design; :func:`cslab.churn_report.model_context`), so the reader can tell whether
+    it fits its own question. Nothing is written when ``work_dir`` is empty (a notebook run alone).
+
+    Returns
+    -------
+    Path or None
+        ``<work_dir>/<name>.joblib``.
+
+    Examples
+    --------
+    >>> save_shared_model("", "churn_model", None, {})  # no working folder: nothing written
+    """
+    if not work_dir:
+        return None
+    import joblib
+
+    path = Path(work_dir) / f"{name}.joblib"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    joblib.dump({"model": model, "context": context}, partial)
+    partial.replace(path)  # a reader never sees half a file
+    return path
+
+
+def load_shared_model(work_dir: str, name: str, context: dict) -> tuple[object | None, str]:
+    """The model :func:`save_shared_model` left in ``work_dir``, if it was fitted on the same context.
+
+    Returns
+    -------
+    (model, why)
+        The model, or None with the reason it cannot be reused ("" when there is no working folder
+        or no model in it: nothing to explain).
+
+    Examples
+    --------
+    >>> load_shared_model("", "churn_model", {})
+    (None, '')
+    """
+    path = Path(work_dir) / f"{name}.joblib" if work_dir else None
+    if path is None or not path.exists():
+        return None, ""
+    import joblib
+
+    try:
+        saved = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file means refitting, said plainly
+        return None, f"the saved model could not be read ({type(exc).__name__})"
+    differing = sorted(k for k in set(context) | set(saved["context"])
+                       if context.get(k) != saved["context"].get(k))
+    if differing:
+        return None, "the saved model was fitted with another " + ", ".join(differing)
+    return saved["model"], ""
