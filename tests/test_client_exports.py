@@ -363,7 +363,7 @@ def test_blanks_in_every_text_attribute(small_book, tmp_path):
 
 def test_near_copies_of_a_signal_do_not_make_the_outcome_model_singular():
     import numpy as np
-    from cslab.roi import _design
+    from cslab.effects import _design
     rng = np.random.default_rng(0)
     minutes = rng.gamma(2, 30, 500)
     rows = pd.DataFrame({"usage_minutes": minutes, "usage_hours": minutes / 60 + 1e-9 * rng.random(500),
