@@ -22,7 +22,7 @@ from cslab import config
 from cslab.errors import CSLabError, NotebookSkipped, StatisticalWarning
 
 __all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
-           "record", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
+           "record", "key_figures_table", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
            "skip", "escape_styled_tables", "show_inputs", "spreadsheet_safe"]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
@@ -221,22 +221,70 @@ def _jsonable(value: Any) -> Any:
 def record(**results: Any) -> None:
     """Record key figures (JSON scalars and short lists) for the audit and the tests.
 
-    The figures are displayed as a small table and carried, under a cslab MIME type, in the cell's
-    output, from which the audit reads them back out of the executed notebook. NaN becomes null.
+    Every key must be declared in :mod:`cslab.results` (its notebook, kind, label and meaning); an
+    undeclared key is refused before anything is recorded. The figures are shown as a small table,
+    each value formatted by its declared kind (:func:`key_figures_table`), and carried, under a cslab
+    MIME type, in the cell's output, from which the audit reads them back out of the executed
+    notebook. NaN becomes null.
+
+    Raises
+    ------
+    cslab.results.UndeclaredResultError
+        A key is not declared in :data:`cslab.results.RESULT_KEYS`.
 
     Examples
     --------
     >>> record(nrr_12m=1.04, grr_12m=0.91)  # doctest: +SKIP
     """
+    from cslab.results import lookup
+
+    for name in results:
+        lookup(name)  # raises on an undeclared key, before anything is shown
     clean = _jsonable(results)
     try:
         from IPython.display import display
 
-        table = pd.DataFrame({"figure": list(clean), "value": [json.dumps(v) for v in clean.values()]})
+        table = key_figures_table(clean, currency=_notebook_currency())
         display({RESULTS_MIMETYPE: clean, "text/plain": table.to_string(index=False),
                  "text/html": table.to_html(index=False)}, raw=True)
     except ImportError:  # pragma: no cover - IPython is a dependency
         pass
+
+
+def _notebook_currency() -> str:
+    """The running notebook's ``currency`` parameter, for amounts in the key-figures table ("" outside one)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return ""
+    shell = get_ipython()
+    currency = shell.user_ns.get("currency", "") if shell is not None else ""
+    return currency if isinstance(currency, str) else ""
+
+
+def key_figures_table(results: dict[str, Any], currency: str = "") -> pd.DataFrame:
+    """Recorded figures as a reader sees them: label, value formatted by its declared kind, key.
+
+    Parameters
+    ----------
+    results : dict
+        Recorded key -> JSON value (as :func:`record` stores it).
+    currency : str
+        Label of amounts (``money`` keys).
+
+    Examples
+    --------
+    >>> table = key_figures_table({"grr_12m": 0.8299896, "mrr_end": 1422375.0, "top_features": ["csat_90d"]},
+    ...                           "USD")
+    >>> table["value"].tolist()
+    ['83.0%', 'USD 1,422,375', 'CSAT (90 days)']
+    """
+    from cslab.results import format_value, label_for, lookup, notebook_of
+
+    notebook = notebook_of(results)  # a key such as horizon_months means one thing per notebook
+    rows = [{"figure": label_for(name, notebook), "value": format_value(value, lookup(name, notebook).kind, currency),
+             "key": name} for name, value in results.items()]
+    return pd.DataFrame(rows, columns=["figure", "value", "key"])
 
 
 def tables_folder(tables_dir: str) -> Path:
