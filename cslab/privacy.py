@@ -321,7 +321,7 @@ def anonymize_customers(path: str | Path, dst: str | Path, key: bytes | str,
     AnonymizedInput
         ``path`` is the new file (``dst/customers.csv``).
     """
-    from cslab.data.io import _read_table  # the snapshot loader's own reader: same parsing
+    from cslab.data.reading import _read_table  # the snapshot loader's own reader: same parsing
     from cslab.data.validation import ValidationReport
 
     report = ValidationReport(str(path))

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from cslab.data.contract import parse_numbers
-from cslab.data.io import CSData, _read_table
+from cslab.data.io import CSData
+from cslab.data.reading import _read_table
 from cslab.data.validation import ValidationReport
 from cslab.errors import DataValidationError
 

@@ -1,0 +1,228 @@
+"""The loaded data: :class:`CSData` (the typed tables of one folder) and :class:`UsageTable`
+(the usage file, left on disk and queried with DuckDB)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from cslab.data.contract import TABLE_NAMES
+from cslab.data.roles import MetricRoles
+from cslab.data.validation import ValidationReport
+
+__all__ = ["CSData", "UsageTable", "COMPLETE_MONTH_DAYS"]
+
+#: A month whose latest observed date falls in its last this-many days counts as complete.
+COMPLETE_MONTH_DAYS = 7
+
+
+# --------------------------------------------------------------------------------------------
+# The loaded data
+# --------------------------------------------------------------------------------------------
+@dataclass
+class UsageTable:
+    """The ``usage`` table, left on disk and queried with DuckDB.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV or Parquet file.
+    delimiter : str
+        The CSV separator (ignored for Parquet).
+    decimal_comma : bool
+        Whether numbers are written with a decimal comma.
+    """
+
+    path: Path
+    delimiter: str = ","
+    decimal_comma: bool = False
+    n_rows: int = 0
+    metrics: tuple[str, ...] = ()
+
+    def relation_sql(self) -> str:
+        """SQL selecting the table with typed columns (account_id, date, metric, value)."""
+        value = "replace(trim(value), ',', '.')" if self.decimal_comma else "trim(value)"
+        return (
+            "SELECT trim(account_id) AS account_id, "
+            "TRY_CAST(replace(trim(date), '/', '-') AS TIMESTAMP) AS date, "
+            f"trim(metric) AS metric, TRY_CAST({value} AS DOUBLE) AS value FROM {self.raw_sql()}"
+        )
+
+    def raw_sql(self) -> str:
+        """SQL reading the file with every column as text."""
+        path = str(self.path).replace("'", "''")
+        if self.path.name.endswith(".parquet"):
+            return (f"(SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(date AS VARCHAR) AS date,"
+                    f" CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value"
+                    f" FROM read_parquet('{path}'))")
+        delim = self.delimiter.replace("'", "''")
+        return f"read_csv('{path}', delim='{delim}', header=true, all_varchar=true, quote='\"')"
+
+    def monthly(self, as_of: str | pd.Timestamp | None = None, agg: str = "mean") -> pd.DataFrame:
+        """Usage aggregated to account x month x metric, in DuckDB.
+
+        Parameters
+        ----------
+        as_of : date, optional
+            Rows dated after it are ignored (no peeking past the analysis date).
+        agg : {"mean", "sum", "max"}
+            How the rows of one month are combined. ``mean`` suits levels (active users) sampled
+            at any frequency; ``sum`` suits counts logged per event or per day.
+
+        Returns
+        -------
+        DataFrame with ``account_id``, ``month`` (first day), ``metric``, ``value``.
+
+        Examples
+        --------
+        >>> data = load("data/demo")  # doctest: +SKIP
+        >>> data.usage.monthly(as_of="2025-06-30").head()  # doctest: +SKIP
+        """
+        if agg not in {"mean", "sum", "max"}:
+            raise ValueError(f"agg must be 'mean', 'sum' or 'max', not {agg!r}")
+        # Exact decimal sums: DuckDB adds doubles in parallel in no fixed order, so avg/sum over
+        # millions of rows can differ in the last bits between runs; decimals (values are below
+        # 1e15, checked on loading) make the panel, and every figure after it, reproducible.
+        fn = {"mean": "avg", "sum": "sum", "max": "max"}[agg]
+        value = "value" if agg == "max" else "CAST(value AS DECIMAL(38, 9))"
+        where = "date IS NOT NULL AND value IS NOT NULL"
+        if as_of is not None:
+            where += f" AND date <= TIMESTAMP '{pd.Timestamp(as_of):%Y-%m-%d %H:%M:%S}'"
+        sql = (f"SELECT account_id, date_trunc('month', date) AS month, metric, "
+               f"CAST({fn}({value}) AS DOUBLE) AS value "
+               f"FROM ({self.relation_sql()}) WHERE {where} GROUP BY ALL ORDER BY ALL")
+        with duckdb.connect() as con:
+            out = con.sql(sql).df()
+        out["month"] = pd.to_datetime(out["month"]).astype("datetime64[ns]")
+        return out
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run SQL against the typed table, available as ``usage``.
+
+        Examples
+        --------
+        >>> data.usage.query("SELECT metric, count(*) AS n FROM usage GROUP BY metric")  # doctest: +SKIP
+        """
+        with duckdb.connect() as con:
+            con.sql(f"CREATE VIEW usage AS {self.relation_sql()}")
+            return con.sql(sql).df()
+
+
+@dataclass
+class CSData:
+    """The tables of one data folder, validated and typed; absent optional tables are ``None``.
+
+    Examples
+    --------
+    >>> data = load("data/demo")  # doctest: +SKIP
+    >>> data.tables  # doctest: +SKIP
+    ('subscriptions', 'accounts', 'usage', ...)
+    """
+
+    subscriptions: pd.DataFrame | None = None
+    accounts: pd.DataFrame | None = None
+    usage: UsageTable | None = None
+    cs_activities: pd.DataFrame | None = None
+    tickets: pd.DataFrame | None = None
+    outcomes: pd.DataFrame | None = None
+    cs_costs: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None  # snapshot mode: one row per customer
+    source: str = ""
+    report: ValidationReport | None = None
+    notes: list[str] = field(default_factory=list)
+    #: which usage metric plays which role (:mod:`cslab.data.roles`)
+    metric_roles: MetricRoles = field(default_factory=MetricRoles)
+    #: the ``currency`` column's one value, when subscriptions carry it
+    currency: str | None = None
+    #: subscription lines ending the day before they start, dropped on loading
+    zero_length_lines: int = 0
+    #: the data folder's ``cslab.toml``, when it has one
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Names of the tables present."""
+        return tuple(n for n in (*TABLE_NAMES, "customers") if getattr(self, n) is not None)
+
+    @property
+    def snapshot_mode(self) -> bool:
+        """True when the data is one flat customers table (no subscriptions)."""
+        return self.customers is not None and self.subscriptions is None
+
+    def last_date(self) -> pd.Timestamp:
+        """The latest date actually observed: starts, usage, tickets, activities (not scheduled ends).
+
+        End dates count only up to the latest start, because an annual contract's end date lies in
+        the future.
+        """
+        dates = [self.subscriptions["start_date"].max()]
+        ends = self.subscriptions["end_date"]
+        dates.append(ends[ends <= dates[0]].max() if ends.notna().any() else pd.NaT)
+        for table, column in (("tickets", "opened_at"), ("cs_activities", "date")):
+            frame = getattr(self, table)
+            if frame is not None and len(frame):
+                dates.append(frame[column].max())
+        if self.usage is not None:
+            dates.append(self.usage.query("SELECT max(date) AS d FROM usage")["d"].iloc[0])
+        latest = max(pd.Timestamp(d) for d in dates if pd.notna(d))
+        return latest.normalize()
+
+    def default_as_of(self) -> pd.Timestamp:
+        """The end of the last complete month of the data.
+
+        A month counts as complete when the latest observed date (:meth:`last_date`) falls in its
+        last ``COMPLETE_MONTH_DAYS`` days (weekly data is dated up to six days before a month's
+        end); a mid-month last date (an export taken on the 17th) moves the as-of back to the end of
+        the month before, so that an unfinished month is not counted as a full month of exposure.
+        :meth:`as_of_note` says when that happened.
+
+        Examples
+        --------
+        >>> data.last_date(), data.default_as_of()  # doctest: +SKIP
+        (Timestamp('2026-06-17'), Timestamp('2026-05-31'))
+        """
+        return self._as_of_after(self.last_date())
+
+    def _as_of_after(self, latest: pd.Timestamp) -> pd.Timestamp:
+        """:meth:`default_as_of` for a known latest date (each :meth:`last_date` asks DuckDB)."""
+        month_end = latest + pd.offsets.MonthEnd(0)
+        if (month_end - latest).days < COMPLETE_MONTH_DAYS or self._month_stamped(latest):
+            return month_end
+        before = latest - pd.offsets.MonthEnd(1)
+        # a book whose only month is the unfinished one keeps it: nothing would be left otherwise
+        return before if before >= self.subscriptions["start_date"].min() else latest
+
+    def _month_stamped(self, latest: pd.Timestamp) -> bool:
+        """Whether the dated rows are month stamps: nearly all on a month's first day.
+
+        Monthly lines starting on the 1st with usage dated on the 1st describe whole months; their
+        last date, a 1st, does not mean an unfinished month.
+        """
+        if latest.day != 1:
+            return False
+        days = [self.subscriptions["start_date"].dt.day.eq(1)]
+        for table, column in (("tickets", "opened_at"), ("cs_activities", "date")):
+            frame = getattr(self, table)
+            if frame is not None and len(frame):
+                days.append(frame[column].dt.day.eq(1))
+        first = pd.concat(days)
+        n, n_first = len(first), int(first.sum())
+        if self.usage is not None:
+            counts = self.usage.query("SELECT count(*) AS n, count(*) FILTER (WHERE day(date) = 1) AS f "
+                                      "FROM usage WHERE date IS NOT NULL")
+            n, n_first = n + int(counts["n"].iloc[0]), n_first + int(counts["f"].iloc[0])
+        return n > 0 and n_first >= 0.9 * n
+
+    def as_of_note(self) -> str | None:
+        """A sentence when the default as-of lies before the latest date (a mid-month export)."""
+        latest = self.last_date()
+        as_of = self._as_of_after(latest)
+        if as_of >= latest:
+            return None
+        return (f"the data's last date is {latest:%Y-%m-%d}, before the end of {latest:%B %Y}; that "
+                f"month is not complete, so the analysis date is the end of the month before, "
+                f"{as_of:%Y-%m-%d} (set --as-of to choose another)")
+
