@@ -27,7 +27,7 @@ from cslab.data.panel import month_index, month_start
 from cslab.errors import StatisticalWarning
 
 __all__ = ["book_summary", "format_book_summary", "mrr_movements", "mrr_bridge", "logo_churn_rate",
-           "revenue_churn", "revenue_retention", "retention_over_time", "cohort_table",
+           "revenue_churn", "revenue_retention", "retention_over_time", "quick_ratio", "cohort_table",
            "metric_definitions", "MOVEMENT_STEPS", "RATE_COLUMNS", "MIN_ACCOUNTS", "MIN_EVENTS"]
 
 #: The five MRR movements, in the order of the bridge identity.
@@ -508,176 +508,39 @@ def retention_over_time(panel: pd.DataFrame, months: int = 12, by: str | None = 
     return out
 
 
-# ------------------------------------------------------------------------------------------------
-# Cohort tables
-# ------------------------------------------------------------------------------------------------
-def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", values: str = "pct",
-                 min_cohort_size: int = 0) -> pd.DataFrame:
-    """Signup cohorts as rows, age in periods as columns: logo or (net) revenue retention.
+def quick_ratio(movements: pd.DataFrame, months: int = 12) -> dict:
+    """The SaaS quick ratio over the last ``months`` months: (new + expansion + reactivation MRR) /
+    (churned + contracted MRR).
 
-    A cohort is the customers whose first payment (``cohort_month``) fell in the same month or
-    quarter. Age k of a monthly cohort is measured at the month k months after the signup month
-    (each customer then has exactly k months of tenure). Age q of a quarterly cohort is measured
-    at the **last month of the quarter q quarters after the signup quarter** (age 0 = the end of
-    the signup quarter): calendar quarters, as in finance reports, so a quarter that has not ended
-    by the panel's last month is not reached; customers who signed up early in a quarter have a
-    little more tenure at each age than late ones.
-
-    * logo: customers of the cohort active at that age (a reactivated customer counts again);
-    * revenue: the cohort's MRR at that age — net, so it passes 100% when expansion outweighs
-      churn;
-    * ``values="pct"`` divides by the cohort's start: its size (logo) or the sum of its customers'
-      first-month MRR (revenue). For monthly cohorts that is age 0; a quarterly cohort's age 0 can
-      be below 100% (customers who left within their signup quarter) or, for revenue, above.
-
-    Ages not reached yet by the panel's last month are NaN (the blank lower-right triangle),
-    never 0.
+    Above 4 is healthy growth; below 1 the book shrinks. Reactivation counts as a gain, as in the
+    bridge identity.
 
     Parameters
     ----------
-    panel : DataFrame
-        The monthly account panel.
-    period : {"M", "Q"}
-        Cohorts and ages by month or by calendar quarter.
-    kind : {"logo", "revenue"}
-    values : {"pct", "count"}
-        "count" gives customers (logo) or MRR (revenue).
-    min_cohort_size : int
-        Cohorts with fewer customers are dropped.
+    movements : DataFrame
+        :func:`mrr_movements`.
+    months : int
+        Trailing months (fewer when the panel is shorter).
 
     Returns
     -------
-    DataFrame
-        Index ``cohort`` (labels such as ``"2024-03"`` or ``"2024Q1"``, in time order), columns the
-        ages 0, 1, ... ``attrs``: ``dropped_cohorts`` (labels dropped for size), ``cohort_sizes``
-        (every cohort's customers) and ``cohort_start`` (the "pct" denominators).
+    dict
+        ``ratio`` (NaN when nothing was lost), ``gained``, ``lost`` and ``months`` used.
 
     Examples
     --------
-    >>> cohort_table(panel, period="Q", kind="revenue").iloc[:3, :5]  # doctest: +SKIP
+    >>> moves = pd.DataFrame({"new": [30.0, 10.0], "expansion": [10.0, 0.0], "reactivation": [0.0, 0.0],
+    ...                       "contraction": [5.0, 5.0], "churn": [10.0, 0.0]})
+    >>> quick_ratio(moves)["ratio"]
+    2.5
     """
-    if period not in {"M", "Q"} or kind not in {"logo", "revenue"} or values not in {"pct", "count"}:
-        raise ValueError("period must be 'M' or 'Q', kind 'logo' or 'revenue', values 'pct' or 'count'")
-    paid = panel[panel["tenure_months"].notna()]  # from each account's first paid month on
-    if paid.empty:
-        raise ValueError("no account in the panel ever paid: there are no cohorts")
-    label = pd.PeriodIndex(paid["cohort_month"], freq=period).astype(str)
-    m, first = month_index(paid["month"]), month_index(paid["cohort_month"])
-    last = month_index([panel["month"].max()])[0]
-    if period == "Q":
-        at_age = m % 3 == 2  # the last month of a calendar quarter
-        age = m // 3 - first // 3
-        reached = (last + 1) // 3 - 1  # the last quarter that has ended, as a quarter number
-        cohort_last_age = pd.Series(reached - first // 3).groupby(label).max()
-    else:
-        at_age = np.ones(len(paid), dtype=bool)
-        age = m - first
-        cohort_last_age = pd.Series(last - first).groupby(label).max()
-
-    first_month = (m == first)
-    sizes = pd.Series(paid["account_id"].to_numpy()[first_month]).groupby(label[first_month]).nunique()
-    start = sizes if kind == "logo" else pd.Series(paid["mrr"].to_numpy()[first_month]).groupby(
-        label[first_month]).sum()
-    measure = (paid["active"] if kind == "logo" else paid["mrr"]).to_numpy(dtype=float)
-    cells = pd.Series(measure[at_age]).groupby([label[at_age], age[at_age]]).sum()
-    cohorts = pd.Index(sorted(sizes.index), name="cohort")
-    ages = np.arange(max(int(cohort_last_age.max()), 0) + 1)
-    table = cells.unstack(fill_value=0.0).reindex(index=cohorts, columns=ages, fill_value=0.0)
-    reached_ages = cohort_last_age.reindex(cohorts).to_numpy()[:, None]
-    table = table.where(ages[None, :] <= reached_ages)  # not reached yet: NaN, never 0
-    if values == "pct":
-        table = table.div(start.reindex(cohorts), axis=0)
-    keep = (sizes.reindex(cohorts) >= min_cohort_size).to_numpy()
-    table = table[keep]
-    table.columns.name = "quarters since signup quarter" if period == "Q" else "months since first payment"
-    table.attrs.update(dropped_cohorts=cohorts[~keep].tolist(),
-                       cohort_sizes={k: int(v) for k, v in sizes.items()},
-                       cohort_start={k: float(v) for k, v in start.items()})
-    return table
+    recent = movements.tail(months)
+    gained = float(sum(recent[c].sum() for c in GAINS if c in recent))
+    lost = float(sum(recent[c].sum() for c in LOSSES if c in recent))
+    return {"ratio": gained / lost if lost > 0 else float("nan"), "gained": gained, "lost": lost,
+            "months": len(recent)}
 
 
-# ------------------------------------------------------------------------------------------------
-# Definitions for teaching
-# ------------------------------------------------------------------------------------------------
-_DEFINITIONS = [
-    ("MRR", "sum of an account's subscription lines running on the month's last day",
-     "what the customers pay per month at the month-end snapshot; $0 accounts are not customers",
-     "cslab.panel"),
-    ("New MRR", "MRR of accounts paying for the first time (or back after the reactivation window)",
-     "revenue from new customers", "mrr_movements"),
-    ("Expansion MRR", "MRR now − MRR last month, for accounts paying more than last month",
-     "upsell, more seats, higher plans", "mrr_movements"),
-    ("Contraction MRR", "MRR last month − MRR now, for accounts still paying but less",
-     "downgrades and fewer seats", "mrr_movements"),
-    ("Churn MRR", "MRR last month of accounts that stopped paying (counted at the end of the paid period)",
-     "revenue lost with customers who left", "mrr_movements"),
-    ("Reactivation MRR", "MRR of accounts paying again within the reactivation window after churning",
-     "revenue won back from former customers", "mrr_movements"),
-    ("Net new MRR", "new + expansion + reactivation − contraction − churn",
-     "how much MRR grew in the month", "mrr_movements"),
-    ("MRR bridge", "start MRR + new + expansion + reactivation − contraction − churn = end MRR",
-     "where the revenue came from and where it went, from one month to another", "mrr_bridge"),
-    ("Logo churn (monthly)",
-     "churned accounts in the window / Σ over its months of the accounts active at the start of the month",
-     "share of customers who stop paying in a typical month", "logo_churn_rate"),
-    ("Logo churn (annual)", "1 − (1 − monthly logo churn)^12",
-     "the monthly rate compounded over a year", "logo_churn_rate"),
-    ("Gross MRR churn (monthly)", "Σ (churn + contraction) / Σ start MRR over the window's months",
-     "revenue lost each month before any gains (ChartMogul, B2B)", "revenue_churn"),
-    ("Net MRR churn (monthly)",
-     "Σ (churn + contraction − expansion − reactivation) / Σ start MRR over the window's months",
-     ("revenue lost net of what customers added; negative means the base grows on its own "
-      "(ChartMogul, B2B)"), "revenue_churn"),
-    ("MRR churn (annualised)", "1 − (1 − monthly rate)^12",
-     "a monthly revenue churn rate compounded over a year", "revenue_churn"),
-    ("NRR (net revenue retention)",
-     "MRR now of the accounts active 12 months ago / their MRR 12 months ago",
-     ("revenue kept from last year's customers, expansion included; above 100% the base grows "
-      "without new customers"), "revenue_retention"),
-    ("GRR (gross revenue retention)",
-     "Σ over those accounts of min(MRR now, MRR 12 months ago) / their MRR 12 months ago",
-     "revenue kept from last year's customers, no account counted above what it paid then",
-     "revenue_retention"),
-    ("Expansion rate", "the cohort's expansion MRR over the 12 months / its MRR 12 months ago",
-     "what last year's customers added", "revenue_retention"),
-    ("Contraction rate", "the cohort's contraction MRR over the 12 months / its MRR 12 months ago",
-     "what last year's customers downgraded", "revenue_retention"),
-    ("Churn rate (revenue)", "the cohort's churn MRR over the 12 months / its MRR 12 months ago",
-     "what last year's customers who left took with them", "revenue_retention"),
-    ("Reactivation rate", "the cohort's reactivation MRR over the 12 months / its MRR 12 months ago",
-     "what last year's customers brought back after leaving", "revenue_retention"),
-    ("NRR decomposition", "NRR = 1 + expansion − contraction − churn + reactivation rates",
-     "NRR is 100% plus gains minus losses of the starting customers", "revenue_retention"),
-    ("Headwind (Gainsight)", "churn rate + contraction rate",
-     "what the starting customers took away", "revenue_retention"),
-    ("Tailwind (Gainsight)", "expansion rate", "what the starting customers added",
-     "revenue_retention"),
-    ("Logo cohort retention", "customers of a signup cohort active at age k / the cohort's size",
-     "share of a cohort still paying k months (or quarters) after signing up", "cohort_table"),
-    ("Revenue cohort retention", "a signup cohort's MRR at age k / its customers' first-month MRR",
-     "the cohort's revenue k periods on, net of churn and expansion", "cohort_table"),
-    ("Kaplan–Meier survival", "S(t) = Π over churn times t_i <= t of (1 − d_i / n_i)",
-     ("share of customers still paying t months after their first payment, using customers "
-      "observed for shorter than t as long as they were watched"), "survival.kaplan_meier"),
-    ("Median lifetime", "the first t at which S(t) <= 50%",
-     "months until half of the customers have left; not reached if survival stays above 50%",
-     "survival.median_lifetime"),
-    ("Log-rank test", "χ² of observed vs expected churns per group at each churn time",
-     "whether groups' survival curves differ by more than chance", "survival.logrank_by"),
-]
-
-
-def metric_definitions() -> pd.DataFrame:
-    """Every metric of this module (and the survival ones) with its formula in plain words.
-
-    Returns
-    -------
-    DataFrame
-        ``metric``, ``formula``, ``in_plain_words`` and ``function`` (where cslab computes it).
-
-    Examples
-    --------
-    >>> metric_definitions().set_index("metric").loc["NRR (net revenue retention)", "formula"]
-    'MRR now of the accounts active 12 months ago / their MRR 12 months ago'
-    """
-    return pd.DataFrame(_DEFINITIONS, columns=["metric", "formula", "in_plain_words", "function"])
+# re-exported: their own modules since issue 13, documented here first
+from cslab.cohorts import cohort_table  # noqa: E402
+from cslab.definitions import metric_definitions  # noqa: E402
