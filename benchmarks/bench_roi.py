@@ -4,7 +4,7 @@ Generates a book with ``cslab synth``'s generator (default 100,000 accounts over
 runs notebook 03 with papermill in a child process and samples the resident memory of the whole
 process tree (papermill, the kernel, the bootstrap workers) every half second. Issue 12's target: the
 notebook completes within 6 GB at 100,000 accounts (it estimates the effects on a random sample of
-``max_accounts`` accounts, 20,000 by default, and says so).
+``max_accounts`` accounts, 10,000 by default, and says so).
 
     .venv/bin/python benchmarks/bench_roi.py [--accounts 100000] [--bootstrap 200]
 """
