@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from cslab.data.panel import label_missing
 from cslab.data.roles import snake
 
 __all__ = ["AttributeScreen", "account_status", "screen_attributes", "screen_snapshot", "leaky_name", "account_attributes",
@@ -165,7 +166,7 @@ def _numeric_auc(label: np.ndarray, x: pd.Series) -> float:
 
 def _category_auc(label: np.ndarray, x: pd.Series, folds: int = 5, seed: int = 0) -> float:
     """AUC of out-of-fold category churn rates, so that unique values (ids, free text) score 0.5."""
-    keys = x.astype(object).where(x.notna(), "(missing)").astype(str).to_numpy()
+    keys = label_missing(x).astype(str).to_numpy()
     order = np.random.default_rng(seed).permutation(len(keys))
     fold = np.empty(len(keys), int)
     fold[order] = np.arange(len(keys)) % folds
@@ -189,7 +190,7 @@ def _churner_category(label: np.ndarray, x: pd.Series, min_category: int, share:
     accounts had years to leave, which records their age, not their churn. A category is flagged only
     when its churner share is at least 0.25 above what its accounts' signup years lead to expect.
     """
-    keys = x.astype(object).where(x.notna(), "(missing)").astype(str).to_numpy()
+    keys = label_missing(x).astype(str).to_numpy()
     if expected is None:
         expected = np.full(len(label), label.mean())
     table = pd.DataFrame({"label": label, "expected": expected}).groupby(keys).agg(

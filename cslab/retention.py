@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, hyp2f1
 
+from cslab.data.panel import active_in_month
 from cslab.errors import StatisticalWarning
 
 __all__ = ["ShiftedBetaGeometric", "period_discount_rate", "to_periods", "cohort_periods", "cohort_survival_table",
@@ -442,8 +443,7 @@ def lifetime_value_by_cohort(panel: pd.DataFrame, fits: dict, margin: float, dis
     pooled fit otherwise.
     """
     p = _period_months(period)
-    last = panel["month"].max()
-    now = panel[panel["month"].eq(last) & panel["active"]]
+    now = active_in_month(panel)
     label = pd.PeriodIndex(now["cohort_month"], freq=period).astype(str)
     by_cohort = now.groupby(label)["mrr"].agg(["size", "mean"])
     periods = fits["periods"].groupby("cohort")["observed_periods"].min()

@@ -31,6 +31,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import median_survival_times
 
+from cslab.data.panel import label_missing
 from cslab.errors import StatisticalWarning
 
 __all__ = ["account_lifetimes", "kaplan_meier", "survival_at", "median_lifetime", "logrank_by",
@@ -104,7 +105,7 @@ def _checked(lifetimes: pd.DataFrame) -> pd.DataFrame:
 
 def _group_keys(lifetimes: pd.DataFrame, by: str) -> pd.Series:
     """Group labels as text; missing values form the group "(missing)"."""
-    return lifetimes[by].astype(object).where(lifetimes[by].notna(), "(missing)").astype(str)
+    return label_missing(lifetimes[by]).astype(str)
 
 
 def _check_groups(lifetimes: pd.DataFrame, by: str | None, what: str) -> None:

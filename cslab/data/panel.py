@@ -15,28 +15,41 @@ import numpy as np
 import pandas as pd
 
 from cslab.data.io import CSData
+from cslab.data.months import analysis_month, month_index, month_of, month_start
 from cslab.data.roles import snake
 
-__all__ = ["panel", "MOVEMENTS", "month_index", "month_start"]
+__all__ = ["panel", "MOVEMENTS", "month_index", "month_start", "month_of", "analysis_month", "active_in_month",
+           "label_missing", "MISSING_LABEL"]
+
+#: The group of accounts whose value of a grouping column is missing.
+MISSING_LABEL = "(missing)"
 
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "flat", "inactive")
 
 
-def month_index(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    """Months as integers (year * 12 + month - 1): arithmetic on months without calendars."""
-    dates = pd.DatetimeIndex(dates)
-    return (dates.year * 12 + dates.month - 1).to_numpy()
+def active_in_month(panel: pd.DataFrame, month=None) -> pd.DataFrame:
+    """The panel's rows of the accounts active in ``month`` (default: the panel's latest month).
+
+    ``month`` follows the kit's ``as_of`` convention (:func:`cslab.data.months.analysis_month`):
+    any date in the month will do.
+
+    Examples
+    --------
+    >>> now = active_in_month(panel_frame)  # doctest: +SKIP
+    """
+    month = analysis_month(panel, month)
+    return panel[panel["month"].eq(month) & panel["active"]]
 
 
-def month_start(index: np.ndarray) -> pd.DatetimeIndex:
-    """Inverse of :func:`month_index`: the first day of each month (``NaT`` where NaN)."""
-    index = np.asarray(index, dtype=float)
-    out = np.full(index.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
-    valid = ~np.isnan(index)
-    months = (index[valid] - 1970 * 12).astype(np.int64).astype("datetime64[M]")
-    out[valid] = months.astype("datetime64[ns]")
-    return pd.DatetimeIndex(out)
+def label_missing(values: pd.Series) -> pd.Series:
+    """Group labels with missing values as the group :data:`MISSING_LABEL` (an object series).
 
+    Examples
+    --------
+    >>> label_missing(pd.Series(["SMB", None])).tolist()
+    ['SMB', '(missing)']
+    """
+    return values.astype(object).where(values.notna(), MISSING_LABEL)
 
 
 def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
