@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["KINDS", "Verdict", "ResultKey", "RESULT_KEYS", "UndeclaredResultError", "declare", "lookup",
            "keys_of", "notebook_of", "label_for", "format_value", "verdict", "markdown_table"]
@@ -223,10 +224,12 @@ RESULT_KEYS: list[ResultKey] = [
     _k("attributable_value_high", _N03, "money", "Gross margin from CS work, 95% high", "bootstrap percentile"),
     _k("value_retained", _N03, "money", "Gross margin kept", "the part of the value from churn avoided"),
     _k("value_expansion", _N03, "money", "Gross margin added", "the part of the value from expansion"),
-    _k("value_window", _N03, "text", "Value window", "the months whose programme work is valued (`YYYY-MM to YYYY-MM`)"),
+    _k("value_window", _N03, "text", "Value window",
+       "the months whose programme work is valued (`YYYY-MM to YYYY-MM`)"),
     _k("cost_window", _N03, "text", "Cost window", "the months whose CS cost is counted (`YYYY-MM to YYYY-MM`)"),
     _k("gross_margin", _N03, "share", "Gross margin", "share of revenue counted as margin"),
-    _k("value_horizon_months", _N03, "months", "Value horizon", "months of margin counted after each account's first delivery"),
+    _k("value_horizon_months", _N03, "months", "Value horizon",
+       "months of margin counted after each account's first delivery"),
     _k("exposure_months", _N03, "months", "Exposure of recurring programmes",
        "months a recurring programme stays on after a delivery"),
     _k("cs_cost", _N03, "money", "CS cost of the window", "cost of customer success over the cost window"),
@@ -265,7 +268,8 @@ RESULT_KEYS: list[ResultKey] = [
        "chance that an account that expands is scored above one that does not"),
     _k("expansion_top_decile_lift", _N04, "ratio", "Expansion top-decile lift",
        "how many times more often the 10% likeliest accounts expand than average"),
-    _k("expansion_base_rate", _N04, "share", "Expansion base rate", "share of observations that expanded within the horizon"),
+    _k("expansion_base_rate", _N04, "share", "Expansion base rate",
+       "share of observations that expanded within the horizon"),
     _k("top_expansion_drivers", _N04, "features", "Strongest expansion signals",
        "features that move predicted expansion most (SHAP), strongest first"),
     _k("pipeline_expected_arr", _N04, "money", "Expected expansion ARR, all accounts",
@@ -275,12 +279,15 @@ RESULT_KEYS: list[ResultKey] = [
     _k("pipeline_expected_arr_healthy", _N04, "money", "Expected expansion ARR over the horizon",
        "probability x uplift sized to the account, summed over green and yellow accounts (3 months by default); "
        "red accounts are to stabilise first and left out"),
-    _k("pipeline_expected_arr_red", _N04, "money", "Expected expansion ARR, red accounts", "the same over red accounts"),
+    _k("pipeline_expected_arr_red", _N04, "money", "Expected expansion ARR, red accounts",
+       "the same over red accounts"),
     _k("arr_stabilise_first", _N04, "money", "ARR to stabilise first", "ARR on red accounts, apart from the pipeline"),
-    _k("n_opportunities", _N04, "count", "Accounts ready to expand", "healthy accounts above the probability threshold"),
+    _k("n_opportunities", _N04, "count", "Accounts ready to expand",
+       "healthy accounts above the probability threshold"),
     _k("n_stabilise_first", _N04, "count", "Accounts to stabilise first", "red accounts"),
     _k("share_at_capacity", _N04, "share", "Accounts at seat capacity", "active users at or above 90% of seats"),
-    _k("horizon_months", _N04, "months", "Label horizon", "expanded within this many months after the observation date"),
+    _k("horizon_months", _N04, "months", "Label horizon",
+       "expanded within this many months after the observation date"),
 ]
 
 
@@ -311,7 +318,7 @@ def lookup(name: str, notebook: str | None = None) -> ResultKey:
         No key of that name is declared (for ``notebook``, when given).
     """
     for key in _candidates(notebook):
-        if key.pattern.match(name):
+        if key.name == name or key.pattern.match(name):  # a declared name, placeholder included
             return key
     where = f" for {notebook}" if notebook else ""
     raise UndeclaredResultError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
@@ -26,8 +27,10 @@ threshold: int = 3  # an int parameter
 
 GOOD = '''
 from cslab.notebook import check_parameters, record, save_table
+from cslab.results import ResultKey, declare
 import cslab, pandas as pd
 params = check_parameters(globals(), "aa_good")
+declare(*(ResultKey(name, "aa_good", "text", name, "a stand-in's figure") for name in ("as_of", "threshold", "client")))
 data = cslab.load(data_dir)
 p = cslab.panel(data, as_of=as_of)
 save_table(p.groupby("month", as_index=False)["mrr"].sum(), "monthly_mrr", tables_dir)
@@ -57,9 +60,8 @@ def stand_ins(tmp_path, monkeypatch):
     nbformat.write(notebook(GOOD), folder / "aa_good.ipynb")
     nbformat.write(notebook(BAD), folder / "bb_bad.ipynb")
     monkeypatch.setattr(config, "NOTEBOOKS_DIR", folder)
-    monkeypatch.setattr(audit, "NOTEBOOKS", {
-        "aa_good": NotebookSpec("aa_good", "Good", "Does it run?", snapshot=False,
-                                headlines=(audit.Headline("n_accounts", "Accounts", "int", "how many"),)),
+    monkeypatch.setattr(audit.spec, "NOTEBOOKS", {
+        "aa_good": NotebookSpec("aa_good", "Good", "Does it run?", snapshot=False, headlines=("n_accounts",)),
         "bb_bad": NotebookSpec("bb_bad", "Bad", "Does failure stay contained?"),
     })
     data = write_folder(tmp_path / "data", {
@@ -90,12 +92,67 @@ def test_audit_layout_and_failure_isolated(stand_ins, tmp_path):
 
     index = (out / "index.html").read_text()
     assert "Client &amp; Co" in index and "RuntimeError: planted failure" in index
+    # the headline's label, kind and meaning come from the registry (cslab.results)
+    assert re.search(r"<td>Accounts</td><td class=\"num\">2</td>\s*<td class=\"meaning\">accounts in the book", index)
     assert 'href="executed/bb_bad.ipynb"' in index and 'href="aa_good.html"' in index
     report = (out / "aa_good.html").read_text()
     assert "check_parameters" not in report  # code-free
     assert "&lt;b&gt;not html&lt;/b&gt;" in report
     failed_report = (out / "bb_bad.html").read_text()
     assert "Traceback" not in failed_report and "planted failure" in failed_report
+
+
+WRITER = '''
+from pathlib import Path
+from cslab.notebook import check_parameters
+params = check_parameters(globals(), "cc_write")
+Path(work_dir, "model.txt").write_text("fitted by cc_write")
+'''
+
+READER = '''
+from pathlib import Path
+from cslab.notebook import check_parameters, record
+from cslab.results import ResultKey, declare
+params = check_parameters(globals(), "dd_read")
+declare(ResultKey("shared_model", "dd_read", "text", "Shared model", "what the writer left"))
+record(shared_model=Path(work_dir, "model.txt").read_text())
+'''
+
+UNDECLARED = '''
+from cslab.notebook import check_parameters, record
+params = check_parameters(globals(), "ee_undeclared")
+record(n_acounts=3)
+'''
+
+
+def test_working_folder_shared_only_with_notebooks_that_declare_it(stand_ins, tmp_path, monkeypatch):
+    folder = config.NOTEBOOKS_DIR
+    for name, source in (("cc_write", WRITER), ("dd_read", READER)):
+        stand_in = notebook(source)
+        stand_in.cells[1].source += '\nwork_dir: str = ""  # the working folder'
+        nbformat.write(stand_in, folder / f"{name}.ipynb")
+    monkeypatch.setitem(audit.spec.NOTEBOOKS, "cc_write", NotebookSpec("cc_write", "Writer", "Writes?"))
+    monkeypatch.setitem(audit.spec.NOTEBOOKS, "dd_read", NotebookSpec("dd_read", "Reader", "Reads?"))
+    out = tmp_path / "out"
+    result = run_audit(stand_ins, out, only=["aa_good", "cc_write", "dd_read"], as_of="2024-06-30",
+                       progress=False, echo=lambda _: None)
+    assert result.exit_code == 0, {n: r.error for n, r in result.runs.items()}
+    assert result.runs["dd_read"].results == {"shared_model": "fitted by cc_write"}
+    injected = json.dumps(nbformat.read(out / "executed" / "aa_good.ipynb", as_version=4).cells)
+    assert "work_dir" not in injected  # aa_good does not declare it: not passed
+    assert not (out / "work").exists()  # the fitted models are not part of the audit
+    recorded = json.loads((out / "results.json").read_text())["notebooks"]
+    assert "work_dir" not in recorded["dd_read"]["parameters"]  # a path of this run, like tables_dir
+
+
+def test_an_undeclared_result_key_fails_its_notebook_in_words(stand_ins, tmp_path, monkeypatch):
+    nbformat.write(notebook(UNDECLARED), config.NOTEBOOKS_DIR / "ee_undeclared.ipynb")
+    monkeypatch.setitem(audit.spec.NOTEBOOKS, "ee_undeclared", NotebookSpec("ee_undeclared", "Typo", "Typo?"))
+    result = run_audit(stand_ins, tmp_path / "out", only=["ee_undeclared"], as_of="2024-06-30",
+                       progress=False, echo=lambda _: None)
+    run = result.runs["ee_undeclared"]
+    assert run.status == "failed"
+    assert "UndeclaredResultError" in run.error and "'n_acounts' is not declared" in run.error
 
 
 def test_unknown_or_mistyped_parameter_stops_everything(stand_ins, tmp_path):

@@ -129,7 +129,7 @@ def test_run_is_failed_when_figures_are_lost(tmp_path, monkeypatch):
     import papermill
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
-    monkeypatch.setattr(audit, "export_html", export_without_images)
+    monkeypatch.setattr(audit.running, "export_html", export_without_images)
     (tmp_path / "executed").mkdir()
     run = audit.run_notebook(audit.NOTEBOOKS["01_cohort_retention"], {}, tmp_path, KERNEL_NAME,
                              progress=False)

@@ -39,3 +39,14 @@ def test_console_script_and_reports_ignored():
     assert project["scripts"]["cslab"] == "cslab.cli:main"
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "reports/*" in ignored and "!reports/.gitkeep" in ignored
+
+
+def test_audit_templates_are_package_data():
+    """The index and report templates ship in the wheel: the audit cannot render a page without them."""
+    from cslab.audit.exporting import TEMPLATES
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert declared["cslab.audit"] == ["templates/*.j2"]
+    shipped = sorted(p.name for p in TEMPLATES.glob("*.j2"))
+    assert shipped == ["audit_index.html.j2", "cslab_report.html.j2"]
+    assert TEMPLATES == ROOT / "cslab" / "audit" / "templates"

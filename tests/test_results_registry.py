@@ -95,24 +95,26 @@ def test_key_figures_table_shows_labels_and_formatted_values_not_raw_json():
     got = stored["03_cs_roi"]["results"]
     table = key_figures_table(got, currency="USD")
     assert list(table.columns) == ["figure", "value", "key"] and len(table) == len(got)
-    shown = dict(zip(table["key"], table["value"]))
+    shown = dict(zip(table["key"], table["value"], strict=True))
     assert shown["cs_cost_share_of_revenue"] == "5.3%"
     assert shown["cs_cost"] == "USD 643,767"
     assert shown["programmes"] == "escalation, health_check, onboarding, qbr, training"
     assert shown["n_bootstrap"] == "4" and shown["roi"] == "-0.698"
-    labels = dict(zip(table["key"], table["figure"]))
+    labels = dict(zip(table["key"], table["figure"], strict=True))
     assert labels["effect_hr_qbr_low"] == "qbr: total effect, 95% low"
-    assert labels["horizon_months"] == "Cost window"  # notebook 03's meaning, found from the keys recorded together
+    # notebook 03's meaning, found from the keys recorded together
+    assert labels["horizon_months"] == "Cost window"
     for value in table["value"]:
         assert not re.search(r"\d\.\d{5,}", value) and not value.startswith(("[", "{"))
     drivers = key_figures_table(stored["04_expansion_opportunity"]["results"])
-    assert dict(zip(drivers["key"], drivers["figure"]))["horizon_months"] == "Label horizon"
+    assert dict(zip(drivers["key"], drivers["figure"], strict=True))["horizon_months"] == "Label horizon"
 
 
 @pytest.mark.parametrize("name, figures, says", [
     ("roi", {"roi": 0.5, "roi_low": 0.1, "roi_high": 0.9}, "CS pays for itself"),
     ("roi", {"roi": -0.7, "roi_low": -1.1, "roi_high": -0.3}, "the programmes evaluated do not recover CS's cost"),
-    ("roi", {"roi": 0.1, "roi_low": -0.2, "roi_high": 0.4}, "whether CS pays for itself cannot be told from these data"),
+    ("roi", {"roi": 0.1, "roi_low": -0.2, "roi_high": 0.4},
+     "whether CS pays for itself cannot be told from these data"),
     ("nrr_12m", {"nrr_12m": 1.04}, "the customers of a year ago pay more now than they did then"),
     ("nrr_12m", {"nrr_12m": 0.9}, "the customers of a year ago pay 10.0% less now, expansion included"),
     ("grr_12m", {"grr_12m": 0.85}, "below the 90% that B2B companies commonly aim for"),
