@@ -7,7 +7,7 @@ DEMO := data/demo
 REPORT := reports/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help setup audit demo test lab clean
+.PHONY: help setup audit demo lint test lab clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,7 +29,12 @@ audit: $(STAMP) $(DEMO)/subscriptions.csv  ## Run the full audit on data/demo/ i
 	$(BIN)/cslab summary $(DEMO)
 	$(BIN)/cslab audit $(DEMO) --out $(REPORT) --client "Demo SaaS Co" --force
 
-test: $(STAMP)  ## Run the tests
+# Lint only for now: once the code is formatted (`ruff format` run once over the repository), add
+# `$(BIN)/ruff format --check .` here so that formatting stays checked too.
+lint: $(STAMP)  ## Check the code with ruff (rules in pyproject.toml)
+	$(BIN)/ruff check .
+
+test: lint  ## Lint, then run the tests
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)  ## Open JupyterLab on notebooks/

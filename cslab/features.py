@@ -80,7 +80,8 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
         out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum")
         if "csat" in panel:
             weight = panel["tickets"].where(panel["csat"].notna(), 0)
-            rated = (panel["csat"].fillna(0) * weight).groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
+            rated = (panel["csat"].fillna(0) * weight).groupby(panel["account_id"], sort=False).rolling(
+                3, min_periods=1).sum()
             count = weight.groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
             ratio = (rated.reset_index(level=0, drop=True).sort_index()
                      / count.reset_index(level=0, drop=True).sort_index().replace(0, np.nan))
@@ -185,7 +186,9 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
     features["arr"] = 12 * features["mrr"]
     eligible = features["active"] & (features["tenure_months"] >= min_tenure_months)
     cutoff = last - pd.DateOffset(months=horizon_months)
-    step_ok = ((features["month"].dt.year * 12 + features["month"].dt.month) - (last.year * 12 + last.month)) % observation_step == 0
+    months_before_last = ((features["month"].dt.year * 12 + features["month"].dt.month)
+                          - (last.year * 12 + last.month))
+    step_ok = months_before_last % observation_step == 0
     dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy()
     scoring = features[eligible & (features["month"] == last)].copy()
     for frame in (dataset, scoring):
@@ -199,7 +202,8 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Numeric and categorical feature columns of a dataset (ids, dates, label, ARR excluded)."""
     columns = [c for c in frame.columns if c not in NON_FEATURES]
-    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    numeric = [c for c in columns
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     categorical = [c for c in columns if c not in numeric]
     return numeric, categorical
 

@@ -23,8 +23,8 @@ charges = tenure x price) are left out too: the tenure is the time of churn itse
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,8 @@ from sklearn.metrics import roc_auc_score
 from cslab.data.panel import label_missing
 from cslab.data.roles import snake
 
-__all__ = ["AttributeScreen", "account_status", "screen_attributes", "screen_snapshot", "leaky_name", "account_attributes",
-           "parse_columns", "NOT_ATTRIBUTES"]
+__all__ = ["AttributeScreen", "account_status", "screen_attributes", "screen_snapshot", "leaky_name",
+           "account_attributes", "parse_columns", "NOT_ATTRIBUTES"]
 
 #: Columns of ``accounts`` that are identifiers or dates of record, never model features.
 NOT_ATTRIBUTES = frozenset({"account_id", "name", "csm_id", "signup_date"})

@@ -167,7 +167,8 @@ class Pseudonymizer:
     Examples
     --------
     >>> p = Pseudonymizer("k" * 16)
-    >>> p.account_ids(pd.Series(["A00001"])).iloc[0] == Pseudonymizer("k" * 16).account_ids(pd.Series(["A00001"])).iloc[0]
+    >>> ids = pd.Series(["A00001"])
+    >>> p.account_ids(ids).iloc[0] == Pseudonymizer("k" * 16).account_ids(ids).iloc[0]
     True
     """
 
@@ -175,7 +176,7 @@ class Pseudonymizer:
         self.key = _checked(key, "the caller")
 
     def _digest(self, kind: str, value: str) -> str:
-        return hmac.new(self.key, f"cslab:{kind}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(self.key, f"cslab:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def mapping(self, values: pd.Series | list, kind: str) -> dict[str, str]:
         """Original -> pseudonym for every distinct non-blank value (one-to-one)."""

@@ -31,8 +31,8 @@ from cslab.data.io import CSData
 from cslab.errors import StatisticalWarning
 from cslab.leakage import account_status
 
-__all__ = ["PROFILE_LABELS", "data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings", "csm_coverage_gap", "sanity_flags",
-           "history_months", "WARNING_CODES"]
+__all__ = ["PROFILE_LABELS", "data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings",
+           "csm_coverage_gap", "sanity_flags", "history_months", "WARNING_CODES"]
 
 WARNING_CODES = ("zero_length_lines", "overlapping_lines", "implausible_nrr", "mid_month_as_of",
                  "leaky_attributes", "short_history", "csm_cleared_on_churn")
@@ -197,7 +197,8 @@ def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
             text = data.accounts[column]
             if text.dtype != object:
                 continue
-            churned_word = text.astype(str).str.lower().str.strip().isin({"churned", "cancelled", "canceled", "closed lost", "lost", "inactive"})
+            churned_word = text.astype(str).str.lower().str.strip().isin(
+                {"churned", "cancelled", "canceled", "closed lost", "lost", "inactive"})
             if churned_word.sum() >= 5:
                 # the flag was written when the export was taken: compare with the lines running on
                 # the export's last date, not on an as-of that may lie before it

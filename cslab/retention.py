@@ -67,7 +67,7 @@ class ShiftedBetaGeometric:
         self.n_starts = n_starts
 
     # -- fitting ---------------------------------------------------------------------------------
-    def fit(self, alive) -> "ShiftedBetaGeometric":
+    def fit(self, alive) -> ShiftedBetaGeometric:
         """Fit to one cohort: the number of customers alive at the start of periods 0..T.
 
         ``alive[0]`` is the cohort size; ``alive[0] - alive[1]`` customers left in period 1, and so
@@ -85,7 +85,7 @@ class ShiftedBetaGeometric:
         censored[-1] = alive[-1]
         return self._fit_counts(lost, censored)
 
-    def fit_censored(self, durations, observed) -> "ShiftedBetaGeometric":
+    def fit_censored(self, durations, observed) -> ShiftedBetaGeometric:
         """Fit to individual customers observed for different lengths of time.
 
         Parameters
@@ -113,7 +113,7 @@ class ShiftedBetaGeometric:
                                 n_customers=len(d))
 
     def _fit_counts(self, lost: np.ndarray, censored: np.ndarray,
-                    n_customers: int | None = None) -> "ShiftedBetaGeometric":
+                    n_customers: int | None = None) -> ShiftedBetaGeometric:
         """ML fit from churn counts in periods 1..T and censored counts after periods 1..T."""
         t = np.arange(1, len(lost) + 1, dtype=float)
         n = int(round(lost.sum() + censored.sum())) if n_customers is None else n_customers

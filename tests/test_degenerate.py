@@ -62,7 +62,8 @@ def test_what_each_edge_case_must_say(audited):
         assert runs["02_churn_drivers"].error.startswith("0 churned accounts in the training period")
         assert runs["03_cs_roi"].error.startswith("0 churned accounts")
     if name == "ten_accounts":
-        assert runs["02_churn_drivers"].status == "skipped" and "at least 30 are needed" in runs["02_churn_drivers"].error
+        churn = runs["02_churn_drivers"]
+        assert churn.status == "skipped" and "at least 30 are needed" in churn.error
         assert "Caution:" in cohort or "Small sample:" in cohort  # StatisticalWarnings, in words
     if name == "no_expansion":
         assert runs["04_expansion_opportunity"].error.startswith("0 accounts expanded")

@@ -79,8 +79,10 @@ def test_end_before_start_and_orphans(tmp_path):
         "usage": "account_id,date,metric,value\nA,2024-01-31,x,1\nQ,2024-01-31,x,1\nA,soon,x,1\n",
     })
     lines = problems(cslab.validate(folder))
-    assert "error: subscriptions.csv: column end_date: end_date before start_date by more than a day in 1 row (line 2)" in lines
-    assert "error: subscriptions.csv: column account_id: account ids not in accounts (e.g. Z, Y) in 2 rows (lines 3, 4)" in lines
+    assert ("error: subscriptions.csv: column end_date: end_date before start_date by more than a day in 1 row "
+            "(line 2)") in lines
+    assert ("error: subscriptions.csv: column account_id: account ids not in accounts (e.g. Z, Y) in 2 rows "
+            "(lines 3, 4)") in lines
     assert "error: usage.csv: column date: unparseable date in 1 row (line 4)" in lines
     assert "error: usage.csv: column account_id: account ids not in accounts (e.g. Q) in 1 row (line 3)" in lines
 

@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 import cslab
-from cslab.data.synth import (EXPOSURE_MONTHS, PROGRAMME_DIRECT_HR, PROGRAMME_ENGAGEMENT_BOOST,
-                              PROGRAMME_EXPOSURE, PROGRAMME_HR, generate)
+from cslab.data.synth import (
+    EXPOSURE_MONTHS,
+    PROGRAMME_DIRECT_HR,
+    PROGRAMME_ENGAGEMENT_BOOST,
+    PROGRAMME_EXPOSURE,
+    PROGRAMME_HR,
+    generate,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 
 from cslab.data import synth
-from cslab.data.synth import (EXPOSURE_MONTHS, PROGRAMME_DIRECT_HR, PROGRAMME_ENGAGEMENT_BOOST, Noise,
-                              Policy, SimState, population, simulate)
+from cslab.data.synth import (
+    EXPOSURE_MONTHS,
+    NATURAL,
+    PROGRAMME_DIRECT_HR,
+    PROGRAMME_ENGAGEMENT_BOOST,
+    Noise,
+    Policy,
+    SimState,
+    population,
+    simulate,
+)
 
 N, T, SEED = 600, 24, 5
 
 
-def _world(policy=Policy(), seed=SEED, until=T):
+def _world(policy=NATURAL, seed=SEED, until=T):
     return simulate(population(N, T, seed), until, Noise.for_seed(seed, N), policy)
 
 

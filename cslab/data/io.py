@@ -187,7 +187,8 @@ def _roles(data: CSData, folder: Path, given: str | dict | None, report: Validat
     where = "metric_roles"
     try:
         explicit = parse_roles(given) if isinstance(given, str) else dict(given or {})
-        for settings, origin, where in ((in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),
+        # `where` outlives the loop: the except clause names the source that failed
+        for settings, origin, where in ((in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),  # noqa: B007
                                         (explicit, "set by the metric_roles parameter", "metric_roles")):
             detect_roles(metrics, settings, origin)  # each source checked on its own, named
         roles = detect_roles(metrics, {**in_file, **explicit})

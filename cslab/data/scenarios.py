@@ -67,8 +67,8 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario(
         "leaky-smb", "A leaky SMB book",
-        "Nine customers in ten are small businesses (no enterprise at all) on monthly contracts. They sign up easily and "
-        "leave easily: more than 3% of customers leave every month, so about a third are gone within "
+        "Nine customers in ten are small businesses (no enterprise at all) on monthly contracts. They sign up "
+        "easily and leave easily: more than 3% of customers leave every month, so about a third are gone within "
         "a year, and the few who grow cannot make up for it. Net revenue retention stays well below "
         "90%: the book must replace a large part of its revenue every year just to stand still.",
         BookParams(segment_share=(0.92, 0.08, 0.0), churn_base=(-3.2, -3.6, -4.1),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 import pandas as pd
 
@@ -77,7 +78,7 @@ class ValidationReport:
             lines = tuple(p + 2 for p in positions[:MAX_EXAMPLES])  # header is line 1
         self.problems.append(Problem(file, message, column, n_rows, lines, severity))
 
-    def extend(self, other: "ValidationReport") -> None:
+    def extend(self, other: ValidationReport) -> None:
         self.problems.extend(other.problems)
 
     @property
