@@ -364,7 +364,8 @@ def health_view(model, scoring: pd.DataFrame, bands: tuple[float, float], snapsh
     -------
     dict
         ``p_now``, ``health`` (:func:`cslab.drivers.health_scores`), ``bands``
-        (:func:`cslab.drivers.band_summary`; counts only in snapshot mode) and ``sentence``.
+        (:func:`cslab.drivers.band_summary`), ``shown`` (the same for display: counts only in
+        snapshot mode, where there is no revenue) and ``sentence``.
 
     Examples
     --------
@@ -378,8 +379,8 @@ def health_view(model, scoring: pd.DataFrame, bands: tuple[float, float], snapsh
                 f"**{table.loc['red', 'n_accounts']:,} accounts** ({pct(table.loc['red', 'share_accounts'])})"
                 + (f", holding {pct(table.loc['red', 'share_arr'])} of ARR." if not snapshot else ".")
                 + f" Green (from {bands[1]} on): {pct(table.loc['green', 'share_accounts'])} of accounts.")
-    return {"p_now": p_now, "health": health, "sentence": sentence,
-            "bands": table[["n_accounts", "share_accounts"]] if snapshot else table}
+    return {"p_now": p_now, "health": health, "sentence": sentence, "bands": table,
+            "shown": table[["n_accounts", "share_accounts"]] if snapshot else table}
 
 
 _AT_RISK_LABELS = {"account_id": "account", "arr": "ARR", "churn_probability": "churn risk",

@@ -100,6 +100,7 @@ def test_health_and_at_risk_views(study, models):
     p_now = models.trees.predict_proba(study.scoring)
     n_red = int((drivers.health_scores(p_now, (85, 95))["band"] == "red").sum())
     assert view["bands"].loc["red", "n_accounts"] == n_red and "within 3 months" in view["sentence"]
+    assert view["shown"] is view["bands"]
     risk = churn_report.at_risk_view(models.trees, study, view["p_now"], view["health"], snapshot=False,
                                      segment_col="segment", shap_sample=50, horizon_months=3)
     assert risk["n_red"] == n_red and len(risk["table"]) == len(study.scoring)
@@ -120,3 +121,18 @@ def test_shared_model_is_reused_only_on_the_same_context(session, study, models,
     other = churn_report.model_context(session, test_months=4, observation_step=2)
     model, why = drivers.load_shared_model(str(tmp_path), "churn_model", other)
     assert model is None and why == "the saved model was fitted with another observation_step, test_months"
+
+
+def test_snapshot_mode_tests_on_a_random_quarter_and_counts_without_revenue():
+    from tests.conftest import PYSURVIVAL
+
+    data = cslab.load_customers(PYSURVIVAL, event_col="churned", duration_col="months_active")
+    screen = leakage.screen_snapshot(data.customers)
+    nb = Session(name="02_churn_drivers", params=PARAMS, data=data, screen=screen, snapshot=True)
+    study = churn_report.prepare(nb)
+    assert not study.stop and study.test_months is None and study.notes[0].startswith("Snapshot mode")
+    assert len(study.test) == pytest.approx(0.25 * len(study.dataset), abs=1)
+    model = drivers.ChurnModel("trees").fit(study.train)
+    view = churn_report.health_view(model, study.scoring, (85, 95), snapshot=True, horizon_months=3)
+    assert list(view["shown"].columns) == ["n_accounts", "share_accounts"] and "share_arr" in view["bands"]
+    assert "within" not in view["sentence"]
