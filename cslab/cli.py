@@ -11,9 +11,12 @@ $ cslab workshop --out workshop
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -62,11 +65,13 @@ def validate(
 @app.command()
 def summary(
     data: Annotated[Path, typer.Argument(help="Data folder: one CSV/Parquet file per table.")],
-    as_of: Annotated[Optional[str], typer.Option(help="Analysis date (YYYY-MM-DD); default: the end of the last complete month of the data.")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="Analysis date (YYYY-MM-DD); default: the end of the last complete month of the data.")] = None,
 ) -> None:
     """Validate a data folder, then print a short summary of the book (accounts, MRR, churn by year),
     the metric roles and the data warnings."""
-    from cslab.data import load, panel, validate as run_validation
+    from cslab.data import load, panel
+    from cslab.data import validate as run_validation
     from cslab.metrics import book_summary, format_book_summary
 
     report = run_validation(data)
@@ -96,7 +101,7 @@ def synth(
     accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = DEMO_ACCOUNTS,
     months: Annotated[int, typer.Option(min=6, help="Months simulated.")] = DEMO_MONTHS,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = DEMO_SEED,
-    scenario: Annotated[Optional[str], typer.Option(help="Workshop scenario: leaky-smb, expansion-led, "
+    scenario: Annotated[str | None, typer.Option(help="Workshop scenario: leaky-smb, expansion-led, "
                                                     "under-invested-cs or hidden-risk (default size "
                                                     "800 accounts, expansion-led 1,600, x 36 months).")] = None,
 ) -> None:
@@ -133,11 +138,13 @@ def synth(
 def workshop(
     out: Annotated[Path, typer.Option(help="Bundle folder to create.")],
     scenario: Annotated[list[str], typer.Option(help="Scenario to include (repeatable; default: all four).")] = [],  # noqa: B006
-    accounts: Annotated[Optional[int], typer.Option(min=50, help="Accounts of each scenario book (default 800; expansion-led 1,600).")] = None,
-    months: Annotated[Optional[int], typer.Option(min=30, help="Months of each scenario book (default 36; at least 30, where every band holds).")] = None,
+    accounts: Annotated[int | None, typer.Option(
+        min=50, help="Accounts of each scenario book (default 800; expansion-led 1,600).")] = None,
+    months: Annotated[int | None, typer.Option(
+        min=30, help="Months of each scenario book (default 36; at least 30, where every band holds).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every generated book.")] = DEMO_SEED,
     demo_accounts: Annotated[int, typer.Option(min=50, help="Accounts of the demo book.")] = DEMO_ACCOUNTS,
-    wheelhouse: Annotated[Optional[Path], typer.Option(help="Folder of wheels (cslab and its dependencies) "
+    wheelhouse: Annotated[Path | None, typer.Option(help="Folder of wheels (cslab and its dependencies) "
                                                        "to copy into the bundle for offline installs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle folder.")] = False,
 ) -> None:
@@ -159,7 +166,7 @@ def workshop(
                               echo=lambda line: typer.echo(line, err=True))
     except (FileExistsError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(EXIT_INVALID) from None
     typer.echo(f"{result.out / 'README.md'} ({result.seconds:.0f} s)")
 
 
@@ -174,11 +181,12 @@ def _params(values: list[str], only: list[str] | None) -> dict:
     return dict(parse_param(v, declared) for v in values)
 
 
-def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], only: list[str] | None,
-           param: list[str], force: bool, customers: Optional[Path], id_col: Optional[str],
-           event_col: Optional[str], duration_col: Optional[str], segment_col: Optional[str],
-           currency: Optional[str], anonymize: bool = False, anonymize_key: Optional[str] = None,
-           anonymize_key_file: Optional[Path] = None) -> None:
+def _audit(data: Path | None, out: Path, *, only: list[str] | None, client: str = "",
+           as_of: str | None = None, param: list[str] = (), force: bool = False,
+           customers: Path | None = None, id_col: str | None = None, event_col: str | None = None,
+           duration_col: str | None = None, segment_col: str | None = None,
+           currency: str | None = None, anonymize: bool = False, anonymize_key: str | None = None,
+           anonymize_key_file: Path | None = None) -> None:
     import pandas as pd
 
     from cslab.audit import AuditError, run_audit
@@ -192,7 +200,7 @@ def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], o
             pd.Timestamp(as_of)
         except ValueError:
             typer.echo(f"error: --as-of {as_of!r} is not a date (use YYYY-MM-DD)", err=True)
-            raise typer.Exit(EXIT_INVALID)
+            raise typer.Exit(EXIT_INVALID) from None
     snapshot = None
     if customers is not None:
         if not event_col:
@@ -211,50 +219,75 @@ def _audit(data: Optional[Path], out: Path, client: str, as_of: Optional[str], o
                            echo=lambda line: typer.echo(line, err=True))
     except DataValidationError as exc:
         _echo_report(exc.report)
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(EXIT_INVALID) from None
     except AuditError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(EXIT_INVALID) from None
     typer.echo(str(result.out / "index.html"))
     raise typer.Exit(result.exit_code)
 
 
 _OUT = typer.Option("--out", help="Audit folder to create.")
-_CLIENT = typer.Option(help="Client name shown on the reports.")
-_AS_OF = typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: the end of the last complete month of the data).")
-_PARAM = typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repeatable).")
-_FORCE = typer.Option("--force", help="Replace an existing audit folder.")
-_CUSTOMERS = typer.Option("--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet.")
-_CURRENCY = typer.Option(help="Currency label of every amount (default: the subscriptions' currency "
-                         "column, else USD).", show_default=False)
-_ANONYMIZE = typer.Option("--anonymize", help="Replace account names, account ids and CSM ids by stable "
-                          "keyed pseudonyms in every output (reports, tables, notebooks, results.json).")
-_ANONYMIZE_KEY = typer.Option("--anonymize-key", metavar="KEY", show_default=False,
-                              help="Pseudonym key, 16+ characters (implies --anonymize; better: "
-                                   "$CSLAB_ANONYMIZE_KEY). Default: the key file.")
-_ANONYMIZE_KEY_FILE = typer.Option("--anonymize-key-file", metavar="FILE", show_default=False,
-                                   help="Key file to read, or to create with a random key (implies "
-                                        "--anonymize). Default: DATA.cslab-key beside the data folder.")
+_DATA = typer.Argument(help="Data folder (omit with --customers).")
+
+
+def _option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[annotation, typer.Option(*decls, **info)])
+
+
+#: The options of ``cslab audit`` and ``cslab run``, declared once (:func:`_audit_options`)
+_AUDIT_OPTIONS = [
+    _option("client", str, "", help="Client name shown on the reports."),
+    _option("as_of", str | None, None, "--as-of",
+            help="Analysis date YYYY-MM-DD (default: the end of the last complete month of the data)."),
+    _option("param", list[str], [], "-p", "--param", help="Notebook parameter KEY=VALUE (repeatable)."),
+    _option("force", bool, False, "--force", help="Replace an existing audit folder."),
+    _option("customers", Path | None, None, "--customers",
+            help="Snapshot mode: one-row-per-customer CSV/Parquet."),
+    _option("id_col", str | None, None, "--id-col", help="Snapshot mode: id column (default: row numbers)."),
+    _option("event_col", str | None, None, "--event-col", help="Snapshot mode: churn flag column."),
+    _option("duration_col", str | None, None, "--duration-col", help="Snapshot mode: tenure column."),
+    _option("segment_col", str | None, None, "--segment-col", help="Column to split survival curves by."),
+    _option("currency", str | None, None, show_default=False,
+            help="Currency label of every amount (default: the subscriptions' currency column, else USD)."),
+    _option("anonymize", bool, False, "--anonymize",
+            help="Replace account names, account ids and CSM ids by stable keyed pseudonyms in every output "
+                 "(reports, tables, notebooks, results.json)."),
+    _option("anonymize_key", str | None, None, "--anonymize-key", metavar="KEY", show_default=False,
+            help="Pseudonym key, 16+ characters (implies --anonymize; better: $CSLAB_ANONYMIZE_KEY). "
+                 "Default: the key file."),
+    _option("anonymize_key_file", Path | None, None, "--anonymize-key-file", metavar="FILE",
+            show_default=False, help="Key file to read, or to create with a random key (implies --anonymize). "
+                                     "Default: DATA.cslab-key beside the data folder."),
+]
+
+
+def _audit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command every option of :data:`_AUDIT_OPTIONS` after its own parameters.
+
+    ``audit`` and ``run`` take the same options; declared once, their help texts cannot drift apart.
+    The command receives them in ``**options``.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+    @functools.wraps(command)
+    def with_options(**values: Any) -> None:
+        return command(**values)
+
+    with_options.__signature__ = inspect.Signature(own + _AUDIT_OPTIONS)
+    return with_options
 
 
 @app.command()
+@_audit_options
 def audit(
-    data: Annotated[Optional[Path], typer.Argument(help="Data folder (omit with --customers).")] = None,
+    data: Annotated[Path | None, _DATA] = None,
     out: Annotated[Path, _OUT] = Path("reports/audit"),
-    client: Annotated[str, _CLIENT] = "",
-    as_of: Annotated[Optional[str], _AS_OF] = None,
-    only: Annotated[Optional[str], typer.Option(help="Notebooks to run, comma-separated (e.g. 01_cohort_retention).")] = None,
-    param: Annotated[list[str], _PARAM] = [],  # noqa: B006 - typer needs a list default
-    force: Annotated[bool, _FORCE] = False,
-    customers: Annotated[Optional[Path], _CUSTOMERS] = None,
-    id_col: Annotated[Optional[str], typer.Option("--id-col", help="Snapshot mode: id column (default: row numbers).")] = None,
-    event_col: Annotated[Optional[str], typer.Option("--event-col", help="Snapshot mode: churn flag column.")] = None,
-    duration_col: Annotated[Optional[str], typer.Option("--duration-col", help="Snapshot mode: tenure column.")] = None,
-    segment_col: Annotated[Optional[str], typer.Option("--segment-col", help="Column to split survival curves by.")] = None,
-    currency: Annotated[Optional[str], _CURRENCY] = None,
-    anonymize: Annotated[bool, _ANONYMIZE] = False,
-    anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
-    anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,
+    only: Annotated[str | None, typer.Option(
+        help="Notebooks to run, comma-separated (e.g. 01_cohort_retention).")] = None,
+    **options: Any,
 ) -> None:
     """Run every notebook on a data folder and write the audit: index.html, reports, tables, results.json.
 
@@ -265,33 +298,19 @@ def audit(
     and the key stays beside the input (DATA.cslab-key, created on first use), never in the audit.
     """
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    _audit(data, out, client, as_of, names, param, force, customers, id_col, event_col,
-           duration_col, segment_col, currency, anonymize, anonymize_key, anonymize_key_file)
+    _audit(data, out, only=names, **options)
 
 
 @app.command("run")
+@_audit_options
 def run_one(
     notebook: Annotated[str, typer.Argument(help="Notebook name, e.g. 01_cohort_retention.")],
-    data: Annotated[Optional[Path], typer.Argument(help="Data folder (omit with --customers).")] = None,
+    data: Annotated[Path | None, _DATA] = None,
     out: Annotated[Path, _OUT] = Path("reports/run"),
-    client: Annotated[str, _CLIENT] = "",
-    as_of: Annotated[Optional[str], _AS_OF] = None,
-    param: Annotated[list[str], _PARAM] = [],  # noqa: B006
-    force: Annotated[bool, _FORCE] = False,
-    customers: Annotated[Optional[Path], _CUSTOMERS] = None,
-    id_col: Annotated[Optional[str], typer.Option("--id-col")] = None,
-    event_col: Annotated[Optional[str], typer.Option("--event-col")] = None,
-    duration_col: Annotated[Optional[str], typer.Option("--duration-col")] = None,
-    segment_col: Annotated[Optional[str], typer.Option("--segment-col")] = None,
-    currency: Annotated[Optional[str], _CURRENCY] = None,
-    anonymize: Annotated[bool, _ANONYMIZE] = False,
-    anonymize_key: Annotated[Optional[str], _ANONYMIZE_KEY] = None,
-    anonymize_key_file: Annotated[Optional[Path], _ANONYMIZE_KEY_FILE] = None,
+    **options: Any,
 ) -> None:
     """Run one notebook, with the same output layout as the audit."""
-    _audit(data, out, client, as_of, [notebook.removesuffix(".ipynb")], param, force, customers,
-           id_col, event_col, duration_col, segment_col, currency, anonymize, anonymize_key,
-           anonymize_key_file)
+    _audit(data, out, only=[notebook.removesuffix(".ipynb")], **options)
 
 
 def main() -> None:

@@ -362,8 +362,8 @@ def format_value(value: Any, kind: str, currency: str = "", limit: int | None = 
     --------
     >>> format_value(0.0518941, "share"), format_value(6467, "count"), format_value(None, "months")
     ('5.2%', '6,467', 'not reached')
-    >>> format_value(["usage_logins", "csat_90d"], "features")
-    'logins, CSAT (90 days)'
+    >>> format_value(["usage_sessions", "csat_90d"], "features")
+    'sessions, CSAT (90 days)'
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not reached" if kind == "months" else "n/a"

@@ -195,3 +195,20 @@ def test_cli_exit_code_two_on_invalid_input(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr and "required column missing" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_audit_and_run_share_their_options_and_help_texts():
+    import typer.main
+
+    from cslab.cli import app
+
+    commands = typer.main.get_command(app).commands
+    options = {name: {p.name: (p.opts, p.help, p.default) for p in commands[name].params
+                      if p.param_type_name == "option"} for name in ("audit", "run")}
+    shared = set(options["audit"]) & set(options["run"])
+    assert set(options["audit"]) - shared == {"only"}
+    assert {"client", "as_of", "param", "force", "customers", "id_col", "event_col", "duration_col",
+            "segment_col", "currency", "anonymize", "anonymize_key", "anonymize_key_file", "out"} <= shared
+    for name in shared - {"out"}:  # out defaults to reports/audit and reports/run
+        assert options["audit"][name] == options["run"][name], name
+        assert options["run"][name][1], f"--{name} has no help text in cslab run"
