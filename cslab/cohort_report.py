@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cslab import metrics, quality, retention, survival
+from cslab.data.panel import active_in_month
 from cslab.notebook import money, pct
 
 __all__ = ["describe_book", "describe_snapshot", "input_profile_table", "input_checks", "Headline", "headline_metrics",
@@ -296,8 +297,7 @@ def annual_contract_caveat(subscriptions: pd.DataFrame) -> str | None:
 def describe_lifetime_value(values: pd.DataFrame, monthly: pd.DataFrame, pooled, *, margin: float,
                             discount_rate: float, period_months: int = 1, currency: str = "USD") -> str:
     """The lifetime value of a customer paying today's average MRR, and its spread across cohorts."""
-    last = monthly["month"].eq(monthly["month"].max()) & monthly["active"]
-    avg_mrr = monthly.loc[last, "mrr"].mean()
+    avg_mrr = active_in_month(monthly)["mrr"].mean()
     clv_new = retention.lifetime_value(avg_mrr, margin, pooled, discount_rate, period_months=period_months)
     return (f"A customer paying the current average of {money(avg_mrr, currency)} a month is worth about "
             f"**{money(clv_new, currency)}** in discounted gross margin over its expected lifetime "

@@ -23,12 +23,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from cslab.data.panel import month_index, month_start
+from cslab.data.months import analysis_month, month_index, month_of, month_start
+from cslab.data.panel import label_missing
 from cslab.errors import StatisticalWarning
 
 __all__ = ["book_summary", "format_book_summary", "mrr_movements", "mrr_bridge", "logo_churn_rate",
            "revenue_churn", "revenue_retention", "retention_over_time", "quick_ratio", "cohort_table",
-           "metric_definitions", "MOVEMENT_STEPS", "RATE_COLUMNS", "MIN_ACCOUNTS", "MIN_EVENTS"]
+           "metric_definitions", "MOVEMENT_STEPS", "RATE_COLUMNS", "MIN_ACCOUNTS", "MIN_RATE_EVENTS", "MIN_EVENTS"]
 
 #: The five MRR movements, in the order of the bridge identity.
 MOVEMENT_STEPS = ("new", "expansion", "contraction", "churn", "reactivation")
@@ -36,7 +37,9 @@ GAINS = ("new", "expansion", "reactivation")
 LOSSES = ("contraction", "churn")
 #: Below these, a rate is reported with a :class:`~cslab.errors.StatisticalWarning`.
 MIN_ACCOUNTS = 30
-MIN_EVENTS = 5
+MIN_RATE_EVENTS = 5
+#: The former name of :data:`MIN_RATE_EVENTS` (``drivers.MIN_EVENTS`` is the churns a model needs).
+MIN_EVENTS = MIN_RATE_EVENTS
 
 
 def book_summary(panel: pd.DataFrame) -> dict:
@@ -102,17 +105,10 @@ def _warn(message: str, stacklevel: int = 3) -> None:
     warnings.warn(message, StatisticalWarning, stacklevel=stacklevel)
 
 
-def _month(value) -> pd.Timestamp:
-    """A date as the first day of its month (the panel's ``month`` convention)."""
-    return pd.Timestamp(value).to_period("M").to_timestamp()
-
-
 def _end_month(panel: pd.DataFrame, as_of=None) -> pd.Timestamp:
     """The month a trailing window ends in: the month of ``as_of``, else the panel's last month."""
     first, last = panel["month"].min(), panel["month"].max()
-    if as_of is None:
-        return last
-    end = _month(as_of)
+    end = analysis_month(panel, as_of)
     if not first <= end <= last:
         raise ValueError(f"as_of {end:%Y-%m} lies outside the panel ({first:%Y-%m} to {last:%Y-%m})")
     return end
@@ -216,8 +212,8 @@ def mrr_bridge(panel: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
     """
     movements = mrr_movements(panel)
     first, last = movements["month"].iloc[0], movements["month"].iloc[-1]
-    start = first if start is None else _month(start)
-    end = last if end is None else _month(end)
+    start = first if start is None else month_of(start)
+    end = last if end is None else month_of(end)
     if not (start < end and first <= end <= last):
         raise ValueError(f"the bridge needs start < end, with end in the panel ({first:%Y-%m} to "
                          f"{last:%Y-%m}); got {start:%Y-%m} to {end:%Y-%m}")
@@ -260,7 +256,7 @@ def logo_churn_rate(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
         ``monthly``, ``annual``, ``churned`` (accounts), ``exposure`` (account-months at risk),
         ``months`` (in the window), ``start_month`` (the month before the first one pooled) and
         ``end_month``. Warns (:class:`~cslab.errors.StatisticalWarning`) with fewer than
-        ``MIN_EVENTS`` churns or fewer than ``MIN_ACCOUNTS`` customers a month on average.
+        ``MIN_RATE_EVENTS`` churns or fewer than ``MIN_ACCOUNTS`` customers a month on average.
 
     Examples
     --------
@@ -270,9 +266,9 @@ def logo_churn_rate(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
     inside, start, end = _in_window(mrr_movements(panel), months, as_of, panel)
     exposure = int(inside["active_start"].sum())
     churned = int(inside["n_churn"].sum())
-    if churned < MIN_EVENTS or exposure < MIN_ACCOUNTS * max(len(inside), 1):
+    if churned < MIN_RATE_EVENTS or exposure < MIN_ACCOUNTS * max(len(inside), 1):
         _warn(f"logo churn rests on {churned} churns among {exposure / max(len(inside), 1):.0f} "
-              f"customers a month: at least {MIN_EVENTS} churns and {MIN_ACCOUNTS} customers are "
+              f"customers a month: at least {MIN_RATE_EVENTS} churns and {MIN_ACCOUNTS} customers are "
               "needed for a stable rate")
     monthly = churned / exposure if exposure else float("nan")
     return {"monthly": monthly, "annual": 1 - (1 - monthly) ** 12, "churned": churned,
@@ -365,7 +361,7 @@ def _cohort_accounts(panel: pd.DataFrame, months: int, by: str | None = None,
                           "mrr_start": frame["mrr"].to_numpy()[begins]})
     if by:
         labels = frame[by][begins]
-        begin[by] = labels.astype(object).where(labels.notna(), "(missing)").to_numpy()
+        begin[by] = label_missing(labels).to_numpy()
     begin = pd.concat([begin, cumulative[begins].add_suffix("_0").reset_index(drop=True)], axis=1)
     finish = pd.DataFrame({"account_id": account[ends], "m": m[ends] - months,
                            "mrr_end": frame["mrr"].to_numpy()[ends]})

@@ -24,6 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from cslab.data.panel import MISSING_LABEL
+
 __all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
            "weighted_kaplan_meier", "e_value", "common_support"]
 
@@ -43,7 +45,7 @@ def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: fl
     categorical = [c for c in covariates if c not in numeric]
     encode = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING_LABEL),
                               OneHotEncoder(handle_unknown="ignore")), categorical),
     ])
     model = make_pipeline(encode, LogisticRegression(C=C, max_iter=2000))
