@@ -1,7 +1,7 @@
 """The ranked expansion pipeline: active accounts by expected expansion ARR, with what to do about each.
 
 * :func:`opportunities`: probability x sized uplift, the churn model's health band and an action
-  (red accounts are stabilised, never pushed);
+  (red accounts are stabilised, never pushed).
 
 Analyses only: nothing here reads files, draws or prints. :mod:`cslab.expansion` re-exports
 :func:`opportunities`, :data:`EXPANSION_COLUMNS` and :data:`STABILISE`.
