@@ -29,10 +29,9 @@ audit: $(STAMP) $(DEMO)/subscriptions.csv  ## Run the full audit on data/demo/ i
 	$(BIN)/cslab summary $(DEMO)
 	$(BIN)/cslab audit $(DEMO) --out $(REPORT) --client "Demo SaaS Co" --force
 
-# Lint only for now: once the code is formatted (`ruff format` run once over the repository), add
-# `$(BIN)/ruff format --check .` here so that formatting stays checked too.
-lint: $(STAMP)  ## Check the code with ruff (rules in pyproject.toml)
+lint: $(STAMP)  ## Check the code with ruff: lint rules and formatting (pyproject.toml); `ruff format .` fixes the latter
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint  ## Lint, then run the tests
 	$(BIN)/python -m pytest

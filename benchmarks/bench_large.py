@@ -65,13 +65,17 @@ def main() -> None:
         print(f"load + validate: {t2 - t1:.1f} s ({data.usage.n_rows:,} usage rows)")
         panel = cslab.panel(data, as_of="2025-12-31")
         t3 = time.perf_counter()
-        print(f"panel: {t3 - t2:.1f} s ({len(panel):,} rows x {panel.shape[1]} columns, "
-              f"{panel.memory_usage(deep=True).sum() / 1e9:.2f} GB)")
+        print(
+            f"panel: {t3 - t2:.1f} s ({len(panel):,} rows x {panel.shape[1]} columns, "
+            f"{panel.memory_usage(deep=True).sum() / 1e9:.2f} GB)"
+        )
         del panel
         inspection = inspect_book(data, "2025-12-31")
         t4 = time.perf_counter()
-        print(f"inspection (panel, leakage guard, data warnings): {t4 - t3:.1f} s; roles "
-              f"{inspection['metric_roles']}, {len(inspection['data_warnings'])} warnings")
+        print(
+            f"inspection (panel, leakage guard, data warnings): {t4 - t3:.1f} s; roles "
+            f"{inspection['metric_roles']}, {len(inspection['data_warnings'])} warnings"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"peak memory: {peak:.2f} GB")
 

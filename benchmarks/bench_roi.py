@@ -45,9 +45,23 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(n_accounts=args.accounts, n_months=36, seed=1).write(folder)
         print(f"generate {args.accounts:,} accounts: {time.perf_counter() - t0:.1f} s", flush=True)
-        command = [sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / "03_cs_roi.ipynb"),
-                   str(Path(tmp) / "out.ipynb"), "-p", "data_dir", str(folder), "-p", "tables_dir",
-                   str(Path(tmp) / "tables"), "-p", "n_bootstrap", str(args.bootstrap), "--no-progress-bar"]
+        command = [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(NOTEBOOKS_DIR / "03_cs_roi.ipynb"),
+            str(Path(tmp) / "out.ipynb"),
+            "-p",
+            "data_dir",
+            str(folder),
+            "-p",
+            "tables_dir",
+            str(Path(tmp) / "tables"),
+            "-p",
+            "n_bootstrap",
+            str(args.bootstrap),
+            "--no-progress-bar",
+        ]
         t0 = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         watched, peak = psutil.Process(child.pid), 0
@@ -56,8 +70,9 @@ def main() -> None:
             time.sleep(0.5)
         seconds = time.perf_counter() - t0
         status = "ok" if child.returncode == 0 else f"FAILED ({child.stderr.read()[-500:]})"
-        print(f"notebook 03: {status} in {seconds:.0f} s, peak memory of the process tree "
-              f"{peak / 1e9:.2f} GB", flush=True)
+        print(
+            f"notebook 03: {status} in {seconds:.0f} s, peak memory of the process tree {peak / 1e9:.2f} GB", flush=True
+        )
 
 
 if __name__ == "__main__":

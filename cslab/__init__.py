@@ -17,5 +17,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["CSData", "load", "load_customers", "panel", "validate", "CSLabError",
-           "DataValidationError", "StatisticalWarning", "__version__"]
+__all__ = [
+    "CSData",
+    "load",
+    "load_customers",
+    "panel",
+    "validate",
+    "CSLabError",
+    "DataValidationError",
+    "StatisticalWarning",
+    "__version__",
+]

@@ -122,8 +122,13 @@ def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict
         if estimates["failed"]:
             record["failed"] = "; ".join(f"{p}: {why}" for p, why in estimates["failed"].items())
         for p, e in estimates["programmes"].items():
-            record.update({f"hr_{p}": e["hr"], f"expansion_hr_{p}": e.get("expansion_hr", np.nan),
-                           f"model_{p}": e["propensity_model"]})
+            record.update(
+                {
+                    f"hr_{p}": e["hr"],
+                    f"expansion_hr_{p}": e.get("expansion_hr", np.nan),
+                    f"model_{p}": e["propensity_model"],
+                }
+            )
         if not estimates["failed"]:
             try:
                 with np.errstate(all="ignore"):
@@ -132,17 +137,30 @@ def _one_replicate(model, seeds, gross_margin: float, account_cost) -> list[dict
                 record["failed"] = f"value: {error}"
                 value = None
         if value is not None:
-            record.update(value=value["total"], retained=value["retained"], expansion=value["expansion"],
-                          **{f"value_{p}": v for p, v in value["by_programme"].items()})
+            record.update(
+                value=value["total"],
+                retained=value["retained"],
+                expansion=value["expansion"],
+                **{f"value_{p}": v for p, v in value["by_programme"].items()},
+            )
         if account_cost is not None:  # the sampled accounts' cost stands for all accounts'
             record["cost"] = float(freq @ account_cost) / model.sample_fraction_
         out.append(record)
     return out
 
 
-def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAULT_GROSS_MARGIN,
-           n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0, level: float = 0.95, n_jobs: int = 1,
-           progress: bool = False) -> ROIEstimate:
+def cs_roi(
+    model,
+    cost: float,
+    *,
+    account_cost=None,
+    gross_margin: float = DEFAULT_GROSS_MARGIN,
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+    seed: int = 0,
+    level: float = 0.95,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> ROIEstimate:
     """The ROI of CS over one window: value of the window's deliveries against the window's cost.
 
     ``model`` is a fitted :class:`cslab.programmes.ProgrammeEffects` on which
@@ -186,7 +204,7 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
     account_cost = None if account_cost is None else np.asarray(account_cost, float)
     seeds = np.random.SeedSequence(seed).spawn(n_bootstrap)
     chunk = max(1, min(25, n_bootstrap // max(1, 4 * n_jobs)))
-    chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
+    chunks = [seeds[i : i + chunk] for i in range(0, n_bootstrap, chunk)]
     bar = None
     if progress and n_bootstrap and not os.environ.get("CSLAB_BATCH"):
         from tqdm.auto import tqdm
@@ -204,7 +222,8 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
         from joblib import Parallel, delayed
 
         runs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_one_replicate)(model, part, gross_margin, account_cost) for part in chunks)
+            delayed(_one_replicate)(model, part, gross_margin, account_cost) for part in chunks
+        )
         for part, run in zip(chunks, runs):
             records += run
             bar is not None and bar.update(len(part))
@@ -235,32 +254,49 @@ def cs_roi(model, cost: float, *, account_cost=None, gross_margin: float = DEFAU
     for p in effects.index:
         effects.loc[p, "hr_low"], effects.loc[p, "hr_high"] = interval(f"hr_{p}", effects.loc[p, "hr"], True)
         effects.loc[p, "expansion_hr_low"], effects.loc[p, "expansion_hr_high"] = interval(
-            f"expansion_hr_{p}", effects.loc[p, "expansion_hr"], True)
+            f"expansion_hr_{p}", effects.loc[p, "expansion_hr"], True
+        )
         effects.loc[p, "value"] = point["by_programme"].get(p, np.nan)
         effects.loc[p, "value_low"], effects.loc[p, "value_high"] = interval(f"value_{p}", effects.loc[p, "value"])
         models = boot.get(f"model_{p}")
-        effects.loc[p, "propensity_model_share"] = float(models.eq(effects.loc[p, "propensity_model"]).mean()) \
-            if models is not None else np.nan
+        effects.loc[p, "propensity_model_share"] = (
+            float(models.eq(effects.loc[p, "propensity_model"]).mean()) if models is not None else np.nan
+        )
     if not n_bootstrap:  # no replicates: the model's interval (clustered by account) for the effects
         effects["hr_low"], effects["hr_high"] = effects["hr_low_model"], effects["hr_high_model"]
     rare = float(model._label[model._fit_rows].mean()) < 0.15  # as the point estimate's E-value
     for p in effects.index:  # the E-value of the interval the report shows
         low, high = float(effects.loc[p, "hr_low"]), float(effects.loc[p, "hr_high"])
         if np.isfinite([low, high]).all():
-            effects.loc[p, "evalue_limit"] = e_value(float(effects.loc[p, "hr"]), low, high,
-                                                     rare_outcome=rare)["limit"]
+            effects.loc[p, "evalue_limit"] = e_value(float(effects.loc[p, "hr"]), low, high, rare_outcome=rare)["limit"]
     value_low, value_high = interval("value", point["total"])
     cost_low, cost_high = interval("cost", cost) if account_cost is not None else (cost, cost)
     roi_low, roi_high = interval("roi", roi_point)
     start, end = model.value_plan_["window"]
     window = f"{start.strftime('%Y-%m')} to {end.strftime('%Y-%m')}"
-    return ROIEstimate(effects=effects, value=point["total"], value_low=value_low, value_high=value_high,
-                       retained=point["retained"], expansion=point["expansion"], cost=float(cost),
-                       cost_low=cost_low, cost_high=cost_high, roi=roi_point, roi_low=roi_low,
-                       roi_high=roi_high, replicates=boot, n_bootstrap=int(n_bootstrap), n_failed=n_failed,
-                       value_window=window, cost_window=window, horizon_months=model.value_plan_["H"],
-                       gross_margin=gross_margin, accounts_valued=point["accounts"],
-                       seconds=time.perf_counter() - started)
+    return ROIEstimate(
+        effects=effects,
+        value=point["total"],
+        value_low=value_low,
+        value_high=value_high,
+        retained=point["retained"],
+        expansion=point["expansion"],
+        cost=float(cost),
+        cost_low=cost_low,
+        cost_high=cost_high,
+        roi=roi_point,
+        roi_low=roi_low,
+        roi_high=roi_high,
+        replicates=boot,
+        n_bootstrap=int(n_bootstrap),
+        n_failed=n_failed,
+        value_window=window,
+        cost_window=window,
+        horizon_months=model.value_plan_["H"],
+        gross_margin=gross_margin,
+        accounts_valued=point["accounts"],
+        seconds=time.perf_counter() - started,
+    )
 
 
 # ------------------------------------------------------------------------------------------------

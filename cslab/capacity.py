@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cslab.data.months import analysis_month
+from cslab.data.panel import label_missing
 from cslab.data.roles import usage_column
 
 __all__ = ["at_capacity", "seat_utilisation", "CAPACITY_THRESHOLD"]
@@ -22,16 +24,10 @@ __all__ = ["at_capacity", "seat_utilisation", "CAPACITY_THRESHOLD"]
 CAPACITY_THRESHOLD = 0.9
 
 
-def _month_of(frame: pd.DataFrame, as_of) -> pd.Timestamp:
-    """The month (first day) of ``as_of``, else the frame's latest month or observation date."""
-    if as_of is not None:
-        return pd.Timestamp(as_of).to_period("M").to_timestamp()
-    dates = frame["month"] if "month" in frame else frame["observation_date"]
-    return pd.Timestamp(dates.max()).to_period("M").to_timestamp()
+_month_of = analysis_month  # the kit's one as_of convention (cslab.data.months)
 
 
-def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None,
-                threshold: float = CAPACITY_THRESHOLD) -> pd.DataFrame:
+def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None, threshold: float = CAPACITY_THRESHOLD) -> pd.DataFrame:
     """Seat utilisation of each account active on ``as_of``, and whether it is at capacity.
 
     Utilisation = active users / seats, as :mod:`cslab.features` computes ``seat_utilisation``:
@@ -69,8 +65,11 @@ def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None,
         utilisation = users / seats
     else:  # a scoring set: utilisation is a feature already
         rows = frame[frame["observation_date"].dt.to_period("M").dt.to_timestamp().eq(month)]
-        seats = rows["seats"].astype(float).where(rows["seats"] > 0) if "seats" in rows else \
-            pd.Series(np.nan, index=rows.index)
+        seats = (
+            rows["seats"].astype(float).where(rows["seats"] > 0)
+            if "seats" in rows
+            else pd.Series(np.nan, index=rows.index)
+        )
         utilisation = rows["seat_utilisation"].astype(float) if "seat_utilisation" in rows else np.nan * seats
         users = utilisation * seats
     out = rows[["account_id"] + (["segment"] if "segment" in rows else [])].copy()
@@ -83,8 +82,9 @@ def at_capacity(panel_or_scoring: pd.DataFrame, *, as_of=None,
     return out.reset_index(drop=True)
 
 
-def seat_utilisation(panel_or_scoring: pd.DataFrame, *, as_of=None, by: str | None = "segment",
-                     threshold: float = CAPACITY_THRESHOLD) -> pd.DataFrame:
+def seat_utilisation(
+    panel_or_scoring: pd.DataFrame, *, as_of=None, by: str | None = "segment", threshold: float = CAPACITY_THRESHOLD
+) -> pd.DataFrame:
     """Distribution of seat utilisation among the accounts active on ``as_of``, by group.
 
     Parameters
@@ -123,13 +123,22 @@ def seat_utilisation(panel_or_scoring: pd.DataFrame, *, as_of=None, by: str | No
         values = frame["seat_utilisation"].dropna()
         q = values.quantile([0.1, 0.25, 0.5, 0.75, 0.9]).to_numpy() if len(values) else [np.nan] * 5
         full = int(frame["at_capacity"].sum())
-        return {"n_accounts": len(frame), "n_measured": len(values), "mean": values.mean(),
-                "p10": q[0], "p25": q[1], "median": q[2], "p75": q[3], "p90": q[4],
-                "n_at_capacity": full, "share_at_capacity": full / len(values) if len(values) else np.nan}
+        return {
+            "n_accounts": len(frame),
+            "n_measured": len(values),
+            "mean": values.mean(),
+            "p10": q[0],
+            "p25": q[1],
+            "median": q[2],
+            "p75": q[3],
+            "p90": q[4],
+            "n_at_capacity": full,
+            "share_at_capacity": full / len(values) if len(values) else np.nan,
+        }
 
     rows = {}
     if by is not None:
-        groups = accounts[by].astype(object).where(accounts[by].notna(), "(missing)")
+        groups = label_missing(accounts[by])
         rows = {group: describe(frame) for group, frame in accounts.groupby(groups, sort=True)}
     rows["all"] = describe(accounts)
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -43,8 +43,7 @@ def _echo_report(report, *, quiet_ok: bool = False) -> None:
         typer.echo(f"{report.source}: valid" + (f" ({n_warn} note{'s' * (n_warn != 1)} above)" if n_warn else ""))
     elif not report.ok:
         n = len(report.errors)
-        typer.echo(f"{report.source}: {n} problem{'s' * (n != 1)}; no file was changed or written",
-                   err=True)
+        typer.echo(f"{report.source}: {n} problem{'s' * (n != 1)}; no file was changed or written", err=True)
 
 
 @app.command()
@@ -65,8 +64,10 @@ def validate(
 @app.command()
 def summary(
     data: Annotated[Path, typer.Argument(help="Data folder: one CSV/Parquet file per table.")],
-    as_of: Annotated[str | None, typer.Option(
-        help="Analysis date (YYYY-MM-DD); default: the end of the last complete month of the data.")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Analysis date (YYYY-MM-DD); default: the end of the last complete month of the data."),
+    ] = None,
 ) -> None:
     """Validate a data folder, then print a short summary of the book (accounts, MRR, churn by year),
     the metric roles and the data warnings."""
@@ -101,9 +102,14 @@ def synth(
     accounts: Annotated[int, typer.Option(min=10, help="Number of accounts.")] = DEMO_ACCOUNTS,
     months: Annotated[int, typer.Option(min=6, help="Months simulated.")] = DEMO_MONTHS,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same book.")] = DEMO_SEED,
-    scenario: Annotated[str | None, typer.Option(help="Workshop scenario: leaky-smb, expansion-led, "
-                                                    "under-invested-cs or hidden-risk (default size "
-                                                    "800 accounts, expansion-led 1,600, x 36 months).")] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Workshop scenario: leaky-smb, expansion-led, "
+            "under-invested-cs or hidden-risk (default size "
+            "800 accounts, expansion-led 1,600, x 36 months)."
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv).
 
@@ -122,30 +128,39 @@ def synth(
     if scenario not in scenarios.SCENARIOS:
         typer.echo(f"error: unknown scenario {scenario!r}; known: {', '.join(scenarios.SCENARIOS)}", err=True)
         raise typer.Exit(EXIT_INVALID)
-    given = {name for name in ("accounts", "months")
-             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    given = {
+        name for name in ("accounts", "months") if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
     accounts = accounts if "accounts" in given else scenarios.SCENARIOS[scenario].accounts
     months = months if "months" in given else scenarios.SCENARIO_MONTHS
     book = scenarios.write_scenario(scenario, out, n_accounts=accounts, n_months=months, seed=seed)
     story = book.truth["scenario"]
     typer.echo(f"wrote scenario {scenario} ({story['title']}): {accounts:,} accounts over {months} months to {out}")
     for key, ok in story["in_band"].items():
-        typer.echo(f"  {key} = {story['realised'][key]:.4f} ({'in' if ok else 'OUTSIDE'} its band "
-                   f"{story['bands'][key]})")
+        typer.echo(
+            f"  {key} = {story['realised'][key]:.4f} ({'in' if ok else 'OUTSIDE'} its band {story['bands'][key]})"
+        )
 
 
 @app.command()
 def workshop(
     out: Annotated[Path, typer.Option(help="Bundle folder to create.")],
     scenario: Annotated[list[str], typer.Option(help="Scenario to include (repeatable; default: all four).")] = [],  # noqa: B006
-    accounts: Annotated[int | None, typer.Option(
-        min=50, help="Accounts of each scenario book (default 800; expansion-led 1,600).")] = None,
-    months: Annotated[int | None, typer.Option(
-        min=30, help="Months of each scenario book (default 36; at least 30, where every band holds).")] = None,
+    accounts: Annotated[
+        int | None, typer.Option(min=50, help="Accounts of each scenario book (default 800; expansion-led 1,600).")
+    ] = None,
+    months: Annotated[
+        int | None,
+        typer.Option(min=30, help="Months of each scenario book (default 36; at least 30, where every band holds)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every generated book.")] = DEMO_SEED,
     demo_accounts: Annotated[int, typer.Option(min=50, help="Accounts of the demo book.")] = DEMO_ACCOUNTS,
-    wheelhouse: Annotated[Path | None, typer.Option(help="Folder of wheels (cslab and its dependencies) "
-                                                       "to copy into the bundle for offline installs.")] = None,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of wheels (cslab and its dependencies) to copy into the bundle for offline installs."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle folder.")] = False,
 ) -> None:
     """Build a workshop bundle: student and teacher primers, scenario books, HTML handouts, slide figures.
@@ -161,9 +176,17 @@ def workshop(
         typer.echo(f"error: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", err=True)
         raise typer.Exit(EXIT_INVALID)
     try:
-        result = build_bundle(out, scenario or None, n_accounts=accounts, n_months=months, seed=seed,
-                              demo_accounts=demo_accounts, wheelhouse=wheelhouse, force=force,
-                              echo=lambda line: typer.echo(line, err=True))
+        result = build_bundle(
+            out,
+            scenario or None,
+            n_accounts=accounts,
+            n_months=months,
+            seed=seed,
+            demo_accounts=demo_accounts,
+            wheelhouse=wheelhouse,
+            force=force,
+            echo=lambda line: typer.echo(line, err=True),
+        )
     except (FileExistsError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -181,12 +204,25 @@ def _params(values: list[str], only: list[str] | None) -> dict:
     return dict(parse_param(v, declared) for v in values)
 
 
-def _audit(data: Path | None, out: Path, *, only: list[str] | None, client: str = "",
-           as_of: str | None = None, param: list[str] = (), force: bool = False,
-           customers: Path | None = None, id_col: str | None = None, event_col: str | None = None,
-           duration_col: str | None = None, segment_col: str | None = None,
-           currency: str | None = None, anonymize: bool = False, anonymize_key: str | None = None,
-           anonymize_key_file: Path | None = None) -> None:
+def _audit(
+    data: Path | None,
+    out: Path,
+    *,
+    only: list[str] | None,
+    client: str = "",
+    as_of: str | None = None,
+    param: list[str] = (),
+    force: bool = False,
+    customers: Path | None = None,
+    id_col: str | None = None,
+    event_col: str | None = None,
+    duration_col: str | None = None,
+    segment_col: str | None = None,
+    currency: str | None = None,
+    anonymize: bool = False,
+    anonymize_key: str | None = None,
+    anonymize_key_file: Path | None = None,
+) -> None:
     import pandas as pd
 
     from cslab.audit import AuditError, run_audit
@@ -206,17 +242,32 @@ def _audit(data: Path | None, out: Path, *, only: list[str] | None, client: str 
         if not event_col:
             typer.echo("error: snapshot mode needs --event-col (the churn flag column)", err=True)
             raise typer.Exit(EXIT_INVALID)
-        snapshot = {"customers_file": str(customers), "id_col": id_col or "", "event_col": event_col,
-                    "duration_col": duration_col or "", "segment_col": segment_col or ""}
+        snapshot = {
+            "customers_file": str(customers),
+            "id_col": id_col or "",
+            "event_col": event_col,
+            "duration_col": duration_col or "",
+            "segment_col": segment_col or "",
+        }
     try:
         params = _params(param, only)
         if segment_col and not snapshot:
             params.setdefault("segment_col", segment_col)
-        result = run_audit(data, out, client=client, as_of=as_of, only=only, params=params,
-                           force=force, customers=snapshot, currency=currency,
-                           anonymize=anonymize, anonymize_key=anonymize_key,
-                           anonymize_key_file=anonymize_key_file,
-                           echo=lambda line: typer.echo(line, err=True))
+        result = run_audit(
+            data,
+            out,
+            client=client,
+            as_of=as_of,
+            only=only,
+            params=params,
+            force=force,
+            customers=snapshot,
+            currency=currency,
+            anonymize=anonymize,
+            anonymize_key=anonymize_key,
+            anonymize_key_file=anonymize_key_file,
+            echo=lambda line: typer.echo(line, err=True),
+        )
     except DataValidationError as exc:
         _echo_report(exc.report)
         raise typer.Exit(EXIT_INVALID) from None
@@ -232,34 +283,66 @@ _DATA = typer.Argument(help="Data folder (omit with --customers).")
 
 
 def _option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=Annotated[annotation, typer.Option(*decls, **info)])
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, typer.Option(*decls, **info)],
+    )
 
 
 #: The options of ``cslab audit`` and ``cslab run``, declared once (:func:`_audit_options`)
 _AUDIT_OPTIONS = [
     _option("client", str, "", help="Client name shown on the reports."),
-    _option("as_of", str | None, None, "--as-of",
-            help="Analysis date YYYY-MM-DD (default: the end of the last complete month of the data)."),
+    _option(
+        "as_of",
+        str | None,
+        None,
+        "--as-of",
+        help="Analysis date YYYY-MM-DD (default: the end of the last complete month of the data).",
+    ),
     _option("param", list[str], [], "-p", "--param", help="Notebook parameter KEY=VALUE (repeatable)."),
     _option("force", bool, False, "--force", help="Replace an existing audit folder."),
-    _option("customers", Path | None, None, "--customers",
-            help="Snapshot mode: one-row-per-customer CSV/Parquet."),
+    _option("customers", Path | None, None, "--customers", help="Snapshot mode: one-row-per-customer CSV/Parquet."),
     _option("id_col", str | None, None, "--id-col", help="Snapshot mode: id column (default: row numbers)."),
     _option("event_col", str | None, None, "--event-col", help="Snapshot mode: churn flag column."),
     _option("duration_col", str | None, None, "--duration-col", help="Snapshot mode: tenure column."),
     _option("segment_col", str | None, None, "--segment-col", help="Column to split survival curves by."),
-    _option("currency", str | None, None, show_default=False,
-            help="Currency label of every amount (default: the subscriptions' currency column, else USD)."),
-    _option("anonymize", bool, False, "--anonymize",
-            help="Replace account names, account ids and CSM ids by stable keyed pseudonyms in every output "
-                 "(reports, tables, notebooks, results.json)."),
-    _option("anonymize_key", str | None, None, "--anonymize-key", metavar="KEY", show_default=False,
-            help="Pseudonym key, 16+ characters (implies --anonymize; better: $CSLAB_ANONYMIZE_KEY). "
-                 "Default: the key file."),
-    _option("anonymize_key_file", Path | None, None, "--anonymize-key-file", metavar="FILE",
-            show_default=False, help="Key file to read, or to create with a random key (implies --anonymize). "
-                                     "Default: DATA.cslab-key beside the data folder."),
+    _option(
+        "currency",
+        str | None,
+        None,
+        show_default=False,
+        help="Currency label of every amount (default: the subscriptions' currency column, else USD).",
+    ),
+    _option(
+        "anonymize",
+        bool,
+        False,
+        "--anonymize",
+        help="Replace account names, account ids and CSM ids by stable keyed pseudonyms in every output "
+        "(reports, tables, notebooks, results.json).",
+    ),
+    _option(
+        "anonymize_key",
+        str | None,
+        None,
+        "--anonymize-key",
+        metavar="KEY",
+        show_default=False,
+        help="Pseudonym key, 16+ characters (implies --anonymize; better: $CSLAB_ANONYMIZE_KEY). "
+        "Default: the key file.",
+    ),
+    _option(
+        "anonymize_key_file",
+        Path | None,
+        None,
+        "--anonymize-key-file",
+        metavar="FILE",
+        show_default=False,
+        help="Key file to read, or to create with a random key (implies --anonymize). "
+        "Default: DATA.cslab-key beside the data folder.",
+    ),
 ]
 
 
@@ -269,8 +352,11 @@ def _audit_options(command: Callable[..., None]) -> Callable[..., None]:
     ``audit`` and ``run`` take the same options; declared once, their help texts cannot drift apart.
     The command receives them in ``**options``.
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
-           if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    own = [
+        p
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
 
     @functools.wraps(command)
     def with_options(**values: Any) -> None:
@@ -285,8 +371,9 @@ def _audit_options(command: Callable[..., None]) -> Callable[..., None]:
 def audit(
     data: Annotated[Path | None, _DATA] = None,
     out: Annotated[Path, _OUT] = Path("reports/audit"),
-    only: Annotated[str | None, typer.Option(
-        help="Notebooks to run, comma-separated (e.g. 01_cohort_retention).")] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Notebooks to run, comma-separated (e.g. 01_cohort_retention).")
+    ] = None,
     **options: Any,
 ) -> None:
     """Run every notebook on a data folder and write the audit: index.html, reports, tables, results.json.

@@ -15,8 +15,9 @@ from cslab.data.panel import month_index
 __all__ = ["cohort_table"]
 
 
-def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", values: str = "pct",
-                 min_cohort_size: int = 0) -> pd.DataFrame:
+def cohort_table(
+    panel: pd.DataFrame, period: str = "M", kind: str = "logo", values: str = "pct", min_cohort_size: int = 0
+) -> pd.DataFrame:
     """Signup cohorts as rows, age in periods as columns: logo or (net) revenue retention.
 
     A cohort is the customers whose first payment (``cohort_month``) fell in the same month or
@@ -78,10 +79,11 @@ def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", val
         age = m - first
         cohort_last_age = pd.Series(last - first).groupby(label).max()
 
-    first_month = (m == first)
+    first_month = m == first
     sizes = pd.Series(paid["account_id"].to_numpy()[first_month]).groupby(label[first_month]).nunique()
-    start = sizes if kind == "logo" else pd.Series(paid["mrr"].to_numpy()[first_month]).groupby(
-        label[first_month]).sum()
+    start = (
+        sizes if kind == "logo" else pd.Series(paid["mrr"].to_numpy()[first_month]).groupby(label[first_month]).sum()
+    )
     measure = (paid["active"] if kind == "logo" else paid["mrr"]).to_numpy(dtype=float)
     cells = pd.Series(measure[at_age]).groupby([label[at_age], age[at_age]]).sum()
     cohorts = pd.Index(sorted(sizes.index), name="cohort")
@@ -94,9 +96,9 @@ def cohort_table(panel: pd.DataFrame, period: str = "M", kind: str = "logo", val
     keep = (sizes.reindex(cohorts) >= min_cohort_size).to_numpy()
     table = table[keep]
     table.columns.name = "quarters since signup quarter" if period == "Q" else "months since first payment"
-    table.attrs.update(dropped_cohorts=cohorts[~keep].tolist(),
-                       cohort_sizes={k: int(v) for k, v in sizes.items()},
-                       cohort_start={k: float(v) for k, v in start.items()})
+    table.attrs.update(
+        dropped_cohorts=cohorts[~keep].tolist(),
+        cohort_sizes={k: int(v) for k, v in sizes.items()},
+        cohort_start={k: float(v) for k, v in start.items()},
+    )
     return table
-
-

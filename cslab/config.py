@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PROJ_ROOT", "DATA_DIR", "DEMO_DIR", "NOTEBOOKS_DIR", "REPORTS_DIR", "DEMO_SEED",
-           "DEMO_ACCOUNTS", "DEMO_MONTHS"]
+__all__ = [
+    "PROJ_ROOT",
+    "DATA_DIR",
+    "DEMO_DIR",
+    "NOTEBOOKS_DIR",
+    "REPORTS_DIR",
+    "DEMO_SEED",
+    "DEMO_ACCOUNTS",
+    "DEMO_MONTHS",
+]
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJ_ROOT / "data"

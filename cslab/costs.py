@@ -15,8 +15,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["cs_cost", "revenue", "coverage", "outcome_attainment", "monthly_cs_cost", "efficiency_ratios",
-           "cost_window", "account_hours_cost"]
+from cslab.data.months import month_of
+from cslab.data.panel import active_in_month
+
+__all__ = [
+    "cs_cost",
+    "revenue",
+    "coverage",
+    "outcome_attainment",
+    "monthly_cs_cost",
+    "efficiency_ratios",
+    "cost_window",
+    "account_hours_cost",
+]
 
 
 def cs_cost(data, start, end, hourly_cost: float = 0.0, annual_cost_per_csm: float = 0.0) -> dict:
@@ -53,7 +64,7 @@ def cs_cost(data, start, end, hourly_cost: float = 0.0, annual_cost_per_csm: flo
     costs = getattr(data, "cs_costs", None)
     if costs is not None and len(costs):
         month = costs["month"].dt.to_period("M").dt.to_timestamp()
-        inside = costs[(month > start.to_period("M").to_timestamp()) & (month <= end.to_period("M").to_timestamp())]
+        inside = costs[(month > month_of(start)) & (month <= month_of(end))]
         total, source = float(inside["cost"].sum()), "the cs_costs table"
         if "csm_headcount" in inside and inside["csm_headcount"].notna().any():
             headcount = int(round(inside["csm_headcount"].mean()))
@@ -62,13 +73,19 @@ def cs_cost(data, start, end, hourly_cost: float = 0.0, annual_cost_per_csm: flo
         source = f"{headcount} CSMs x {annual_cost_per_csm:,.0f} a year"
     else:
         total, source = float(by_programme.sum()), "activity hours x the hourly cost"
-    return {"total": total, "source": source, "by_programme": by_programme, "hours": hours,
-            "csm_headcount": headcount, "months": months}
+    return {
+        "total": total,
+        "source": source,
+        "by_programme": by_programme,
+        "hours": hours,
+        "csm_headcount": headcount,
+        "months": months,
+    }
 
 
 def revenue(panel: pd.DataFrame, start, end) -> float:
     """Recurring revenue billed in the months after ``start`` up to ``end`` (sum of monthly MRR)."""
-    start, end = pd.Timestamp(start).to_period("M").to_timestamp(), pd.Timestamp(end).to_period("M").to_timestamp()
+    start, end = month_of(start), month_of(end)
     inside = panel[(panel["month"] > start) & (panel["month"] <= end)]
     return float(inside["mrr"].sum())
 
@@ -80,9 +97,12 @@ def coverage(panel: pd.DataFrame) -> pd.DataFrame:
     --------
     >>> coverage(panel).head()  # doctest: +SKIP
     """
-    last = panel[(panel["month"] == panel["month"].max()) & panel["active"]]
-    csm = last["csm_id"].astype(object).where(last["csm_id"].notna(), "(none)") if "csm_id" in last \
+    last = active_in_month(panel)
+    csm = (
+        last["csm_id"].astype(object).where(last["csm_id"].notna(), "(none)")
+        if "csm_id" in last
         else pd.Series("(none)", index=last.index)
+    )
     out = last.groupby(csm).agg(accounts=("account_id", "size"), arr=("mrr", lambda m: 12 * m.sum()))
     out.index.name = "csm_id"
     return out.sort_values("arr", ascending=False)
@@ -109,24 +129,44 @@ def outcome_attainment(data, panel: pd.DataFrame, as_of=None) -> dict:
     as_of = pd.Timestamp(as_of) if as_of is not None else panel.attrs.get("as_of", panel["month"].max())
     outcomes = data.outcomes
     outcomes = outcomes[outcomes["committed_date"] <= as_of]
-    achieved = outcomes["achieved_date"].notna() & (outcomes["achieved_date"] <= as_of) \
-        if "achieved_date" in outcomes else pd.Series(False, index=outcomes.index)
-    due = outcomes["target_date"].fillna(as_of) <= as_of if "target_date" in outcomes \
+    achieved = (
+        outcomes["achieved_date"].notna() & (outcomes["achieved_date"] <= as_of)
+        if "achieved_date" in outcomes
+        else pd.Series(False, index=outcomes.index)
+    )
+    due = (
+        outcomes["target_date"].fillna(as_of) <= as_of
+        if "target_date" in outcomes
         else pd.Series(True, index=outcomes.index)
-    per_account = pd.DataFrame({"account_id": outcomes["account_id"], "committed": outcomes["committed_date"],
-                                "achieved": outcomes["achieved_date"].where(achieved)}).groupby("account_id").min()
+    )
+    per_account = (
+        pd.DataFrame(
+            {
+                "account_id": outcomes["account_id"],
+                "committed": outcomes["committed_date"],
+                "achieved": outcomes["achieved_date"].where(achieved),
+            }
+        )
+        .groupby("account_id")
+        .min()
+    )
     reached = per_account["achieved"].notna()
-    months = ((per_account["achieved"].where(reached, as_of) - per_account["committed"]).dt.days / 30.4375).clip(lower=0)
+    months = ((per_account["achieved"].where(reached, as_of) - per_account["committed"]).dt.days / 30.4375).clip(
+        lower=0
+    )
     fitter = KaplanMeierFitter().fit(months, reached.astype(int), label="first achieved outcome")
     median = float(fitter.median_survival_time_)
-    last = panel[(panel["month"] == panel["month"].max()) & panel["active"]]
+    last = active_in_month(panel)
     with_outcome = last["account_id"].isin(outcomes.loc[achieved, "account_id"])
     return {
         "attainment_rate": float(achieved[due].mean()) if due.any() else float("nan"),
-        "n_due": int(due.sum()), "n_achieved": int((achieved & due).sum()),
+        "n_due": int(due.sum()),
+        "n_achieved": int((achieved & due).sum()),
         "median_months_to_first": median if np.isfinite(median) else None,
         "time_to_first": fitter,
-        "arr_share_with_outcome": float(last.loc[with_outcome, "mrr"].sum() / last["mrr"].sum()) if len(last) else float("nan"),
+        "arr_share_with_outcome": float(last.loc[with_outcome, "mrr"].sum() / last["mrr"].sum())
+        if len(last)
+        else float("nan"),
     }
 
 
@@ -159,8 +199,9 @@ def monthly_cs_cost(data, months, hourly_cost: float = 0.0, annual_cost_per_csm:
     return pd.Series(np.nan, index=index)
 
 
-def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: int = 12,
-                      cost_lag_months: int = 3) -> dict:
+def efficiency_ratios(
+    panel: pd.DataFrame, monthly_cost: pd.Series, *, months: int = 12, cost_lag_months: int = 3
+) -> dict:
     """Two ratios of what CS spending goes with, each with its formula (neither is an effect).
 
     * **CS efficiency ratio** = ARR the customers of ``months`` ago pay now (retained and expanded:
@@ -184,11 +225,15 @@ def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: i
     """
     from cslab.metrics import revenue_retention
 
-    out = {"formulas": {
-        "cs_efficiency_ratio": f"ARR now of the customers of {months} months ago (NRR x their starting ARR) / "
-                               f"CS cost of the {months} months ending {cost_lag_months} months earlier",
-        "saas_magic_number": "(recurring revenue of the last quarter - of the quarter before) x 4 / "
-                             "CS cost of the quarter before"}, "notes": []}
+    out = {
+        "formulas": {
+            "cs_efficiency_ratio": f"ARR now of the customers of {months} months ago (NRR x their starting ARR) / "
+            f"CS cost of the {months} months ending {cost_lag_months} months earlier",
+            "saas_magic_number": "(recurring revenue of the last quarter - of the quarter before) x 4 / "
+            "CS cost of the quarter before",
+        },
+        "notes": [],
+    }
     end = pd.Timestamp(panel["month"].max()).to_period("M")
     cost = monthly_cost.copy()
     cost.index = pd.DatetimeIndex(cost.index).to_period("M")
@@ -201,8 +246,11 @@ def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: i
     last = end - cost_lag_months
     window = pd.period_range(last - months + 1, last, freq="M")
     spent = cost.reindex(window)
-    out.update(retained_expanded_arr=arr, efficiency_cost_window=f"{window[0]} to {window[-1]}",
-               efficiency_cost=float(spent.sum()) if spent.notna().all() else None)
+    out.update(
+        retained_expanded_arr=arr,
+        efficiency_cost_window=f"{window[0]} to {window[-1]}",
+        efficiency_cost=float(spent.sum()) if spent.notna().all() else None,
+    )
     if arr is not None and out["efficiency_cost"]:
         out["cs_efficiency_ratio"] = arr / out["efficiency_cost"]
     else:
@@ -217,8 +265,13 @@ def efficiency_ratios(panel: pd.DataFrame, monthly_cost: pd.Series, *, months: i
     q_cost = cost.reindex(before)
     if have and q_cost.notna().all() and q_cost.sum() > 0:
         rev_q, rev_b = float(revenue_by_month.reindex(quarter).sum()), float(revenue_by_month.reindex(before).sum())
-        out.update(saas_magic_number=(rev_q - rev_b) * 4 / float(q_cost.sum()), quarter=f"{quarter[0]} to {quarter[-1]}",
-                   quarter_revenue=rev_q, previous_quarter_revenue=rev_b, previous_quarter_cost=float(q_cost.sum()))
+        out.update(
+            saas_magic_number=(rev_q - rev_b) * 4 / float(q_cost.sum()),
+            quarter=f"{quarter[0]} to {quarter[-1]}",
+            quarter_revenue=rev_q,
+            previous_quarter_revenue=rev_b,
+            previous_quarter_cost=float(q_cost.sum()),
+        )
     else:
         out["saas_magic_number"] = None
         out["notes"].append("no SaaS magic number: it needs two quarters of revenue and the earlier quarter's CS cost")

@@ -31,13 +31,30 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from cslab.data.panel import MISSING_LABEL
 from cslab.errors import CSLabError, StatisticalWarning
 from cslab.features import feature_columns, label_of
 
-__all__ = ["ChurnModel", "time_split", "feasible_test_months", "stratified_split", "evaluate", "explain",
-           "AdditivityError", "importance", "fit_cox", "retention_impact", "health_scores", "reasons", "band_summary",
-           "at_risk_table", "expected_calibration_error", "MIN_EVENTS", "save_shared_model",
-           "load_shared_model"]
+__all__ = [
+    "ChurnModel",
+    "time_split",
+    "feasible_test_months",
+    "stratified_split",
+    "evaluate",
+    "explain",
+    "AdditivityError",
+    "importance",
+    "fit_cox",
+    "retention_impact",
+    "health_scores",
+    "reasons",
+    "band_summary",
+    "at_risk_table",
+    "expected_calibration_error",
+    "MIN_EVENTS",
+    "save_shared_model",
+    "load_shared_model",
+]
 
 MIN_EVENTS = 30
 
@@ -46,8 +63,9 @@ class AdditivityError(CSLabError):
     """SHAP values plus the base value do not add up to the model's raw output."""
 
 
-def time_split(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(
+    dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier observation dates, test on the last ``test_months`` of them.
 
     Training dates stop ``horizon_months`` before the first test date: a training label looks that
@@ -59,16 +77,20 @@ def time_split(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int 
     """
     dates = np.sort(dataset["observation_date"].unique())
     if len(dates) <= test_months + horizon_months:
-        raise ValueError(f"{len(dates)} observation dates: too few for {test_months} test months "
-                         f"after a gap of {horizon_months}")
+        raise ValueError(
+            f"{len(dates)} observation dates: too few for {test_months} test months after a gap of {horizon_months}"
+        )
     first_test = dates[-test_months]
     last_train = dates[-test_months - horizon_months]
-    return (dataset[dataset["observation_date"] < last_train + np.timedelta64(1, "D")].copy(),
-            dataset[dataset["observation_date"] >= first_test].copy())
+    return (
+        dataset[dataset["observation_date"] < last_train + np.timedelta64(1, "D")].copy(),
+        dataset[dataset["observation_date"] >= first_test].copy(),
+    )
 
 
-def feasible_test_months(dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3,
-                         min_train_dates: int = 2) -> int:
+def feasible_test_months(
+    dataset: pd.DataFrame, test_months: int = 6, horizon_months: int = 3, min_train_dates: int = 2
+) -> int:
     """The test months a book allows: ``test_months``, shortened so that at least
     ``min_train_dates`` observation dates stay for training before the ``horizon_months`` gap.
 
@@ -85,11 +107,11 @@ def feasible_test_months(dataset: pd.DataFrame, test_months: int = 6, horizon_mo
     return int(max(0, min(test_months, n_dates - horizon_months - min_train_dates + 1)))
 
 
-def stratified_split(dataset: pd.DataFrame, test_size: float = 0.25, seed: int = 0
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stratified_split(
+    dataset: pd.DataFrame, test_size: float = 0.25, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stratified random split, for one-row-per-customer tables (no time to order by)."""
-    train, test = train_test_split(dataset, test_size=test_size, stratify=dataset["label"],
-                                   random_state=seed)
+    train, test = train_test_split(dataset, test_size=test_size, stratify=dataset["label"], random_state=seed)
     return train.copy(), test.copy()
 
 
@@ -123,8 +145,9 @@ class ChurnModel:
     >>> model.predict_proba(test)[:3]  # doctest: +SKIP
     """
 
-    def __init__(self, kind: str = "trees", calibrate="auto", max_calibration_error: float = 0.01,
-                 random_state: int = 0):
+    def __init__(
+        self, kind: str = "trees", calibrate="auto", max_calibration_error: float = 0.01, random_state: int = 0
+    ):
         self.kind = kind
         self.calibrate = calibrate
         self.max_calibration_error = max_calibration_error
@@ -132,28 +155,36 @@ class ChurnModel:
 
     def _pipeline(self):
         # at most 20 columns per category: a free-text or id-like CRM column must not explode the design
-        onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10, max_categories=20,
-                               sparse_output=False)
+        onehot = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", min_frequency=10, max_categories=20, sparse_output=False
+        )
         if self.kind == "logistic":
             numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
-            categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), onehot)
+            categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), onehot)
             estimator = LogisticRegression(C=0.5, max_iter=3000)
         elif self.kind == "trees":
             numeric = "passthrough"  # trees take missing values as they are
-            categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), onehot)
+            categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), onehot)
             estimator = HistGradientBoostingClassifier(
-                learning_rate=0.05, max_iter=250, max_leaf_nodes=15, min_samples_leaf=40,
-                l2_regularization=1.0, random_state=self.random_state)
+                learning_rate=0.05,
+                max_iter=250,
+                max_leaf_nodes=15,
+                min_samples_leaf=40,
+                l2_regularization=1.0,
+                random_state=self.random_state,
+            )
         else:
             raise ValueError("kind must be 'trees' or 'logistic'")
-        encode = ColumnTransformer([("num", numeric, self.numeric_), ("cat", categorical, self.categorical_)],
-                                   verbose_feature_names_out=False)
+        encode = ColumnTransformer(
+            [("num", numeric, self.numeric_), ("cat", categorical, self.categorical_)], verbose_feature_names_out=False
+        )
         return encode, estimator
 
     def _fit_raw(self, frame: pd.DataFrame):
         encode, estimator = self._pipeline()
-        X = encode.fit_transform(frame[self.numeric_ + self.categorical_].astype(
-            {c: object for c in self.categorical_}))
+        X = encode.fit_transform(
+            frame[self.numeric_ + self.categorical_].astype({c: object for c in self.categorical_})
+        )
         estimator.fit(X, frame["label"].to_numpy())
         return encode, estimator
 
@@ -162,12 +193,18 @@ class ChurnModel:
         self.numeric_, self.categorical_ = feature_columns(frame)
         self.numeric_ = [c for c in self.numeric_ if frame[c].notna().any()]
         if frame["label"].sum() < MIN_EVENTS:
-            warnings.warn(f"{int(frame['label'].sum())} churn events in training: fewer than "
-                          f"{MIN_EVENTS}, the model is fragile", StatisticalWarning, stacklevel=2)
+            warnings.warn(
+                f"{int(frame['label'].sum())} churn events in training: fewer than {MIN_EVENTS}, the model is fragile",
+                StatisticalWarning,
+                stacklevel=2,
+            )
         self.calibrated_, self.calibration_error_, self._iso = False, float("nan"), None
         if self.calibrate:
-            order = frame["observation_date"].rank(method="first") if "observation_date" in frame else \
-                pd.Series(np.random.default_rng(self.random_state).random(len(frame)), index=frame.index)
+            order = (
+                frame["observation_date"].rank(method="first")
+                if "observation_date" in frame
+                else pd.Series(np.random.default_rng(self.random_state).random(len(frame)), index=frame.index)
+            )
             holdout = order > order.quantile(0.8)
             fitting, checking = frame[~holdout], frame[holdout]
             if checking["label"].nunique() == 2 and fitting["label"].nunique() == 2:
@@ -175,8 +212,7 @@ class ChurnModel:
                 raw = self._raw_proba(checking)
                 self.calibration_error_ = expected_calibration_error(checking["label"], raw)
                 if self.calibrate is True or self.calibration_error_ > self.max_calibration_error:
-                    self._iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-                        raw, checking["label"])
+                    self._iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw, checking["label"])
                     self.calibrated_ = True
         if not self.calibrated_:
             self._encode, self._estimator = self._fit_raw(frame)
@@ -191,16 +227,18 @@ class ChurnModel:
             if name in self.numeric_:
                 out.append(name)
             elif name.startswith("missingindicator_"):
-                out.append(name[len("missingindicator_"):])
+                out.append(name[len("missingindicator_") :])
             else:
-                out.append(next(c for c in sorted(self.categorical_, key=len, reverse=True)
-                                if name.startswith(f"{c}_")))
+                out.append(
+                    next(c for c in sorted(self.categorical_, key=len, reverse=True) if name.startswith(f"{c}_"))
+                )
         return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Encoded feature matrix."""
-        return self._encode.transform(frame[self.numeric_ + self.categorical_].astype(
-            {c: object for c in self.categorical_}))
+        return self._encode.transform(
+            frame[self.numeric_ + self.categorical_].astype({c: object for c in self.categorical_})
+        )
 
     def _raw_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self._estimator.predict_proba(self.transform(frame))[:, 1]
@@ -220,8 +258,11 @@ def expected_calibration_error(y, p, bins: int = 10) -> float:
     y, p = np.asarray(y, float), np.asarray(p, float)
     edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
-    gaps = [abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
-            for b in range(len(edges) - 1) if (which == b).any()]
+    gaps = [
+        abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
+        for b in range(len(edges) - 1)
+        if (which == b).any()
+    ]
     return float(np.sum(gaps))
 
 
@@ -233,10 +274,15 @@ def evaluate(y, p, bins: int = 10) -> dict:
     y, p = np.asarray(y, int), np.asarray(p, float)
     top = p >= np.quantile(p, 0.9)
     frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-    return {"auc": float(roc_auc_score(y, p)), "top_decile_lift": float(y[top].mean() / y.mean()),
-            "brier": float(brier_score_loss(y, p)), "base_rate": float(y.mean()), "n": int(len(y)),
-            "calibration": pd.DataFrame({"predicted": mean, "observed": frac}),
-            "calibration_error": expected_calibration_error(y, p, bins)}
+    return {
+        "auc": float(roc_auc_score(y, p)),
+        "top_decile_lift": float(y[top].mean() / y.mean()),
+        "brier": float(brier_score_loss(y, p)),
+        "base_rate": float(y.mean()),
+        "n": int(len(y)),
+        "calibration": pd.DataFrame({"predicted": mean, "observed": frac}),
+        "calibration_error": expected_calibration_error(y, p, bins),
+    }
 
 
 def explain(model: ChurnModel, frame: pd.DataFrame, sample: int = 1000, seed: int = 0) -> dict:
@@ -270,8 +316,7 @@ def explain(model: ChurnModel, frame: pd.DataFrame, sample: int = 1000, seed: in
         raise AdditivityError(f"SHAP values + base value differ from the model's output by {gap:.2e}")
     encoded = pd.DataFrame(values, columns=model.feature_names_, index=rows.index)
     summed = encoded.T.groupby(np.array(model.original_), sort=False).sum().T
-    return {"values": summed, "encoded": encoded, "base_value": base, "rows": rows,
-            "additivity_gap": float(gap)}
+    return {"values": summed, "encoded": encoded, "base_value": base, "rows": rows, "additivity_gap": float(gap)}
 
 
 def importance(shap_values: pd.DataFrame) -> pd.Series:
@@ -279,9 +324,15 @@ def importance(shap_values: pd.DataFrame) -> pd.Series:
     return shap_values.abs().mean().sort_values(ascending=False)
 
 
-def fit_cox(train: pd.DataFrame, duration_col: str = "months_to_event", event_col: str = "label",
-            cluster_col: str | None = "account_id", penalizer: float = 0.01, sample: int = 8000,
-            seed: int = 0):
+def fit_cox(
+    train: pd.DataFrame,
+    duration_col: str = "months_to_event",
+    event_col: str = "label",
+    cluster_col: str | None = "account_id",
+    penalizer: float = 0.01,
+    sample: int = 8000,
+    seed: int = 0,
+):
     """A Cox proportional-hazards model on the same features: hazard ratios per standard deviation.
 
     Numeric features are median-imputed and standardised (hazard ratio per SD); categories are
@@ -320,23 +371,32 @@ def fit_cox(train: pd.DataFrame, duration_col: str = "months_to_event", event_co
     if cluster_col:
         data["_cluster"] = rows[cluster_col].to_numpy()
     fitter = CoxPHFitter(penalizer=penalizer)
-    fitter.fit(data, duration_col="_duration", event_col="_event",
-               cluster_col="_cluster" if cluster_col else None, robust=bool(cluster_col))
+    fitter.fit(
+        data,
+        duration_col="_duration",
+        event_col="_event",
+        cluster_col="_cluster" if cluster_col else None,
+        robust=bool(cluster_col),
+    )
     fitter.ph_note = ""
     try:
         # lifelines tests on the training frame itself (it reuses the fitted residuals)
         test = proportional_hazard_test(fitter, data, time_transform="rank")
         failing = test.summary.index[test.summary["p"] < 0.01].tolist()
         if failing:
-            fitter.ph_note = ("the proportional-hazards check flags " + ", ".join(map(str, failing[:5]))
-                              + ": their hazard ratios are averages over time")
+            fitter.ph_note = (
+                "the proportional-hazards check flags "
+                + ", ".join(map(str, failing[:5]))
+                + ": their hazard ratios are averages over time"
+            )
     except Exception as exc:  # noqa: BLE001 - the check is advisory; say it could not run
         fitter.ph_note = f"proportional-hazards check not run ({type(exc).__name__})"
     return fitter, (lambda frame: design(frame)[columns])
 
 
-def retention_impact(model: ChurnModel, frame: pd.DataFrame, features: list[str] | None = None,
-                     sample: int = 2000, seed: int = 0) -> pd.DataFrame:
+def retention_impact(
+    model: ChurnModel, frame: pd.DataFrame, features: list[str] | None = None, sample: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """Change in mean predicted churn probability when a feature moves by one standard deviation.
 
     For a category: the mean probability with every account set to each level; the impact is the
@@ -351,15 +411,19 @@ def retention_impact(model: ChurnModel, frame: pd.DataFrame, features: list[str]
             if not np.isfinite(sd) or sd == 0:
                 continue
             moved = rows.assign(**{feature: rows[feature] + sd})
-            out.append({"feature": feature, "change": float(model.predict_proba(moved).mean() - base),
-                        "move": f"+1 SD ({sd:.3g})"})
+            out.append(
+                {
+                    "feature": feature,
+                    "change": float(model.predict_proba(moved).mean() - base),
+                    "move": f"+1 SD ({sd:.3g})",
+                }
+            )
         elif feature in model.categorical_:
             levels = rows[feature].dropna().astype(str).value_counts().index[:8]
             means = {lv: model.predict_proba(rows.assign(**{feature: lv})).mean() for lv in levels}
             if len(means) > 1:
                 hi, lo = max(means, key=means.get), min(means, key=means.get)
-                out.append({"feature": feature, "change": float(means[hi] - means[lo]),
-                            "move": f"{lo} -> {hi}"})
+                out.append({"feature": feature, "change": float(means[hi] - means[lo]), "move": f"{lo} -> {hi}"})
     table = pd.DataFrame(out)
     table["baseline"] = float(base)
     return table.sort_values("change", key=np.abs, ascending=False, ignore_index=True)
@@ -394,8 +458,9 @@ def _format(feature: str, value) -> str:
     return f"{value:,.1f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
 
 
-def reasons(shap_values: pd.DataFrame, rows: pd.DataFrame, previous: pd.DataFrame | None = None,
-            top: int = 3) -> pd.Series:
+def reasons(
+    shap_values: pd.DataFrame, rows: pd.DataFrame, previous: pd.DataFrame | None = None, top: int = 3
+) -> pd.Series:
     """The top reasons behind each account's risk, in plain words.
 
     Each reason names a feature that raises the account's risk (largest positive SHAP contributions),
@@ -412,11 +477,19 @@ def reasons(shap_values: pd.DataFrame, rows: pd.DataFrame, previous: pd.DataFram
             text = f"{label_of(feature)} {_format(feature, row.get(feature))}"
             if feature == "months_to_renewal":
                 value = row.get(feature)
-                text = ("renewal due this month" if value == 0 else f"renewal in {value:.0f} month"
-                        + ("s" if value != 1 else ""))
-            elif prev is not None and row["account_id"] in prev.index and feature in prev.columns \
-                    and feature not in _NO_HISTORY and not feature.endswith("_trend") \
-                    and pd.api.types.is_number(row.get(feature)):
+                text = (
+                    "renewal due this month"
+                    if value == 0
+                    else f"renewal in {value:.0f} month" + ("s" if value != 1 else "")
+                )
+            elif (
+                prev is not None
+                and row["account_id"] in prev.index
+                and feature in prev.columns
+                and feature not in _NO_HISTORY
+                and not feature.endswith("_trend")
+                and pd.api.types.is_number(row.get(feature))
+            ):
                 before = prev.at[row["account_id"], feature]
                 now = row.get(feature)
                 if pd.notna(before) and pd.notna(now) and _format(feature, before) != _format(feature, now):
@@ -438,8 +511,13 @@ def band_summary(health: pd.DataFrame, arr: pd.Series | None = None) -> pd.DataF
     return out
 
 
-def at_risk_table(scoring: pd.DataFrame, p_churn, health: pd.DataFrame, why: pd.Series,
-                  extra: tuple[str, ...] = ("name", "segment", "plan", "csm_id")) -> pd.DataFrame:
+def at_risk_table(
+    scoring: pd.DataFrame,
+    p_churn,
+    health: pd.DataFrame,
+    why: pd.Series,
+    extra: tuple[str, ...] = ("name", "segment", "plan", "csm_id"),
+) -> pd.DataFrame:
     """Accounts ranked by ARR at risk (ARR x churn probability), or by probability without ARR.
 
     Columns: ``account_id``, the ``extra`` attributes present, ``arr``, ``churn_probability``,
@@ -507,8 +585,7 @@ def load_shared_model(work_dir: str, name: str, context: dict) -> tuple[object |
         saved = joblib.load(path)
     except Exception as exc:  # noqa: BLE001 - an unreadable file means refitting, said plainly
         return None, f"the saved model could not be read ({type(exc).__name__})"
-    differing = sorted(k for k in set(context) | set(saved["context"])
-                       if context.get(k) != saved["context"].get(k))
+    differing = sorted(k for k in set(context) | set(saved["context"]) if context.get(k) != saved["context"].get(k))
     if differing:
         return None, "the saved model was fitted with another " + ", ".join(differing)
     return saved["model"], ""

@@ -28,8 +28,16 @@ from cslab.errors import CSLabError
 from cslab.features import label_of
 from cslab.weighting import e_value, standardised_mean_differences
 
-__all__ = ["MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "PROGRAMME_COVARIATES", "programme_covariates",
-           "person_months", "initiation_weights", "programme_effect", "sample_accounts"]
+__all__ = [
+    "MIN_TREATED_ACCOUNTS",
+    "MIN_CHURNED_ACCOUNTS",
+    "PROGRAMME_COVARIATES",
+    "programme_covariates",
+    "person_months",
+    "initiation_weights",
+    "programme_effect",
+    "sample_accounts",
+]
 
 
 #: Fewest accounts that must have received a programme before its effect is estimated.
@@ -38,8 +46,16 @@ MIN_TREATED_ACCOUNTS = 20
 MIN_CHURNED_ACCOUNTS = 30
 
 #: The signals CSM attention follows besides usage, used when the data has them.
-PROGRAMME_COVARIATES = ("seat_utilisation", "tickets_90d", "csat_90d", "tenure_months",
-                        "outcomes_achieved_share", "employees", "seats", "has_csm")
+PROGRAMME_COVARIATES = (
+    "seat_utilisation",
+    "tickets_90d",
+    "csat_90d",
+    "tenure_months",
+    "outcomes_achieved_share",
+    "employees",
+    "seats",
+    "has_csm",
+)
 
 
 def programme_covariates(rows: pd.DataFrame) -> list[str]:
@@ -58,8 +74,9 @@ def programme_covariates(rows: pd.DataFrame) -> list[str]:
     return [c for c in PROGRAMME_COVARIATES if c in rows] + usage
 
 
-def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None,
-                  scoring: pd.DataFrame | None = None) -> pd.DataFrame:
+def person_months(
+    dataset: pd.DataFrame, panel: pd.DataFrame | None = None, scoring: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Every account-month of a one-month-horizon dataset, in order, with the churn risk set marked.
 
     ``at_risk`` is true where churn in the next month is possible: monthly contracts every month,
@@ -101,7 +118,8 @@ def person_months(dataset: pd.DataFrame, panel: pd.DataFrame | None = None,
         following["month"] = following["month"] - pd.DateOffset(months=1)
         month = rows["observation_date"].dt.to_period("M").dt.to_timestamp()
         nxt = pd.DataFrame({"account_id": rows["account_id"], "month": month}).merge(
-            following, on=["account_id", "month"], how="left")
+            following, on=["account_id", "month"], how="left"
+        )
         rows["expanded"] = nxt["movement"].eq("expansion").astype(int).to_numpy()
         rows["expansion_arr"] = np.where(rows["expanded"] == 1, 12 * nxt["movement_mrr"].to_numpy(), 0.0)
     return rows
@@ -144,8 +162,12 @@ def _cloglog(y, X: pd.DataFrame, weights=None, groups=None):
     import statsmodels.api as sm
 
     family = sm.families.Binomial(link=sm.families.links.CLogLog())
-    model = sm.GLM(np.asarray(y, float), sm.add_constant(X, has_constant="add"), family=family,
-                   var_weights=None if weights is None else np.asarray(weights, float))
+    model = sm.GLM(
+        np.asarray(y, float),
+        sm.add_constant(X, has_constant="add"),
+        family=family,
+        var_weights=None if weights is None else np.asarray(weights, float),
+    )
     kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": pd.factorize(groups)[0]}} if groups is not None else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -155,15 +177,22 @@ def _cloglog(y, X: pd.DataFrame, weights=None, groups=None):
         fit = model.fit(**kwargs)
     for item in caught:
         if "separation" in str(item.message).lower():
-            raise CSLabError("a signal separates the months with and without the event perfectly: too "
-                             "few events to estimate the effect")
+            raise CSLabError(
+                "a signal separates the months with and without the event perfectly: too "
+                "few events to estimate the effect"
+            )
         warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     return fit
 
 
-def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[str],
-                       categorical: list[str], trim: float = 0.01,
-                       propensity_model: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+def initiation_weights(
+    rows: pd.DataFrame,
+    treated: pd.Series,
+    covariates: list[str],
+    categorical: list[str],
+    trim: float = 0.01,
+    propensity_model: str | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Stabilised inverse-probability weights for starting a programme, month by month.
 
     Among account-months not yet treated, a logistic model gives the probability of starting the
@@ -191,8 +220,7 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     # Beyond the tenure where 99% of starts happened, staying untreated is no longer a decision.
     window = rows.loc[starts, "tenure_months"].quantile(0.99) if starts.any() else 0
     at_risk = ~before & (rows["tenure_months"] <= window)
-    X = _design(lagged[at_risk].assign(**{c: lagged.loc[at_risk, c] for c in categorical}),
-                covariates, categorical)
+    X = _design(lagged[at_risk].assign(**{c: lagged.loc[at_risk, c] for c in categorical}), covariates, categorical)
     started = status[at_risk].astype(int)
     # CSMs act on thresholds ("usage below 45%", "three tickets"): boosted trees find them where a
     # linear propensity model would leave the groups unbalanced
@@ -205,23 +233,31 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
     folds = GroupKFold(n_splits=n_folds) if account[at_risk].nunique() >= n_folds else 2
     candidates = {
         "logistic": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)),
-        "boosted trees": HistGradientBoostingClassifier(learning_rate=0.05, max_iter=150, max_leaf_nodes=8,
-                                                        min_samples_leaf=100, l2_regularization=1.0,
-                                                        random_state=0),
+        "boosted trees": HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=150,
+            max_leaf_nodes=8,
+            min_samples_leaf=100,
+            l2_regularization=1.0,
+            random_state=0,
+        ),
     }
     if propensity_model is not None:
         candidates = {propensity_model: candidates[propensity_model]}
     best = None
     for name, model in candidates.items():
-        p_try = cross_val_predict(model, X, started, cv=folds, groups=account[at_risk],
-                                  method="predict_proba")[:, 1]
+        p_try = cross_val_predict(model, X, started, cv=folds, groups=account[at_risk], method="predict_proba")[:, 1]
         p_try = np.clip(p_try, 1e-3, 1 - 1e-3)
         if len(candidates) == 1:
             best = (0.0, name, p_try)
             break
         used = p_try > 0.005
-        smd = standardised_mean_differences(X[used], started[used], list(X.columns),
-                                            weights=1 / np.where(started[used] == 1, p_try[used], 1 - p_try[used]))
+        smd = standardised_mean_differences(
+            X[used],
+            started[used],
+            list(X.columns),
+            weights=1 / np.where(started[used] == 1, p_try[used], 1 - p_try[used]),
+        )
         if best is None or smd.abs().max() < best[0]:
             best = (smd.abs().max(), name, p_try)
     _, chosen, p = best
@@ -238,8 +274,7 @@ def initiation_weights(rows: pd.DataFrame, treated: pd.Series, covariates: list[
         weights = np.clip(weights, lo, hi)
     # the signals as the propensity model saw them (winsorised at 1%/99%): a few huge accounts
     # should not decide whether the groups look alike
-    decisions = X.assign(started=started.to_numpy(), p=p,
-                         factor=factor[at_risk].to_numpy())[decision.to_numpy()]
+    decisions = X.assign(started=started.to_numpy(), p=p, factor=factor[at_risk].to_numpy())[decision.to_numpy()]
     decisions.attrs["propensity_model"] = chosen
     return weights, decisions
 
@@ -254,8 +289,14 @@ def _treatment(rows: pd.DataFrame, programme: str, treated: pd.Series | None) ->
     return rows[column].gt(0)
 
 
-def _outcome_design(rows: pd.DataFrame, status: pd.Series, programme: str, others: list[str],
-                    covariates: list[str], categorical: list[str]) -> pd.DataFrame:
+def _outcome_design(
+    rows: pd.DataFrame,
+    status: pd.Series,
+    programme: str,
+    others: list[str],
+    covariates: list[str],
+    categorical: list[str],
+) -> pd.DataFrame:
     """The outcome model's columns: treatment, signals, other programmes, renewal, tenure bands."""
     X = _design(rows, covariates, categorical)
     X.insert(0, programme, status.astype(float).to_numpy())
@@ -283,15 +324,25 @@ def _ratio(fit, programme: str, what: str) -> tuple[float, float, float]:
     coef, (low, high) = fit.params[programme], fit.conf_int().loc[programme]
     hr, hr_low, hr_high = float(np.exp(coef)), float(np.exp(low)), float(np.exp(high))
     if not (np.isfinite([hr, hr_low, hr_high]).all() and hr > 0 and hr_high < 1e6):
-        raise CSLabError(f"the {what} model for {programme!r} did not converge (hazard ratio {hr:.3g}); "
-                         "too few events among treated accounts, or treatment separates them")
+        raise CSLabError(
+            f"the {what} model for {programme!r} did not converge (hazard ratio {hr:.3g}); "
+            "too few events among treated accounts, or treatment separates them"
+        )
     return hr, hr_low, hr_high
 
 
-def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | None = None,
-                     covariates: list[str] | None = None, categorical: tuple[str, ...] = ("segment",),
-                     trim: float = 0.01, treated: pd.Series | None = None, window_months: int = 12,
-                     propensity_model: str | None = None, details: bool = True) -> dict:
+def programme_effect(
+    rows: pd.DataFrame,
+    programme: str,
+    others: list[str] | None = None,
+    covariates: list[str] | None = None,
+    categorical: tuple[str, ...] = ("segment",),
+    trim: float = 0.01,
+    treated: pd.Series | None = None,
+    window_months: int = 12,
+    propensity_model: str | None = None,
+    details: bool = True,
+) -> dict:
     """Naive and adjusted effect of a CS programme on churn (and expansion), and the ARR it moved.
 
     Treatment switches on in the month after an account's first activity of the programme, so the
@@ -360,8 +411,10 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         covariates = [c for c in covariates if c != "has_csm"]
     n_treated = int(rows.loc[treated, "account_id"].nunique())
     if n_treated < MIN_TREATED_ACCOUNTS:
-        raise CSLabError(f"{n_treated} accounts received {programme.replace('_', ' ')}: too few to estimate "
-                         f"its effect; at least {MIN_TREATED_ACCOUNTS} are needed")
+        raise CSLabError(
+            f"{n_treated} accounts received {programme.replace('_', ' ')}: too few to estimate "
+            f"its effect; at least {MIN_TREATED_ACCOUNTS} are needed"
+        )
     # Positivity: where a programme is never given (no CSM, no QBR), there is nothing to compare;
     # the estimate is for the kinds of accounts that do receive it, and says so.
     population = pd.Series(True, index=rows.index)
@@ -371,8 +424,9 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
         keep = rows[c].isin(levels) | rows[c].isna()
         if not keep.all():
             population &= keep
-            restricted.append(f"{label_of(c) if c != 'has_csm' else 'has a CSM'}: "
-                              f"{', '.join(sorted(_level(v) for v in levels))}")
+            restricted.append(
+                f"{label_of(c) if c != 'has_csm' else 'has a CSM'}: {', '.join(sorted(_level(v) for v in levels))}"
+            )
     rows, treated = rows[population], treated[population]
     weights, decisions = initiation_weights(rows, treated, covariates, categorical, trim, propensity_model)
     others = list(others or [])
@@ -382,8 +436,9 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     risk = rows["at_risk"].to_numpy()
     churn_rows, churn_w = rows[risk], weights[risk]
     status = treated[risk].astype(float)
-    naive = _cloglog(churn_rows["label"], status.to_frame(programme), groups=churn_rows["account_id"]) \
-        if details else None
+    naive = (
+        _cloglog(churn_rows["label"], status.to_frame(programme), groups=churn_rows["account_id"]) if details else None
+    )
     # one design for every active month (the expansion risk set); the churn risk set is a subset
     X_all = _outcome_design(rows, treated.astype(float), programme, others, covariates, categorical)
     X = X_all[risk]
@@ -396,48 +451,76 @@ def programme_effect(rows: pd.DataFrame, programme: str, others: list[str] | Non
     p_treated = _predict(fit, X[counted], programme)
     p_untreated = _predict(fit, X[counted], programme, 0.0)
     out = {
-        "naive_hr": float(np.exp(naive.params[programme])) if details else None, "hr": hr, "hr_low": hr_low, "hr_high": hr_high,
-        "p_value": float(fit.pvalues[programme]), "evalue": ev["estimate"], "evalue_limit": ev["limit"],
-        "n_treated_accounts": int(rows.loc[treated, "account_id"].nunique()), "n_rows": int(len(churn_rows)),
+        "naive_hr": float(np.exp(naive.params[programme])) if details else None,
+        "hr": hr,
+        "hr_low": hr_low,
+        "hr_high": hr_high,
+        "p_value": float(fit.pvalues[programme]),
+        "evalue": ev["estimate"],
+        "evalue_limit": ev["limit"],
+        "n_treated_accounts": int(rows.loc[treated, "account_id"].nunique()),
+        "n_rows": int(len(churn_rows)),
         "population": "; ".join(restricted) or "all accounts",
         "propensity_model": decisions.attrs.get("propensity_model"),
         "retained_arr": float((churn_rows["arr"].to_numpy()[counted] * (p_untreated - p_treated)).sum()),
-        "n_treated_window": int(churn_rows.loc[treated[risk].to_numpy() & window[risk].to_numpy(),
-                                               "account_id"].nunique()),
+        "n_treated_window": int(
+            churn_rows.loc[treated[risk].to_numpy() & window[risk].to_numpy(), "account_id"].nunique()
+        ),
     }
 
     # -- expansion -------------------------------------------------------------------------------
     if "expanded" in rows:
         status_all = treated.astype(float)
         Xe = X_all
-        naive_e = _cloglog(rows["expanded"], status_all.to_frame(programme), groups=rows["account_id"]) \
-            if details else None
+        naive_e = (
+            _cloglog(rows["expanded"], status_all.to_frame(programme), groups=rows["account_id"]) if details else None
+        )
         fit_e = _cloglog(rows["expanded"], Xe, weights=weights, groups=rows["account_id"])
         e_hr, e_low, e_high = _ratio(fit_e, programme, "expansion")
         on = treated.to_numpy() & window.to_numpy()
         q1, q0 = _predict(fit_e, Xe[on], programme), _predict(fit_e, Xe[on], programme, 0.0)
         typical = _typical_expansion(rows)
-        amount = rows.loc[on, "segment"].map(typical["by_segment"]).fillna(typical["all"]).to_numpy() \
-            if "segment" in rows else np.full(on.sum(), typical["all"])
+        amount = (
+            rows.loc[on, "segment"].map(typical["by_segment"]).fillna(typical["all"]).to_numpy()
+            if "segment" in rows
+            else np.full(on.sum(), typical["all"])
+        )
         account = rows.loc[on, "account_id"].to_numpy()
-        rate = lambda q: float((1 - pd.Series(1 - q).groupby(account).prod()).mean()) if len(q) else float("nan")
-        out.update(naive_expansion_hr=float(np.exp(naive_e.params[programme])) if details else None,
-                   expansion_hr=e_hr,
-                   expansion_hr_low=e_low, expansion_hr_high=e_high,
-                   expansion_arr=float(((q1 - q0) * amount).sum()),
-                   expansion_rate_treated=rate(q1), expansion_rate_untreated=rate(q0))
+
+        def rate(q):  # an account's chance of at least one event over its months, averaged
+            return float((1 - pd.Series(1 - q).groupby(account).prod()).mean()) if len(q) else float("nan")
+
+        out.update(
+            naive_expansion_hr=float(np.exp(naive_e.params[programme])) if details else None,
+            expansion_hr=e_hr,
+            expansion_hr_low=e_low,
+            expansion_hr_high=e_high,
+            expansion_arr=float(((q1 - q0) * amount).sum()),
+            expansion_rate_treated=rate(q1),
+            expansion_rate_untreated=rate(q0),
+        )
     if details:
-        balance_on = [c for c in decisions.columns if c not in {"started", "p", "factor"}
-                      and decisions[c].nunique(dropna=True) > 1]
+        balance_on = [
+            c
+            for c in decisions.columns
+            if c not in {"started", "p", "factor"} and decisions[c].nunique(dropna=True) > 1
+        ]
         before = standardised_mean_differences(decisions, decisions["started"], balance_on)
         # balance under each decision's inverse-probability weights (what the propensity model
         # achieves; the analysis then truncates the cumulative weights at the `trim` quantiles)
-        after = standardised_mean_differences(decisions, decisions["started"], balance_on,
-                                              weights=1 / np.where(decisions["started"] == 1,
-                                                                   decisions["p"], 1 - decisions["p"]))
-        out.update(max_smd_before=float(before.abs().max()), max_smd_after=float(after.abs().max()),
-                   balance=pd.DataFrame({"before": before, "after": after}), decisions=decisions,
-                   curves=_standardised_survival(fit, X, churn_rows, rows, programme))
+        after = standardised_mean_differences(
+            decisions,
+            decisions["started"],
+            balance_on,
+            weights=1 / np.where(decisions["started"] == 1, decisions["p"], 1 - decisions["p"]),
+        )
+        out.update(
+            max_smd_before=float(before.abs().max()),
+            max_smd_after=float(after.abs().max()),
+            balance=pd.DataFrame({"before": before, "after": after}),
+            decisions=decisions,
+            curves=_standardised_survival(fit, X, churn_rows, rows, programme),
+        )
     return out
 
 
@@ -453,8 +536,9 @@ def _typical_expansion(rows: pd.DataFrame) -> dict:
     return {"all": overall, "by_segment": by_segment}
 
 
-def _standardised_survival(fit, X: pd.DataFrame, churn_rows: pd.DataFrame, rows: pd.DataFrame,
-                           programme: str) -> pd.DataFrame:
+def _standardised_survival(
+    fit, X: pd.DataFrame, churn_rows: pd.DataFrame, rows: pd.DataFrame, programme: str
+) -> pd.DataFrame:
     """Survival by tenure had every account been treated, and had none: the outcome model averaged
     over the population's account-months at each tenure (months outside the churn risk set, such as
     the middle of an annual contract, have hazard 0)."""

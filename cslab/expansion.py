@@ -42,16 +42,33 @@ import pandas as pd
 from cslab import drivers
 from cslab.capacity import CAPACITY_THRESHOLD, at_capacity, seat_utilisation
 from cslab.data.io import CSData
+from cslab.data.panel import label_missing
 from cslab.drivers import MIN_EVENTS, ChurnModel, evaluate, explain, importance, time_split
 from cslab.errors import StatisticalWarning
 from cslab.metrics import retention_over_time
 from cslab.pipeline import EXPANSION_COLUMNS, STABILISE, opportunities
 from cslab.uplift import expected_uplift, relative_uplift
 
-__all__ = ["nrr_components", "COHORT_COLUMNS", "COMPONENT_COLUMNS", "NO_CSM", "at_capacity",
-           "seat_utilisation", "CAPACITY_THRESHOLD", "product_matrix", "whitespace", "ExpansionModel",
-           "EXPANSION_TREE_PARAMS", "fit_expansion", "expansion_reasons", "relative_uplift",
-           "expected_uplift", "opportunities", "EXPANSION_COLUMNS", "STABILISE"]
+__all__ = [
+    "nrr_components",
+    "COHORT_COLUMNS",
+    "COMPONENT_COLUMNS",
+    "NO_CSM",
+    "at_capacity",
+    "seat_utilisation",
+    "CAPACITY_THRESHOLD",
+    "product_matrix",
+    "whitespace",
+    "ExpansionModel",
+    "EXPANSION_TREE_PARAMS",
+    "fit_expansion",
+    "expansion_reasons",
+    "relative_uplift",
+    "expected_uplift",
+    "opportunities",
+    "EXPANSION_COLUMNS",
+    "STABILISE",
+]
 # seat capacity (cslab.capacity), uplift sizing (cslab.uplift) and the ranked list (cslab.pipeline)
 # live in their own modules; they are re-exported here, where notebooks, tests and the README
 # import them
@@ -65,8 +82,16 @@ COHORT_COLUMNS = {
     "cohort_quarter": lambda month: month.dt.to_period("Q").astype(str).where(month.notna()),
 }
 #: Columns of :func:`nrr_components` after the month and group columns.
-COMPONENT_COLUMNS = ["nrr", "expansion_rate", "contraction_rate", "churn_rate", "reactivation_rate",
-                     "grr", "start_mrr", "n_accounts"]
+COMPONENT_COLUMNS = [
+    "nrr",
+    "expansion_rate",
+    "contraction_rate",
+    "churn_rate",
+    "reactivation_rate",
+    "grr",
+    "start_mrr",
+    "n_accounts",
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -144,9 +169,17 @@ def product_matrix(data: CSData, as_of=None) -> pd.DataFrame:
     return matrix
 
 
-def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None = "segment",
-               size_bands: int = 3, min_peers: int = 20, min_adoption: float = 0.0, top: int = 3
-               ) -> tuple[pd.DataFrame, pd.Series]:
+def whitespace(
+    data: CSData,
+    panel: pd.DataFrame,
+    as_of=None,
+    *,
+    by: str | None = "segment",
+    size_bands: int = 3,
+    min_peers: int = 20,
+    min_adoption: float = 0.0,
+    top: int = 3,
+) -> tuple[pd.DataFrame, pd.Series]:
     """Products an account's peers own and it does not, with their adoption among those peers.
 
     Peers of an active account are the other accounts active on ``as_of`` in the same ``by`` group
@@ -190,8 +223,11 @@ def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None 
     >>> table, summary = whitespace(data, panel)  # doctest: +SKIP
     >>> summary.head()  # doctest: +SKIP
     """
-    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(
-        panel.attrs.get("as_of", panel["month"].max() + pd.offsets.MonthEnd(0)))
+    as_of = (
+        pd.Timestamp(as_of)
+        if as_of is not None
+        else pd.Timestamp(panel.attrs.get("as_of", panel["month"].max() + pd.offsets.MonthEnd(0)))
+    )
     month = as_of.to_period("M").to_timestamp()
     active = panel[panel["month"].eq(month) & panel["active"]].drop_duplicates("account_id")
     active = active.reset_index(drop=True)
@@ -200,8 +236,7 @@ def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None 
     own = owned.to_numpy(dtype=float)
 
     by = by if by and by in active else None
-    group = (active[by].astype(object).where(active[by].notna(), "(missing)") if by
-             else pd.Series("(all)", index=active.index))
+    group = label_missing(active[by]) if by else pd.Series("(all)", index=active.index)
     size_basis = "seats" if active["seats"].notna().all() else "mrr"
     rank = active[size_basis].astype(float).groupby(group).rank(pct=True, method="average")
     band = np.clip(np.ceil(rank.to_numpy() * size_bands), 1, size_bands).astype(int)
@@ -227,9 +262,12 @@ def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None 
         take = (level == "") & ((size - 1 >= min_peers) | (not columns))
         owners[take], peers[take], level[take] = in_group[take], size[take] - 1, name
     if n and (peers < min_peers).any():
-        warnings.warn(f"{int((peers < min_peers).sum())} accounts have fewer than {min_peers} peers "
-                      "even among all active accounts: their adoption rates are fragile",
-                      StatisticalWarning, stacklevel=2)
+        warnings.warn(
+            f"{int((peers < min_peers).sum())} accounts have fewer than {min_peers} peers "
+            "even among all active accounts: their adoption rates are fragile",
+            StatisticalWarning,
+            stacklevel=2,
+        )
 
     with np.errstate(invalid="ignore", divide="ignore"):
         adoption = owners / peers[:, None]
@@ -243,8 +281,9 @@ def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None 
     table["n_peers"] = peers[i].astype(int)
     table["product"] = products[j]
     table["peer_adoption"] = adoption[i, j]
-    table = table.sort_values(["account_id", "peer_adoption", "product"], ascending=[True, False, True],
-                              ignore_index=True)
+    table = table.sort_values(
+        ["account_id", "peer_adoption", "product"], ascending=[True, False, True], ignore_index=True
+    )
     table.attrs.update(size_basis=size_basis, product_column=owned.columns.name, as_of=as_of)
 
     shown = table.groupby("account_id", sort=False).head(top)
@@ -262,8 +301,7 @@ def whitespace(data: CSData, panel: pd.DataFrame, as_of=None, *, by: str | None 
 #: Expansion signals are weaker than churn's (no renewal date announces an upsell), so the churn
 #: settings fit noise: on four synthetic books other than the demo (seeds 1, 2, 7, 11) these
 #: settings raised the test AUC of the trees by 0.01 to 0.04.
-EXPANSION_TREE_PARAMS = {"learning_rate": 0.03, "max_iter": 200, "max_leaf_nodes": 7,
-                         "min_samples_leaf": 100}
+EXPANSION_TREE_PARAMS = {"learning_rate": 0.03, "max_iter": 200, "max_leaf_nodes": 7, "min_samples_leaf": 100}
 
 
 class ExpansionModel(ChurnModel):
@@ -294,10 +332,12 @@ class ExpansionModel(ChurnModel):
     >>> model.predict_proba(scoring)[:3]  # doctest: +SKIP
     """
 
-    def __init__(self, kind: str = "trees", calibrate=False, max_calibration_error: float = 0.01,
-                 random_state: int = 0):
-        super().__init__(kind=kind, calibrate=calibrate, max_calibration_error=max_calibration_error,
-                         random_state=random_state)
+    def __init__(
+        self, kind: str = "trees", calibrate=False, max_calibration_error: float = 0.01, random_state: int = 0
+    ):
+        super().__init__(
+            kind=kind, calibrate=calibrate, max_calibration_error=max_calibration_error, random_state=random_state
+        )
 
     def _pipeline(self):
         encode, estimator = super()._pipeline()
@@ -308,17 +348,26 @@ class ExpansionModel(ChurnModel):
     def fit(self, frame: pd.DataFrame) -> ExpansionModel:
         """Fit on a dataset with features and ``label`` (1 = expanded within the horizon)."""
         if frame["label"].sum() < MIN_EVENTS:
-            warnings.warn(f"{int(frame['label'].sum())} expansions in training: fewer than "
-                          f"{MIN_EVENTS}, the model is fragile", StatisticalWarning, stacklevel=2)
+            warnings.warn(
+                f"{int(frame['label'].sum())} expansions in training: fewer than {MIN_EVENTS}, the model is fragile",
+                StatisticalWarning,
+                stacklevel=2,
+            )
         with warnings.catch_warnings():  # the parent says "churn events"; said above in our words
-            warnings.filterwarnings("ignore", message=".*churn events in training",
-                                    category=StatisticalWarning)
+            warnings.filterwarnings("ignore", message=".*churn events in training", category=StatisticalWarning)
             return super().fit(frame)
 
 
-def fit_expansion(dataset: pd.DataFrame, *, test_months: int = 6, horizon_months: int = 3,
-                  kind: str = "trees", calibrate=False, shap_sample: int = 1000,
-                  random_state: int = 0) -> dict:
+def fit_expansion(
+    dataset: pd.DataFrame,
+    *,
+    test_months: int = 6,
+    horizon_months: int = 3,
+    kind: str = "trees",
+    calibrate=False,
+    shap_sample: int = 1000,
+    random_state: int = 0,
+) -> dict:
     """Fit the expansion model on earlier observations and judge it on later ones.
 
     The split is :func:`cslab.drivers.time_split` (training dates end ``horizon_months`` before
@@ -358,17 +407,22 @@ def fit_expansion(dataset: pd.DataFrame, *, test_months: int = 6, horizon_months
     train, test = time_split(dataset, test_months=test_months, horizon_months=horizon_months)
     model = ExpansionModel(kind, calibrate=calibrate, random_state=random_state).fit(train)
     score = model.predict_proba(test)
-    out = {"model": model, "train": train, "test": test, "evaluation": evaluate(test["label"], score),
-           "backtest": test[["account_id", "observation_date", "label"]].assign(score=score)
-           .reset_index(drop=True)}
+    out = {
+        "model": model,
+        "train": train,
+        "test": test,
+        "evaluation": evaluate(test["label"], score),
+        "backtest": test[["account_id", "observation_date", "label"]].assign(score=score).reset_index(drop=True),
+    }
     if kind == "trees":
         out["explained"] = explain(model, test, sample=shap_sample, seed=random_state)
         out["importance"] = importance(out["explained"]["values"])
     return out
 
 
-def expansion_reasons(model: ExpansionModel, rows: pd.DataFrame, previous: pd.DataFrame | None = None,
-                      top: int = 3) -> pd.Series:
+def expansion_reasons(
+    model: ExpansionModel, rows: pd.DataFrame, previous: pd.DataFrame | None = None, top: int = 3
+) -> pd.Series:
     """The top reasons behind each account's expansion propensity, in plain words.
 
     :func:`cslab.drivers.reasons` on the expansion model's SHAP values: the features that raise the

@@ -14,7 +14,7 @@ accounts received it more than once, and how far apart), overridable by the call
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,8 +50,12 @@ def parse_exposure_types(text: str) -> dict[str, str]:
     return out
 
 
-def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] | None = None, *,
-                        min_repeat_share: float = RECURRING_REPEAT_SHARE) -> pd.DataFrame:
+def classify_programmes(
+    activities: pd.DataFrame,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    min_repeat_share: float = RECURRING_REPEAT_SHARE,
+) -> pd.DataFrame:
     """The exposure type of each programme (activity type), and why.
 
     A programme is ``recurring`` when at least ``min_repeat_share`` of the accounts that received
@@ -90,19 +94,23 @@ def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] |
     acts = acts.assign(programme=acts["activity_type"].map(snake)).sort_values(["programme", "account_id", "date"])
     per_account = acts.groupby(["programme", "account_id"]).size()
     gaps = acts.groupby(["programme", "account_id"])["date"].diff().dt.days
-    table = pd.DataFrame({
-        "accounts": per_account.groupby(level=0).size(),
-        "activities": per_account.groupby(level=0).sum(),
-        "repeat_share": per_account.gt(1).groupby(level=0).mean(),
-        "median_gap_days": gaps.groupby(acts["programme"]).median(),
-    })
+    table = pd.DataFrame(
+        {
+            "accounts": per_account.groupby(level=0).size(),
+            "activities": per_account.groupby(level=0).sum(),
+            "repeat_share": per_account.gt(1).groupby(level=0).mean(),
+            "median_gap_days": gaps.groupby(acts["programme"]).median(),
+        }
+    )
     table.index.name = "programme"
     overrides = dict(overrides or {})
     unknown = [p for p in overrides if p not in table.index]
     wrong = [t for t in overrides.values() if t not in EXPOSURE_TYPES]
     if unknown or wrong:
-        raise ValueError(f"exposure types: unknown programme(s) {unknown} (the data has "
-                         f"{list(table.index)}) or type(s) {wrong} (use {' or '.join(EXPOSURE_TYPES)})")
+        raise ValueError(
+            f"exposure types: unknown programme(s) {unknown} (the data has "
+            f"{list(table.index)}) or type(s) {wrong} (use {' or '.join(EXPOSURE_TYPES)})"
+        )
     kinds, reasons = [], []
     for programme, row in table.iterrows():
         share = f"{row['repeat_share']:.0%} of the {int(row['accounts']):,} accounts that received it"
@@ -112,17 +120,22 @@ def classify_programmes(activities: pd.DataFrame, overrides: Mapping[str, str] |
         elif row["repeat_share"] >= min_repeat_share:
             kinds.append("recurring")
             gap = row["median_gap_days"]
-            reasons.append(f"{share} received it more than once"
-                           + (f", a median {gap:.0f} days apart" if pd.notna(gap) else ""))
+            reasons.append(
+                f"{share} received it more than once" + (f", a median {gap:.0f} days apart" if pd.notna(gap) else "")
+            )
         else:
             kinds.append("one_time")
-            reasons.append(f"none of the {int(row['accounts']):,} accounts that received it received it twice"
-                           if row["repeat_share"] == 0 else f"only {share} received it more than once")
+            reasons.append(
+                f"none of the {int(row['accounts']):,} accounts that received it received it twice"
+                if row["repeat_share"] == 0
+                else f"only {share} received it more than once"
+            )
     return table.assign(exposure=kinds, reason=reasons)
 
 
-def exposure(rows: pd.DataFrame, programme: str, kind: str = "one_time", *, exposure_months: int = 3,
-             dose: bool = False) -> pd.Series:
+def exposure(
+    rows: pd.DataFrame, programme: str, kind: str = "one_time", *, exposure_months: int = 3, dose: bool = False
+) -> pd.Series:
     """Exposure to a programme in each account-month, from the cumulative activity counts.
 
     ``rows`` holds account-months with ``cs_<programme>_count`` (the activities up to each month, as
@@ -176,7 +189,6 @@ def _count_months_before(rows: pd.DataFrame, count: pd.Series, months: int) -> p
     month = pd.Series(dates.year * 12 + dates.month, index=rows.index)
     table = pd.DataFrame({"account_id": rows["account_id"], "m": month, "count": count})
     query = pd.DataFrame({"account_id": rows["account_id"], "m": month - months, "row": np.arange(len(rows))})
-    found = pd.merge_asof(query.sort_values("m"), table.sort_values("m"), on="m", by="account_id",
-                          direction="backward")
+    found = pd.merge_asof(query.sort_values("m"), table.sort_values("m"), on="m", by="account_id", direction="backward")
     before = found.sort_values("row")["count"].fillna(0.0).to_numpy()
     return pd.Series(before, index=rows.index)

@@ -21,19 +21,45 @@ import pandas as pd
 from cslab.data.io import CSData
 from cslab.data.roles import usage_column
 
-__all__ = ["build_dataset", "snapshot_dataset", "feature_columns", "churn_by_decile", "FEATURE_LABELS", "label_of",
-           "NON_FEATURES", "TARGETS"]
+__all__ = [
+    "build_dataset",
+    "snapshot_dataset",
+    "feature_columns",
+    "churn_by_decile",
+    "FEATURE_LABELS",
+    "label_of",
+    "NON_FEATURES",
+    "TARGETS",
+]
 
 # Columns of the dataset that are not features.
-NON_FEATURES = {"account_id", "observation_date", "label", "arr", "name", "csm_id", "signup_date",
-                "cohort_month", "months_to_event", "event", "duration"}
+NON_FEATURES = {
+    "account_id",
+    "observation_date",
+    "label",
+    "arr",
+    "name",
+    "csm_id",
+    "signup_date",
+    "cohort_month",
+    "months_to_event",
+    "event",
+    "duration",
+}
 
 FEATURE_LABELS = {
-    "tenure_months": "tenure (months)", "mrr": "MRR", "mrr_change_3m": "MRR change over 3 months",
-    "seats": "seats", "seat_utilisation": "seat utilisation", "tickets_90d": "tickets (90 days)",
-    "csat_90d": "CSAT (90 days)", "days_since_cs_activity": "days since last CS activity",
-    "outcomes_achieved_share": "committed outcomes achieved", "months_to_renewal": "months to renewal",
-    "billing_period_months": "billing period (months)", "employees": "employees",
+    "tenure_months": "tenure (months)",
+    "mrr": "MRR",
+    "mrr_change_3m": "MRR change over 3 months",
+    "seats": "seats",
+    "seat_utilisation": "seat utilisation",
+    "tickets_90d": "tickets (90 days)",
+    "csat_90d": "CSAT (90 days)",
+    "days_since_cs_activity": "days since last CS activity",
+    "outcomes_achieved_share": "committed outcomes achieved",
+    "months_to_renewal": "months to renewal",
+    "billing_period_months": "billing period (months)",
+    "employees": "employees",
 }
 
 
@@ -42,7 +68,7 @@ def label_of(feature: str) -> str:
     if feature in FEATURE_LABELS:
         return FEATURE_LABELS[feature]
     if feature.startswith("usage_"):
-        name = feature[len("usage_"):]
+        name = feature[len("usage_") :]
         return name.replace("_trend", " trend").replace("_", " ")
     if feature.startswith("cs_") and feature.endswith("_count"):
         return feature[3:-6].replace("_", " ") + " sessions"
@@ -80,17 +106,23 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
         out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum")
         if "csat" in panel:
             weight = panel["tickets"].where(panel["csat"].notna(), 0)
-            rated = (panel["csat"].fillna(0) * weight).groupby(panel["account_id"], sort=False).rolling(
-                3, min_periods=1).sum()
+            rated = (
+                (panel["csat"].fillna(0) * weight)
+                .groupby(panel["account_id"], sort=False)
+                .rolling(3, min_periods=1)
+                .sum()
+            )
             count = weight.groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
-            ratio = (rated.reset_index(level=0, drop=True).sort_index()
-                     / count.reset_index(level=0, drop=True).sort_index().replace(0, np.nan))
+            ratio = rated.reset_index(level=0, drop=True).sort_index() / count.reset_index(
+                level=0, drop=True
+            ).sort_index().replace(0, np.nan)
             out["csat_90d"] = ratio
     for column in [c for c in panel.columns if c.startswith("cs_")]:
         out[f"{column}_count"] = panel.groupby("account_id", sort=False)[column].cumsum()
     if "outcomes_committed" in panel:
-        out["outcomes_achieved_share"] = (panel["outcomes_achieved"]
-                                          / panel["outcomes_committed"].where(panel["outcomes_committed"] > 0))
+        out["outcomes_achieved_share"] = panel["outcomes_achieved"] / panel["outcomes_committed"].where(
+            panel["outcomes_committed"] > 0
+        )
     if "billing_period_months" in panel:
         period = panel["billing_period_months"].fillna(1).clip(lower=1)
         out["billing_period_months"] = panel["billing_period_months"]
@@ -98,10 +130,20 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
     for column in ("name", "csm_id", "plan", "segment", "industry", "region", "employees"):
         if column in panel:
             out[column] = panel[column]
-    known = set(out.columns) | {"movement", "movement_mrr", "active", "lifetime", "tickets", "csat",
-                                "outcomes_committed", "outcomes_achieved", "cohort_month"}
-    extra = [c for c in panel.columns if c not in known and c not in NON_FEATURES
-             and not c.startswith(("usage_", "cs_"))]
+    known = set(out.columns) | {
+        "movement",
+        "movement_mrr",
+        "active",
+        "lifetime",
+        "tickets",
+        "csat",
+        "outcomes_committed",
+        "outcomes_achieved",
+        "cohort_month",
+    }
+    extra = [
+        c for c in panel.columns if c not in known and c not in NON_FEATURES and not c.startswith(("usage_", "cs_"))
+    ]
     snapshot = panel["month"] + pd.offsets.MonthEnd(0)
     for column in extra:  # any other account attribute becomes a feature
         if pd.api.types.is_datetime64_any_dtype(panel[column]):
@@ -120,9 +162,14 @@ def _days_since_activity(data: CSData, rows: pd.DataFrame) -> pd.Series:
     """Days from each account's last CS activity (on or before the observation date) to that date."""
     acts = data.cs_activities[["account_id", "date"]].dropna().sort_values("date")
     left = rows[["account_id", "observation_date"]].reset_index().sort_values("observation_date")
-    merged = pd.merge_asof(left, acts.rename(columns={"date": "last_activity"}),
-                           left_on="observation_date", right_on="last_activity", by="account_id",
-                           direction="backward")
+    merged = pd.merge_asof(
+        left,
+        acts.rename(columns={"date": "last_activity"}),
+        left_on="observation_date",
+        right_on="last_activity",
+        by="account_id",
+        direction="backward",
+    )
     days = (merged["observation_date"] - merged["last_activity"]).dt.days
     return pd.Series(days.to_numpy(), index=merged["index"].to_numpy()).sort_index()
 
@@ -131,9 +178,14 @@ def _days_since_activity(data: CSData, rows: pd.DataFrame) -> pd.Series:
 TARGETS = {"churn": "churn", "expansion": "expansion"}
 
 
-def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
-                  observation_step: int = 1, min_tenure_months: int = 0, target: str = "churn"
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_dataset(
+    data: CSData,
+    panel: pd.DataFrame,
+    horizon_months: int = 3,
+    observation_step: int = 1,
+    min_tenure_months: int = 0,
+    target: str = "churn",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The modelling set (observations with labels) and the scoring set (accounts active on ``as_of``).
 
     Parameters
@@ -186,8 +238,7 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
     features["arr"] = 12 * features["mrr"]
     eligible = features["active"] & (features["tenure_months"] >= min_tenure_months)
     cutoff = last - pd.DateOffset(months=horizon_months)
-    months_before_last = ((features["month"].dt.year * 12 + features["month"].dt.month)
-                          - (last.year * 12 + last.month))
+    months_before_last = (features["month"].dt.year * 12 + features["month"].dt.month) - (last.year * 12 + last.month)
     step_ok = months_before_last % observation_step == 0
     dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy()
     scoring = features[eligible & (features["month"] == last)].copy()
@@ -202,8 +253,9 @@ def build_dataset(data: CSData, panel: pd.DataFrame, horizon_months: int = 3,
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Numeric and categorical feature columns of a dataset (ids, dates, label, ARR excluded)."""
     columns = [c for c in frame.columns if c not in NON_FEATURES]
-    numeric = [c for c in columns
-               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    numeric = [
+        c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
     categorical = [c for c in columns if c not in numeric]
     return numeric, categorical
 

@@ -59,9 +59,18 @@ def predict(X: np.ndarray, coef: np.ndarray, link: str) -> np.ndarray:
     return _mean_and_derivative(X @ coef, link)[0]
 
 
-def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, link: str = "logit",
-               penalty: float = 0.0, start: np.ndarray | None = None, tol: float = 1e-7,
-               max_iter: int = 100, offset: np.ndarray | None = None) -> BinaryFit:
+def fit_binary(
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    link: str = "logit",
+    penalty: float = 0.0,
+    start: np.ndarray | None = None,
+    tol: float = 1e-7,
+    max_iter: int = 100,
+    offset: np.ndarray | None = None,
+) -> BinaryFit:
     """Maximise the (weighted, optionally ridge-penalised) binomial likelihood by IRLS.
 
     Parameters
@@ -106,6 +115,7 @@ def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
         beta[0] -= float(w @ off) / total
     else:
         beta = np.asarray(start, float).copy()
+
     def loglik(b: np.ndarray) -> tuple[float, np.ndarray]:
         eta = X @ b + off
         mu, _ = _mean_and_derivative(eta, link)
@@ -138,16 +148,18 @@ def fit_binary(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
         # statsmodels' deviance rule): a nuisance coefficient creeping towards a bound (a tenure band
         # without events) would otherwise keep Fisher scoring, which is only linearly convergent,
         # going for hundreds of steps while the coefficients that matter stand still
-        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))) or \
-                (iteration > 1 and abs(gain) < 1e-3 * tol * (abs(current) + 1)):
+        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))) or (
+            iteration > 1 and abs(gain) < 1e-3 * tol * (abs(current) + 1)
+        ):
             return BinaryFit(beta, link, iteration)
     if np.max(np.abs(beta)) > 25:
         raise ConvergenceError("a signal separates the rows with and without the event")
     raise ConvergenceError(f"not converged in {max_iter} iterations")
 
 
-def cluster_covariance(X: np.ndarray, y: np.ndarray, fit: BinaryFit, groups: np.ndarray,
-                       weights: np.ndarray | None = None) -> np.ndarray:
+def cluster_covariance(
+    X: np.ndarray, y: np.ndarray, fit: BinaryFit, groups: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Cluster-robust (sandwich) covariance of the coefficients, clustered by ``groups``.
 
     Bread = the inverse expected information; meat = the sum over clusters of the outer products

@@ -33,19 +33,57 @@ from sklearn.metrics import roc_auc_score
 from cslab.data.panel import label_missing
 from cslab.data.roles import snake
 
-__all__ = ["AttributeScreen", "account_status", "screen_attributes", "screen_snapshot", "leaky_name",
-           "account_attributes", "parse_columns", "NOT_ATTRIBUTES"]
+__all__ = [
+    "AttributeScreen",
+    "account_status",
+    "screen_attributes",
+    "screen_snapshot",
+    "leaky_name",
+    "account_attributes",
+    "parse_columns",
+    "NOT_ATTRIBUTES",
+]
 
 #: Columns of ``accounts`` that are identifiers or dates of record, never model features.
 NOT_ATTRIBUTES = frozenset({"account_id", "name", "csm_id", "signup_date"})
 
 # Words that, as a whole word of a column's snake-case name, say it is written at or after churn.
 _AFTER_CHURN_WORDS = {
-    "status", "churn", "churned", "churning", "churns", "cancel", "cancelled", "canceled",
-    "cancellation", "cancelation", "cancellations", "cancels", "end", "ended", "ends", "ending",
-    "termination", "terminated", "terminate", "reason", "reasons", "health", "healthscore", "lost",
-    "closed", "deactivated", "deactivation", "deleted", "offboarded", "offboarding",
-    "attrition", "winback", "last", "renewed", "downgraded",
+    "status",
+    "churn",
+    "churned",
+    "churning",
+    "churns",
+    "cancel",
+    "cancelled",
+    "canceled",
+    "cancellation",
+    "cancelation",
+    "cancellations",
+    "cancels",
+    "end",
+    "ended",
+    "ends",
+    "ending",
+    "termination",
+    "terminated",
+    "terminate",
+    "reason",
+    "reasons",
+    "health",
+    "healthscore",
+    "lost",
+    "closed",
+    "deactivated",
+    "deactivation",
+    "deleted",
+    "offboarded",
+    "offboarding",
+    "attrition",
+    "winback",
+    "last",
+    "renewed",
+    "downgraded",
 }
 _WHOLE_NAMES = {"active", "is_active", "inactive", "is_inactive", "is_churned", "churned_flag"}
 _RENEWAL_WORDS = {"outcome", "result", "decision", "status"}
@@ -120,9 +158,17 @@ class AttributeScreen:
 
     def summary(self) -> pd.DataFrame:
         """One row per left-out column: why, and how to keep it."""
-        return pd.DataFrame([{"column": i["column"], "why left out": i["reason"],
-                              "to keep it": f"-p include_attributes={i['column']}"}
-                             for i in self.left_out], columns=["column", "why left out", "to keep it"])
+        return pd.DataFrame(
+            [
+                {
+                    "column": i["column"],
+                    "why left out": i["reason"],
+                    "to keep it": f"-p include_attributes={i['column']}",
+                }
+                for i in self.left_out
+            ],
+            columns=["column", "why left out", "to keep it"],
+        )
 
 
 def _as_number(values: pd.Series, as_of: pd.Timestamp | None) -> pd.Series | None:
@@ -180,8 +226,9 @@ def _category_auc(label: np.ndarray, x: pd.Series, folds: int = 5, seed: int = 0
     return _auc(label, score)
 
 
-def _churner_category(label: np.ndarray, x: pd.Series, min_category: int, share: float,
-                      expected: np.ndarray | None = None) -> tuple[str, float, int] | None:
+def _churner_category(
+    label: np.ndarray, x: pd.Series, min_category: int, share: float, expected: np.ndarray | None = None
+) -> tuple[str, float, int] | None:
     """The largest category of at least ``min_category`` accounts with at least ``share`` churners,
     more than its accounts' age explains.
 
@@ -193,19 +240,32 @@ def _churner_category(label: np.ndarray, x: pd.Series, min_category: int, share:
     keys = label_missing(x).astype(str).to_numpy()
     if expected is None:
         expected = np.full(len(label), label.mean())
-    table = pd.DataFrame({"label": label, "expected": expected}).groupby(keys).agg(
-        mean=("label", "mean"), size=("label", "size"), expected=("expected", "mean"))
-    table = table[(table["size"] >= min_category) & (table["mean"] >= share)
-                  & (table["mean"] - table["expected"] >= 0.25)]
+    table = (
+        pd.DataFrame({"label": label, "expected": expected})
+        .groupby(keys)
+        .agg(mean=("label", "mean"), size=("label", "size"), expected=("expected", "mean"))
+    )
+    table = table[
+        (table["size"] >= min_category) & (table["mean"] >= share) & (table["mean"] - table["expected"] >= 0.25)
+    ]
     if not len(table):
         return None
     top = table.sort_values("size", ascending=False)
     return str(top.index[0]), float(top["mean"].iloc[0]), int(top["size"].iloc[0])
 
 
-def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], include: list[str],
-            exclude: list[str], max_auc: float, min_category: int, max_category_share: float,
-            as_of: pd.Timestamp | None, expected: np.ndarray | None = None) -> AttributeScreen:
+def _screen(
+    frame: pd.DataFrame,
+    label: np.ndarray,
+    attributes: list[str],
+    include: list[str],
+    exclude: list[str],
+    max_auc: float,
+    min_category: int,
+    max_category_share: float,
+    as_of: pd.Timestamp | None,
+    expected: np.ndarray | None = None,
+) -> AttributeScreen:
     out = AttributeScreen(n_churned=int(label.sum()), n_accounts=len(label))
     for column in attributes:
         if column in include:
@@ -223,17 +283,26 @@ def _screen(frame: pd.DataFrame, label: np.ndarray, attributes: list[str], inclu
         auc = _numeric_auc(label, number) if number is not None else _category_auc(label, values)
         out.screened[column] = auc
         if auc >= max_auc:
-            out.left_out.append({"column": column, "auc": auc, "reason":
-                                 f"on its own it separates churned from retained accounts almost "
-                                 f"perfectly (AUC {auc:.2f})"})
+            out.left_out.append(
+                {
+                    "column": column,
+                    "auc": auc,
+                    "reason": f"on its own it separates churned from retained accounts almost "
+                    f"perfectly (AUC {auc:.2f})",
+                }
+            )
             continue
         if number is None or number.nunique() <= 10:  # text, flags and codes alike
             hit = _churner_category(label, values, min_category, max_category_share, expected)
             if hit:
                 value, share, n = hit
-                out.left_out.append({"column": column, "auc": auc, "reason":
-                                     f"its value '{value}' holds nearly only churned accounts "
-                                     f"({share:.0%} of {n})"})
+                out.left_out.append(
+                    {
+                        "column": column,
+                        "auc": auc,
+                        "reason": f"its value '{value}' holds nearly only churned accounts ({share:.0%} of {n})",
+                    }
+                )
                 continue
         out.kept.append(column)
     return out
@@ -248,15 +317,25 @@ def account_status(panel: pd.DataFrame) -> pd.DataFrame:
     >>> account_status(cslab.panel(data))["churned"].mean()  # doctest: +SKIP
     """
     ever = panel.loc[panel["active"], "account_id"].unique()
-    final = (panel[panel["account_id"].isin(ever)].sort_values("month", kind="stable")
-             .drop_duplicates("account_id", keep="last").reset_index(drop=True))
+    final = (
+        panel[panel["account_id"].isin(ever)]
+        .sort_values("month", kind="stable")
+        .drop_duplicates("account_id", keep="last")
+        .reset_index(drop=True)
+    )
     return final.assign(churned=~(final["active"] & final["month"].eq(panel["month"].max())))
 
 
-def screen_attributes(panel: pd.DataFrame, attributes: Iterable[str] | None = None, *,
-                      include: str | Iterable[str] | None = None,
-                      exclude: str | Iterable[str] | None = None, max_auc: float = 0.95,
-                      min_category: int = 10, max_category_share: float = 0.95) -> AttributeScreen:
+def screen_attributes(
+    panel: pd.DataFrame,
+    attributes: Iterable[str] | None = None,
+    *,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    max_auc: float = 0.95,
+    min_category: int = 10,
+    max_category_share: float = 0.95,
+) -> AttributeScreen:
     """Screen the account attributes of a monthly panel for leakage.
 
     Each account is one observation: churned (not active in the panel's last month after having
@@ -297,14 +376,30 @@ def screen_attributes(panel: pd.DataFrame, attributes: Iterable[str] | None = No
     # the churn share of each account's signup year: what its age alone leads to expect
     year = final["cohort_month"].dt.year.fillna(0).to_numpy()
     expected = pd.Series(label).groupby(year).transform("mean").to_numpy()
-    return _screen(final.reset_index(drop=True), label, attributes, include, exclude, max_auc,
-                   min_category, max_category_share, pd.Timestamp(as_of) if as_of is not None else None,
-                   expected)
+    return _screen(
+        final.reset_index(drop=True),
+        label,
+        attributes,
+        include,
+        exclude,
+        max_auc,
+        min_category,
+        max_category_share,
+        pd.Timestamp(as_of) if as_of is not None else None,
+        expected,
+    )
 
 
-def screen_snapshot(customers: pd.DataFrame, *, include=None, exclude=None, max_auc: float = 0.95,
-                    min_category: int = 10, max_category_share: float = 0.95,
-                    max_duration_correlation: float = 0.9) -> AttributeScreen:
+def screen_snapshot(
+    customers: pd.DataFrame,
+    *,
+    include=None,
+    exclude=None,
+    max_auc: float = 0.95,
+    min_category: int = 10,
+    max_category_share: float = 0.95,
+    max_duration_correlation: float = 0.9,
+) -> AttributeScreen:
     """The same screen on a one-row-per-customer table (``event``, optional ``duration``).
 
     Attributes that are mostly the duration in disguise (absolute Pearson correlation with
@@ -318,8 +413,17 @@ def screen_snapshot(customers: pd.DataFrame, *, include=None, exclude=None, max_
     include, exclude = parse_columns(include), parse_columns(exclude)
     attributes = [c for c in customers.columns if c not in {"account_id", "event", "duration", "name"}]
     label = customers["event"].astype(int).to_numpy()
-    out = _screen(customers.reset_index(drop=True), label, attributes, include, exclude, max_auc,
-                  min_category, max_category_share, None)
+    out = _screen(
+        customers.reset_index(drop=True),
+        label,
+        attributes,
+        include,
+        exclude,
+        max_auc,
+        min_category,
+        max_category_share,
+        None,
+    )
     if "duration" in customers:
         duration = customers["duration"].astype(float)
         for column in list(out.kept):
@@ -329,7 +433,11 @@ def screen_snapshot(customers: pd.DataFrame, *, include=None, exclude=None, max_
             r = number.corr(duration)
             if pd.notna(r) and abs(r) >= max_duration_correlation:
                 out.kept.remove(column)
-                out.left_out.append({"column": column, "auc": out.screened.get(column), "reason":
-                                     f"mostly the tenure in disguise (correlation {r:.2f} with the "
-                                     f"duration column)"})
+                out.left_out.append(
+                    {
+                        "column": column,
+                        "auc": out.screened.get(column),
+                        "reason": f"mostly the tenure in disguise (correlation {r:.2f} with the duration column)",
+                    }
+                )
     return out

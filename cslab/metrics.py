@@ -27,9 +27,23 @@ from cslab.data.months import analysis_month, month_index, month_of, month_start
 from cslab.data.panel import label_missing
 from cslab.errors import StatisticalWarning
 
-__all__ = ["book_summary", "format_book_summary", "mrr_movements", "mrr_bridge", "logo_churn_rate",
-           "revenue_churn", "revenue_retention", "retention_over_time", "quick_ratio", "cohort_table",
-           "metric_definitions", "MOVEMENT_STEPS", "RATE_COLUMNS", "MIN_ACCOUNTS", "MIN_RATE_EVENTS", "MIN_EVENTS"]
+__all__ = [
+    "book_summary",
+    "format_book_summary",
+    "mrr_movements",
+    "mrr_bridge",
+    "logo_churn_rate",
+    "revenue_churn",
+    "revenue_retention",
+    "retention_over_time",
+    "quick_ratio",
+    "cohort_table",
+    "metric_definitions",
+    "MOVEMENT_STEPS",
+    "RATE_COLUMNS",
+    "MIN_ACCOUNTS",
+    "MIN_RATE_EVENTS",
+]
 
 #: The five MRR movements, in the order of the bridge identity.
 MOVEMENT_STEPS = ("new", "expansion", "contraction", "churn", "reactivation")
@@ -38,8 +52,6 @@ LOSSES = ("contraction", "churn")
 #: Below these, a rate is reported with a :class:`~cslab.errors.StatisticalWarning`.
 MIN_ACCOUNTS = 30
 MIN_RATE_EVENTS = 5
-#: The former name of :data:`MIN_RATE_EVENTS` (``drivers.MIN_EVENTS`` is the churns a model needs).
-MIN_EVENTS = MIN_RATE_EVENTS
 
 
 def book_summary(panel: pd.DataFrame) -> dict:
@@ -65,9 +77,11 @@ def book_summary(panel: pd.DataFrame) -> dict:
     last = panel["month"].max()
     at_end = panel[panel["month"].eq(last)]
     year = panel["month"].dt.year
-    counts = pd.crosstab(year, panel["movement"]).reindex(
-        columns=["new", "churn", "reactivation"], fill_value=0
-    ).rename(columns={"churn": "churned", "reactivation": "reactivated"})
+    counts = (
+        pd.crosstab(year, panel["movement"])
+        .reindex(columns=["new", "churn", "reactivation"], fill_value=0)
+        .rename(columns={"churn": "churned", "reactivation": "reactivated"})
+    )
     year_end_mrr = panel[panel["month"].eq(panel.groupby(year)["month"].transform("max"))]
     counts["mrr_end"] = year_end_mrr.groupby(year_end_mrr["month"].dt.year)["mrr"].sum()
     counts.index.name = "year"
@@ -91,10 +105,11 @@ def format_book_summary(summary: dict, source: str = "") -> str:
         "year    new  churned  reactivated  MRR at year end",
     ]
     for year, row in summary["by_year"].iterrows():
-        lines.append(f"{year}  {int(row['new']):5,d}  {int(row['churned']):7,d}"
-                     f"  {int(row['reactivated']):11,d}  {row['mrr_end']:15,.0f}")
+        lines.append(
+            f"{year}  {int(row['new']):5,d}  {int(row['churned']):7,d}"
+            f"  {int(row['reactivated']):11,d}  {row['mrr_end']:15,.0f}"
+        )
     return "\n".join(lines)
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,8 +136,11 @@ def _in_window(movements: pd.DataFrame, months: int, as_of, panel: pd.DataFrame)
     start = max(end - pd.DateOffset(months=months), panel["month"].min())
     inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
     if len(inside) < months:
-        _warn(f"only {len(inside)} of the {months} months up to {end:%Y-%m} are in the panel: "
-              "the rate is pooled over those", stacklevel=4)
+        _warn(
+            f"only {len(inside)} of the {months} months up to {end:%Y-%m} are in the panel: "
+            "the rate is pooled over those",
+            stacklevel=4,
+        )
     return inside, start, end
 
 
@@ -166,10 +184,8 @@ def mrr_movements(panel: pd.DataFrame) -> pd.DataFrame:
     months = pd.date_range(panel["month"].min(), panel["month"].max(), freq="MS", name="month")
     moving = panel[panel["movement"].isin(MOVEMENT_STEPS)]
     grouped = moving["movement_mrr"].abs().groupby([moving["month"], moving["movement"]])
-    amounts = grouped.sum().unstack(fill_value=0.0).reindex(index=months, columns=list(MOVEMENT_STEPS),
-                                                            fill_value=0.0)
-    counts = grouped.size().unstack(fill_value=0).reindex(index=months, columns=list(MOVEMENT_STEPS),
-                                                          fill_value=0)
+    amounts = grouped.sum().unstack(fill_value=0.0).reindex(index=months, columns=list(MOVEMENT_STEPS), fill_value=0.0)
+    counts = grouped.size().unstack(fill_value=0).reindex(index=months, columns=list(MOVEMENT_STEPS), fill_value=0)
     by_month = panel.groupby("month")
     # An account's MRR a month earlier is its MRR minus its signed movement; summed per month this
     # is the previous month's total, also on a panel cut to a later first month.
@@ -215,14 +231,19 @@ def mrr_bridge(panel: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
     start = first if start is None else month_of(start)
     end = last if end is None else month_of(end)
     if not (start < end and first <= end <= last):
-        raise ValueError(f"the bridge needs start < end, with end in the panel ({first:%Y-%m} to "
-                         f"{last:%Y-%m}); got {start:%Y-%m} to {end:%Y-%m}")
+        raise ValueError(
+            f"the bridge needs start < end, with end in the panel ({first:%Y-%m} to "
+            f"{last:%Y-%m}); got {start:%Y-%m} to {end:%Y-%m}"
+        )
     inside = movements[(movements["month"] > start) & (movements["month"] <= end)]
     # start MRR = the previous month's total of the window's first month (0 before the panel)
     start_mrr = float(inside["start_mrr"].iloc[0]) if start >= first - pd.DateOffset(months=1) else 0.0
-    steps = ([("start", start_mrr)] + [(g, float(inside[g].sum())) for g in GAINS]
-             + [(loss, -float(inside[loss].sum())) for loss in LOSSES]
-             + [("end", float(inside["end_mrr"].iloc[-1]))])
+    steps = (
+        [("start", start_mrr)]
+        + [(g, float(inside[g].sum())) for g in GAINS]
+        + [(loss, -float(inside[loss].sum())) for loss in LOSSES]
+        + [("end", float(inside["end_mrr"].iloc[-1]))]
+    )
     bridge = pd.DataFrame(steps, columns=["step", "amount"])
     bridge.attrs.update(start_month=start, end_month=end)
     return bridge
@@ -267,12 +288,21 @@ def logo_churn_rate(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
     exposure = int(inside["active_start"].sum())
     churned = int(inside["n_churn"].sum())
     if churned < MIN_RATE_EVENTS or exposure < MIN_ACCOUNTS * max(len(inside), 1):
-        _warn(f"logo churn rests on {churned} churns among {exposure / max(len(inside), 1):.0f} "
-              f"customers a month: at least {MIN_RATE_EVENTS} churns and {MIN_ACCOUNTS} customers are "
-              "needed for a stable rate")
+        _warn(
+            f"logo churn rests on {churned} churns among {exposure / max(len(inside), 1):.0f} "
+            f"customers a month: at least {MIN_RATE_EVENTS} churns and {MIN_ACCOUNTS} customers are "
+            "needed for a stable rate"
+        )
     monthly = churned / exposure if exposure else float("nan")
-    return {"monthly": monthly, "annual": 1 - (1 - monthly) ** 12, "churned": churned,
-            "exposure": exposure, "months": len(inside), "start_month": start, "end_month": end}
+    return {
+        "monthly": monthly,
+        "annual": 1 - (1 - monthly) ** 12,
+        "churned": churned,
+        "exposure": exposure,
+        "months": len(inside),
+        "start_month": start,
+        "end_month": end,
+    }
 
 
 def revenue_churn(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
@@ -312,28 +342,50 @@ def revenue_churn(panel: pd.DataFrame, months: int = 12, as_of=None) -> dict:
     """
     inside, start, end = _in_window(mrr_movements(panel), months, as_of, panel)
     if inside["active_start"].mean() < MIN_ACCOUNTS:
-        _warn(f"revenue churn rests on {inside['active_start'].mean():.0f} customers a month on "
-              f"average (fewer than {MIN_ACCOUNTS})")
+        _warn(
+            f"revenue churn rests on {inside['active_start'].mean():.0f} customers a month on "
+            f"average (fewer than {MIN_ACCOUNTS})"
+        )
     base = float(inside["start_mrr"].sum())
     lost = float(inside["churn"].sum() + inside["contraction"].sum())
     gained = float(inside["expansion"].sum() + inside["reactivation"].sum())
     gross = lost / base if base else float("nan")
     net = (lost - gained) / base if base else float("nan")
-    return {"gross_monthly": gross, "net_monthly": net, "gross_annual": 1 - (1 - gross) ** 12,
-            "net_annual": 1 - (1 - net) ** 12, "lost": lost, "gained": gained, "start_mrr": base,
-            "months": len(inside), "start_month": start, "end_month": end}
+    return {
+        "gross_monthly": gross,
+        "net_monthly": net,
+        "gross_annual": 1 - (1 - gross) ** 12,
+        "net_annual": 1 - (1 - net) ** 12,
+        "lost": lost,
+        "gained": gained,
+        "start_mrr": base,
+        "months": len(inside),
+        "start_month": start,
+        "end_month": end,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
 # Revenue retention on the trailing starting-cohort basis
 # ------------------------------------------------------------------------------------------------
 #: The figures of :func:`revenue_retention` and the rate columns of :func:`retention_over_time`.
-RATE_COLUMNS = ["nrr", "grr", "headwind", "tailwind", "expansion_rate", "contraction_rate",
-                "churn_rate", "reactivation_rate", "start_mrr", "n_accounts"]
+RATE_COLUMNS = [
+    "nrr",
+    "grr",
+    "headwind",
+    "tailwind",
+    "expansion_rate",
+    "contraction_rate",
+    "churn_rate",
+    "reactivation_rate",
+    "start_mrr",
+    "n_accounts",
+]
 
 
-def _cohort_accounts(panel: pd.DataFrame, months: int, by: str | None = None,
-                     start: pd.Timestamp | None = None) -> pd.DataFrame:
+def _cohort_accounts(
+    panel: pd.DataFrame, months: int, by: str | None = None, start: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """One row per account and start month s at which it was active, with s + ``months`` in the panel.
 
     Columns: ``m`` (start month as an integer), ``mrr_start``, ``mrr_end`` (MRR at s + months), each
@@ -357,14 +409,14 @@ def _cohort_accounts(panel: pd.DataFrame, months: int, by: str | None = None,
         s = month_index([start])[0]
         begins &= m == s
         ends &= m == s + months
-    begin = pd.DataFrame({"account_id": account[begins], "m": m[begins],
-                          "mrr_start": frame["mrr"].to_numpy()[begins]})
+    begin = pd.DataFrame({"account_id": account[begins], "m": m[begins], "mrr_start": frame["mrr"].to_numpy()[begins]})
     if by:
         labels = frame[by][begins]
         begin[by] = label_missing(labels).to_numpy()
     begin = pd.concat([begin, cumulative[begins].add_suffix("_0").reset_index(drop=True)], axis=1)
-    finish = pd.DataFrame({"account_id": account[ends], "m": m[ends] - months,
-                           "mrr_end": frame["mrr"].to_numpy()[ends]})
+    finish = pd.DataFrame(
+        {"account_id": account[ends], "m": m[ends] - months, "mrr_end": frame["mrr"].to_numpy()[ends]}
+    )
     finish = pd.concat([finish, cumulative[ends].add_suffix("_1").reset_index(drop=True)], axis=1)
     # inner: every account has a row in each month from its first to the panel's last, so only
     # start months less than `months` before the end drop out
@@ -382,13 +434,20 @@ def _rates(accounts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     # a cohort member back after the reactivation window is "new" again in the panel; for the
     # cohort it is a returning customer, so its MRR counts as reactivation
     returning = sums["reactivation"] + sums["new"]
-    out = pd.DataFrame({
-        "nrr": sums["mrr_end"] / base, "grr": sums["capped"] / base,
-        "headwind": (sums["churn"] + sums["contraction"]) / base, "tailwind": sums["expansion"] / base,
-        "expansion_rate": sums["expansion"] / base, "contraction_rate": sums["contraction"] / base,
-        "churn_rate": sums["churn"] / base, "reactivation_rate": returning / base,
-        "start_mrr": base, "n_accounts": accounts.groupby(keys, sort=True).size(),
-    })
+    out = pd.DataFrame(
+        {
+            "nrr": sums["mrr_end"] / base,
+            "grr": sums["capped"] / base,
+            "headwind": (sums["churn"] + sums["contraction"]) / base,
+            "tailwind": sums["expansion"] / base,
+            "expansion_rate": sums["expansion"] / base,
+            "contraction_rate": sums["contraction"] / base,
+            "churn_rate": sums["churn"] / base,
+            "reactivation_rate": returning / base,
+            "start_mrr": base,
+            "n_accounts": accounts.groupby(keys, sort=True).size(),
+        }
+    )
     return out.reset_index()
 
 
@@ -446,9 +505,11 @@ def revenue_retention(panel: pd.DataFrame, *, months: int = 12, as_of=None) -> d
     end = _end_month(panel, as_of)
     start = end - pd.DateOffset(months=months)
     if start < panel["month"].min():
-        raise ValueError(f"revenue retention up to {end:%Y-%m} needs the panel to start by "
-                         f"{start:%Y-%m} ({months} months of history); it starts "
-                         f"{panel['month'].min():%Y-%m}")
+        raise ValueError(
+            f"revenue retention up to {end:%Y-%m} needs the panel to start by "
+            f"{start:%Y-%m} ({months} months of history); it starts "
+            f"{panel['month'].min():%Y-%m}"
+        )
     rates = _rates(_cohort_accounts(panel, months, start=start).assign(m=0), ["m"])
     if rates.empty:
         out = dict.fromkeys(RATE_COLUMNS, float("nan")) | {"start_mrr": 0.0, "n_accounts": 0}
@@ -456,8 +517,10 @@ def revenue_retention(panel: pd.DataFrame, *, months: int = 12, as_of=None) -> d
         row = rates.iloc[0]
         out = {k: float(row[k]) for k in RATE_COLUMNS} | {"n_accounts": int(row["n_accounts"])}
     if out["n_accounts"] < MIN_ACCOUNTS:
-        _warn(f"revenue retention rests on {out['n_accounts']} accounts active in {start:%Y-%m} "
-              f"(fewer than {MIN_ACCOUNTS})")
+        _warn(
+            f"revenue retention rests on {out['n_accounts']} accounts active in {start:%Y-%m} "
+            f"(fewer than {MIN_ACCOUNTS})"
+        )
     return out | {"start_month": start, "end_month": end}
 
 
@@ -497,10 +560,8 @@ def retention_over_time(panel: pd.DataFrame, months: int = 12, by: str | None = 
     out.insert(1, "start_month", month_start(out.pop("m").to_numpy()))
     small = out[out["n_accounts"] < MIN_ACCOUNTS]
     if len(small):
-        where = ", ".join(f"{r.month:%Y-%m}" + (f" ({by}={r[by]})" if by else "")
-                          for _, r in small.head(3).iterrows())
-        _warn(f"{len(small)} of {len(out)} retention figures rest on fewer than {MIN_ACCOUNTS} "
-              f"accounts (e.g. {where})")
+        where = ", ".join(f"{r.month:%Y-%m}" + (f" ({by}={r[by]})" if by else "") for _, r in small.head(3).iterrows())
+        _warn(f"{len(small)} of {len(out)} retention figures rest on fewer than {MIN_ACCOUNTS} accounts (e.g. {where})")
     return out
 
 
@@ -533,8 +594,7 @@ def quick_ratio(movements: pd.DataFrame, months: int = 12) -> dict:
     recent = movements.tail(months)
     gained = float(sum(recent[c].sum() for c in GAINS if c in recent))
     lost = float(sum(recent[c].sum() for c in LOSSES if c in recent))
-    return {"ratio": gained / lost if lost > 0 else float("nan"), "gained": gained, "lost": lost,
-            "months": len(recent)}
+    return {"ratio": gained / lost if lost > 0 else float("nan"), "gained": gained, "lost": lost, "months": len(recent)}
 
 
 # re-exported: their own modules since issue 13, documented here first

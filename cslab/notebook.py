@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import warnings
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,23 @@ import pandas as pd
 from cslab import config
 from cslab.errors import CSLabError, NotebookSkipped, StatisticalWarning
 
-__all__ = ["RESULTS_MIMETYPE", "ParameterError", "declared_parameters", "check_parameters",
-           "record", "key_figures_table", "save_table", "tables_folder", "pct", "money", "show_statistical_warnings",
-           "skip", "escape_styled_tables", "show_inputs", "spreadsheet_safe"]
+__all__ = [
+    "RESULTS_MIMETYPE",
+    "ParameterError",
+    "declared_parameters",
+    "check_parameters",
+    "record",
+    "key_figures_table",
+    "save_table",
+    "tables_folder",
+    "pct",
+    "money",
+    "show_statistical_warnings",
+    "skip",
+    "escape_styled_tables",
+    "show_inputs",
+    "spreadsheet_safe",
+]
 
 RESULTS_MIMETYPE = "application/vnd.cslab.results+json"
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
@@ -52,8 +66,7 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict]:
         here = Path.cwd() / f"{notebook}.ipynb"
         path = here if here.exists() else config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    source = next(("".join(c["source"]) for c in cells
-                   if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    source = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if source is None:
         raise ParameterError(f"{path.name} has no cell tagged 'parameters'")
     declared = {}
@@ -82,10 +95,12 @@ def type_problems(values: dict[str, Any], declared: dict[str, dict]) -> list[str
             expected = _TYPES.get(declared[name]["type"].split("[")[0])
             wrong = expected is not None and (
                 not isinstance(value, expected)
-                or (declared[name]["type"] in {"int", "float"} and isinstance(value, bool)))
+                or (declared[name]["type"] in {"int", "float"} and isinstance(value, bool))
+            )
             if wrong:
-                problems.append(f"parameter {name!r} should be {declared[name]['type']}, "
-                                f"got {type(value).__name__} {value!r}")
+                problems.append(
+                    f"parameter {name!r} should be {declared[name]['type']}, got {type(value).__name__} {value!r}"
+                )
     return problems
 
 
@@ -108,9 +123,11 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> dict[str, Any]
     >>> params = check_parameters(globals(), "01_cohort_retention")  # doctest: +SKIP
     """
     declared = declared_parameters(notebook)
-    given = {k: v for k, v in namespace.items()
-             if not k.startswith("_") and k not in _IPYTHON_NAMES
-             and not callable(v) and type(v).__name__ != "module"}
+    given = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and k not in _IPYTHON_NAMES and not callable(v) and type(v).__name__ != "module"
+    }
     problems = type_problems(given, declared)
     if problems:
         raise ParameterError("; ".join(problems))
@@ -245,8 +262,14 @@ def record(**results: Any) -> None:
         from IPython.display import display
 
         table = key_figures_table(clean, currency=_notebook_currency())
-        display({RESULTS_MIMETYPE: clean, "text/plain": table.to_string(index=False),
-                 "text/html": table.to_html(index=False)}, raw=True)
+        display(
+            {
+                RESULTS_MIMETYPE: clean,
+                "text/plain": table.to_string(index=False),
+                "text/html": table.to_html(index=False),
+            },
+            raw=True,
+        )
     except ImportError:  # pragma: no cover - IPython is a dependency
         pass
 
@@ -282,8 +305,14 @@ def key_figures_table(results: dict[str, Any], currency: str = "") -> pd.DataFra
     from cslab.results import format_value, label_for, lookup, notebook_of
 
     notebook = notebook_of(results)  # a key such as horizon_months means one thing per notebook
-    rows = [{"figure": label_for(name, notebook), "value": format_value(value, lookup(name, notebook).kind, currency),
-             "key": name} for name, value in results.items()]
+    rows = [
+        {
+            "figure": label_for(name, notebook),
+            "value": format_value(value, lookup(name, notebook).kind, currency),
+            "key": name,
+        }
+        for name, value in results.items()
+    ]
     return pd.DataFrame(rows, columns=["figure", "value", "key"])
 
 
@@ -406,10 +435,8 @@ def money(value: float | None, currency: str = "USD") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     size = abs(value)
-    text = (f"{value / 1e6:.3g}M" if size >= 1e6 else f"{value / 1e3:.3g}k" if size >= 1e4
-            else f"{value:,.0f}")
+    text = f"{value / 1e6:.3g}M" if size >= 1e6 else f"{value / 1e3:.3g}k" if size >= 1e4 else f"{value:,.0f}"
     return f"{currency} {text}"
-
 
 
 def skip(reason: str) -> None:
@@ -451,10 +478,17 @@ def show_inputs(data, screen=None) -> None:
     if getattr(data, "usage", None) is not None:
         display(Markdown(data.metric_roles.sentence()))
     if screen is not None and screen.left_out:
-        display(Markdown(f"**Left out of the models:** {len(screen.left_out)} column"
-                         f"{'s' if len(screen.left_out) != 1 else ''} of the account data "
-                         "(written at or after churn, or giving the answer away on their own). "
-                         "Keep one with `-p include_attributes=COLUMN`."))
-        display(screen.summary().style.hide(axis="index")
-                .set_properties(**{"text-align": "left"})
-                .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+        display(
+            Markdown(
+                f"**Left out of the models:** {len(screen.left_out)} column"
+                f"{'s' if len(screen.left_out) != 1 else ''} of the account data "
+                "(written at or after churn, or giving the answer away on their own). "
+                "Keep one with `-p include_attributes=COLUMN`."
+            )
+        )
+        display(
+            screen.summary()
+            .style.hide(axis="index")
+            .set_properties(**{"text-align": "left"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+        )

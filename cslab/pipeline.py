@@ -32,10 +32,26 @@ STABILISE = "stabilise before expanding"
 #: * ``whitespace_products``: products peers own and the account lacks (:func:`whitespace`);
 #: * ``seat_utilisation``, ``at_capacity``, ``headroom``, ``relative_uplift`` (expected uplift / current
 #:   MRR), ``uplift_basis``: where the uplift comes from.
-EXPANSION_COLUMNS = ("account_id", "name", "segment", "plan", "csm_id", "arr", "probability",
-                     "expected_uplift_arr", "expected_expansion_arr", "health_band", "action", "reasons",
-                     "whitespace_products", "seat_utilisation", "at_capacity", "headroom", "relative_uplift",
-                     "uplift_basis")
+EXPANSION_COLUMNS = (
+    "account_id",
+    "name",
+    "segment",
+    "plan",
+    "csm_id",
+    "arr",
+    "probability",
+    "expected_uplift_arr",
+    "expected_expansion_arr",
+    "health_band",
+    "action",
+    "reasons",
+    "whitespace_products",
+    "seat_utilisation",
+    "at_capacity",
+    "headroom",
+    "relative_uplift",
+    "uplift_basis",
+)
 _OPTIONAL = ("name", "segment", "plan", "csm_id")
 
 
@@ -56,8 +72,16 @@ def _per_row(values, scoring: pd.DataFrame, name: str) -> np.ndarray:
     return values
 
 
-def opportunities(scoring: pd.DataFrame, probability, uplift: pd.DataFrame, health_band, *,
-                  reasons=None, whitespace=None, min_probability: float = 0.15) -> pd.DataFrame:
+def opportunities(
+    scoring: pd.DataFrame,
+    probability,
+    uplift: pd.DataFrame,
+    health_band,
+    *,
+    reasons=None,
+    whitespace=None,
+    min_probability: float = 0.15,
+) -> pd.DataFrame:
     """Active accounts ranked by expected expansion ARR, with what to do about each.
 
     Parameters
@@ -103,15 +127,17 @@ def opportunities(scoring: pd.DataFrame, probability, uplift: pd.DataFrame, heal
     table["expected_expansion_arr"] = table["probability"] * table["expected_uplift_arr"]
     band = pd.Series(_per_row(health_band, scoring, "health_band"), index=table.index)
     table["health_band"] = band
-    table["action"] = np.where(band.eq("red"), STABILISE,
-                               np.where(table["probability"] >= min_probability, "expand", "nurture"))
-    table["reasons"] = (pd.Series(_per_row(reasons, scoring, "reasons"), index=table.index).fillna("")
-                        if reasons is not None else "")
-    table["whitespace_products"] = (table["account_id"].map(whitespace).fillna("")
-                                    if whitespace is not None else "")
+    table["action"] = np.where(
+        band.eq("red"), STABILISE, np.where(table["probability"] >= min_probability, "expand", "nurture")
+    )
+    table["reasons"] = (
+        pd.Series(_per_row(reasons, scoring, "reasons"), index=table.index).fillna("") if reasons is not None else ""
+    )
+    table["whitespace_products"] = table["account_id"].map(whitespace).fillna("") if whitespace is not None else ""
     for column in ("seat_utilisation", "at_capacity", "headroom", "relative_uplift", "uplift_basis"):
         if column in matched:
             table[column] = matched[column].to_numpy()
-    table = table.sort_values(["expected_expansion_arr", "probability"], ascending=False,
-                              na_position="last", kind="stable", ignore_index=True)
+    table = table.sort_values(
+        ["expected_expansion_arr", "probability"], ascending=False, na_position="last", kind="stable", ignore_index=True
+    )
     return table[[c for c in EXPANSION_COLUMNS if c in table]]

@@ -47,8 +47,18 @@ import pandas as pd
 
 from cslab.errors import CSLabError
 
-__all__ = ["KEY_ENV", "KEY_SUFFIX", "MIN_KEY_LENGTH", "AnonymizationError", "Pseudonymizer",
-           "AnonymizedInput", "key_file_for", "resolve_key", "anonymize_folder", "anonymize_customers"]
+__all__ = [
+    "KEY_ENV",
+    "KEY_SUFFIX",
+    "MIN_KEY_LENGTH",
+    "AnonymizationError",
+    "Pseudonymizer",
+    "AnonymizedInput",
+    "key_file_for",
+    "resolve_key",
+    "anonymize_folder",
+    "anonymize_customers",
+]
 
 KEY_ENV = "CSLAB_ANONYMIZE_KEY"
 KEY_SUFFIX = ".cslab-key"
@@ -85,14 +95,17 @@ def _checked(key: str | bytes, origin: str) -> bytes:
     raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
     raw = raw.strip()
     if len(raw) < MIN_KEY_LENGTH:
-        raise AnonymizationError(f"the pseudonym key from {origin} has {len(raw)} characters; "
-                                 f"use at least {MIN_KEY_LENGTH} (e.g. `python -c 'import secrets; "
-                                 "print(secrets.token_hex(32))'`)")
+        raise AnonymizationError(
+            f"the pseudonym key from {origin} has {len(raw)} characters; "
+            f"use at least {MIN_KEY_LENGTH} (e.g. `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'`)"
+        )
     return raw
 
 
-def resolve_key(source: str | Path, key: str | bytes | None = None,
-                key_file: str | Path | None = None) -> tuple[bytes, str]:
+def resolve_key(
+    source: str | Path, key: str | bytes | None = None, key_file: str | Path | None = None
+) -> tuple[bytes, str]:
     """The pseudonym key and where it came from (for one line on the console, never the report).
 
     Parameters
@@ -124,8 +137,9 @@ def resolve_key(source: str | Path, key: str | bytes | None = None,
     source = Path(source).resolve()
     path = Path(key_file).resolve() if key_file else key_file_for(source)
     if source.is_dir() and path.is_relative_to(source):
-        raise AnonymizationError(f"the key file {path} would lie inside the data folder; keep it "
-                                 "outside (the default is beside the folder)")
+        raise AnonymizationError(
+            f"the key file {path} would lie inside the data folder; keep it outside (the default is beside the folder)"
+        )
     if path.exists():
         try:
             return _checked(path.read_text(encoding="utf-8"), str(path)), f"key file {path}"
@@ -138,9 +152,11 @@ def resolve_key(source: str | Path, key: str | bytes | None = None,
     except FileExistsError:
         return resolve_key(source, key=None, key_file=path)
     except OSError as exc:
-        raise AnonymizationError(f"cannot create the key file {path} ({exc.strerror}); give a key "
-                                 f"with --anonymize-key or ${KEY_ENV}, or a writable "
-                                 "--anonymize-key-file") from exc
+        raise AnonymizationError(
+            f"cannot create the key file {path} ({exc.strerror}); give a key "
+            f"with --anonymize-key or ${KEY_ENV}, or a writable "
+            "--anonymize-key-file"
+        ) from exc
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(new + "\n")
     return new.encode("utf-8"), f"key file {path} (new: keep it to get the same pseudonyms next time)"
@@ -225,13 +241,26 @@ class AnonymizedInput:
     kept_text_columns: list[str] = field(default_factory=list)
 
 
-_CONTRACT_ACCOUNT_COLUMNS = {"account_id", "name", "signup_date", "segment", "industry", "region",
-                             "csm_id", "employees"}
+_CONTRACT_ACCOUNT_COLUMNS = {
+    "account_id",
+    "name",
+    "signup_date",
+    "segment",
+    "industry",
+    "region",
+    "csm_id",
+    "employees",
+}
 
 
 def _text_columns(frame: pd.DataFrame, known: set[str]) -> list[str]:
-    return [c for c in frame.columns if c not in known and not pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    return [
+        c
+        for c in frame.columns
+        if c not in known
+        and not pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_datetime64_any_dtype(frame[c])
+    ]
 
 
 def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
@@ -264,19 +293,23 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
 
     data = src if isinstance(src, CSData) else load(src)
     if data.subscriptions is None:
-        raise AnonymizationError("anonymize_folder needs a data folder; use anonymize_customers for a "
-                                 "one-row-per-customer table")
+        raise AnonymizationError(
+            "anonymize_folder needs a data folder; use anonymize_customers for a one-row-per-customer table"
+        )
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     pseudo = Pseudonymizer(key)
-    frames = {name: getattr(data, name) for name in TABLE_NAMES
-              if name != "usage" and getattr(data, name) is not None}
+    frames = {name: getattr(data, name) for name in TABLE_NAMES if name != "usage" and getattr(data, name) is not None}
     ids = [f["account_id"] for f in frames.values() if "account_id" in f]
     if data.usage is not None:
         ids.append(data.usage.query("SELECT DISTINCT account_id FROM usage")["account_id"])
     accounts = pseudo.mapping(pd.concat(ids, ignore_index=True), _ACCOUNT)
-    csms = pseudo.mapping(pd.concat([f["csm_id"] for f in frames.values() if "csm_id" in f]
-                                    or [pd.Series([], dtype=object)], ignore_index=True), _CSM)
+    csms = pseudo.mapping(
+        pd.concat(
+            [f["csm_id"] for f in frames.values() if "csm_id" in f] or [pd.Series([], dtype=object)], ignore_index=True
+        ),
+        _CSM,
+    )
     result = AnonymizedInput(dst, n_accounts=len(accounts), n_csms=len(csms))
     for name, frame in frames.items():
         out = frame.copy()
@@ -288,8 +321,7 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
             if "name" in out:
                 out["name"] = pseudo.names(out["name"], out["account_id"])
                 result.n_names = int(out["name"].notna().sum())
-            result.kept_text_columns = [f"accounts.{c}" for c in
-                                        _text_columns(out, _CONTRACT_ACCOUNT_COLUMNS)]
+            result.kept_text_columns = [f"accounts.{c}" for c in _text_columns(out, _CONTRACT_ACCOUNT_COLUMNS)]
         if name == "subscriptions" and data.currency:
             out["currency"] = data.currency  # the one currency read on loading (dropped then)
         out.to_csv(dst / f"{name}.csv", index=False)
@@ -299,18 +331,19 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
     if data.usage is not None:
         target = str(dst / "usage.parquet").replace("'", "''")
         with duckdb.connect() as con:
-            con.register("pseudonyms", pd.DataFrame({"original": list(accounts),
-                                                     "pseudonym": list(accounts.values())}))
+            con.register("pseudonyms", pd.DataFrame({"original": list(accounts), "pseudonym": list(accounts.values())}))
             con.execute(
                 "COPY (SELECT p.pseudonym AS account_id, u.date, u.metric, u.value "
                 f"FROM (SELECT row_number() OVER () AS row_, * FROM ({data.usage.relation_sql()})) u "
                 "LEFT JOIN pseudonyms p ON u.account_id = p.original ORDER BY u.row_) "
-                f"TO '{target}' (FORMAT PARQUET)")
+                f"TO '{target}' (FORMAT PARQUET)"
+            )
     return result
 
 
-def anonymize_customers(path: str | Path, dst: str | Path, key: bytes | str,
-                        id_col: str | None = None) -> AnonymizedInput:
+def anonymize_customers(
+    path: str | Path, dst: str | Path, key: bytes | str, id_col: str | None = None
+) -> AnonymizedInput:
     """Write a pseudonymised copy of a one-row-per-customer table (snapshot mode) into folder ``dst``.
 
     The id column (when there is one; without it row numbers are the ids and nothing identifies a

@@ -62,13 +62,22 @@ class ProgrammeValue:
         _, cols = _drop_copies(X, list(range(X.shape[1])))
         self._landmark = {"s": s, "t": t, "X": X[:, cols], "cols": cols, "every": every, "start": {}}
 
-    def _landmark_design(self, s: np.ndarray, tenure: np.ndarray, renewal: np.ndarray,
-                         months_on: np.ndarray) -> np.ndarray:
+    def _landmark_design(
+        self, s: np.ndarray, tenure: np.ndarray, renewal: np.ndarray, months_on: np.ndarray
+    ) -> np.ndarray:
         from cslab.programmes import _bands
 
-        return np.column_stack([np.ones(len(s)), self._first[s], self._lagged[s], self._segment[s],
-                                _bands(tenure), renewal,
-                                *[(months_on >= lo) & (months_on <= hi) for lo, hi in ((2, 3), (4, 6), (7, 12))]])
+        return np.column_stack(
+            [
+                np.ones(len(s)),
+                self._first[s],
+                self._lagged[s],
+                self._segment[s],
+                _bands(tenure),
+                renewal,
+                *[(months_on >= lo) & (months_on <= hi) for lo, hi in ((2, 3), (4, 6), (7, 12))],
+            ]
+        )
 
     def _landmark_fit(self, outcome: str, log_effects: dict, freq: np.ndarray) -> np.ndarray:
         """The landmark model of ``churn`` or ``expansion``, with the programmes' total effects on
@@ -83,17 +92,25 @@ class ProgrammeValue:
         offset = np.zeros(rows.sum())
         for p, b in log_effects.items():
             offset += b * self.programmes_[p].exposed[t[rows]]
-        fit = fit_binary(lm["X"][rows], y, freq[self._account[s[rows]]], link="cloglog",
-                         penalty=OUTCOME_PENALTY, start=lm["start"].get(outcome), tol=self._tol, offset=offset)
+        fit = fit_binary(
+            lm["X"][rows],
+            y,
+            freq[self._account[s[rows]]],
+            link="cloglog",
+            penalty=OUTCOME_PENALTY,
+            start=lm["start"].get(outcome),
+            tol=self._tol,
+            offset=offset,
+        )
         lm["start"].setdefault(outcome, fit.coef)
         return fit.coef
-
 
     # ------------------------------------------------------------------------------------------
     # Money: the value of the deliveries of a window, projected over a fixed horizon
     # ------------------------------------------------------------------------------------------
-    def plan_value(self, window_start, window_end, *, horizon_months: int = 12,
-                   relative_uplift: pd.Series | None = None) -> ProgrammeValue:
+    def plan_value(
+        self, window_start, window_end, *, horizon_months: int = 12, relative_uplift: pd.Series | None = None
+    ) -> ProgrammeValue:
         """Prepare the counterfactual "the deliveries of this window did not happen".
 
         For each account with a delivery (of any estimated programme) in the calendar months from
@@ -126,15 +143,16 @@ class ProgrammeValue:
         n = len(r)
         d = self._month[r]
         j = np.arange(1, H + 1)
-        obs = d[:, None] + j[None, :] - 1                     # observation month of each projected row
+        obs = d[:, None] + j[None, :] - 1  # observation month of each projected row
         tenure = self._tenure[r][:, None] + j[None, :] - 1
         annual = self._annual[r][:, None]
         renewal = annual & (np.mod(self._mtr[r][:, None] - (j[None, :] - 1), 12) == 1)
         at_risk = ~annual | renewal
         # the landmark design of each projected month: where the account stood at its first delivery
         # of the window (the signals of the month before), then tenure, renewal and months on
-        landmark = self._landmark_design(np.repeat(r, H), tenure.ravel(), renewal.ravel().astype(float),
-                                         np.tile(j, n))[:, self._landmark["cols"]]
+        landmark = self._landmark_design(np.repeat(r, H), tenure.ravel(), renewal.ravel().astype(float), np.tile(j, n))[
+            :, self._landmark["cols"]
+        ]
         # the grid of deliveries per programme, months w0 - k … w1, for the accounts concerned
         lo = w0 - k
         width = w1 - lo + 1
@@ -155,21 +173,31 @@ class ProgrammeValue:
                 # delivered within the k months up to each observation month
                 csum = np.concatenate([np.zeros((n, 1)), np.cumsum(grid, axis=1)], axis=1)
                 col = obs - lo
-                recent = csum[np.arange(n)[:, None], np.clip(col + 1, 0, width + H)] \
+                recent = (
+                    csum[np.arange(n)[:, None], np.clip(col + 1, 0, width + H)]
                     - csum[np.arange(n)[:, None], np.clip(col + 1 - k, 0, width + H)]
+                )
                 with_ = recent > 0
                 before = grid.copy()
-                before[:, w0 - lo:] = False
+                before[:, w0 - lo :] = False
                 csum_b = np.concatenate([np.zeros((n, 1)), np.cumsum(before, axis=1)], axis=1)
-                recent_b = csum_b[np.arange(n)[:, None], np.clip(col + 1, 0, width + H)] \
+                recent_b = (
+                    csum_b[np.arange(n)[:, None], np.clip(col + 1, 0, width + H)]
                     - csum_b[np.arange(n)[:, None], np.clip(col + 1 - k, 0, width + H)]
+                )
                 without = recent_b > 0
             exposure[p] = (with_.astype(float), without.astype(float))
         seg = self.rows_["segment"].to_numpy()[r] if "segment" in self.rows_ else np.full(n, "all")
         self.value_plan_ = {
-            "accounts": accounts, "account_codes": self._account[r], "rows": r, "H": H,
-            "landmark": landmark, "at_risk": at_risk.astype(float),
-            "exposure": exposure, "mrr": self._mrr[r], "uplift": self._relative_uplift(seg, relative_uplift) * self._mrr[r],
+            "accounts": accounts,
+            "account_codes": self._account[r],
+            "rows": r,
+            "H": H,
+            "landmark": landmark,
+            "at_risk": at_risk.astype(float),
+            "exposure": exposure,
+            "mrr": self._mrr[r],
+            "uplift": self._relative_uplift(seg, relative_uplift) * self._mrr[r],
             "window": (start, end),
         }
         return self
@@ -188,8 +216,9 @@ class ProgrammeValue:
         by = ratio.groupby(past["segment"]).median() if "segment" in past else pd.Series(dtype=float)
         return pd.Series(segment).map(by).fillna(overall).to_numpy()
 
-    def _projected(self, eta: np.ndarray, eta_e: np.ndarray | None, log_hr: dict, log_ehr: dict,
-                   removed: set) -> tuple[np.ndarray, np.ndarray]:
+    def _projected(
+        self, eta: np.ndarray, eta_e: np.ndarray | None, log_hr: dict, log_ehr: dict, removed: set
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per money account: expected MRR-months kept and added over the horizon with the window's
         deliveries minus without those of the programmes in ``removed``.
 
@@ -218,8 +247,7 @@ class ProgrammeValue:
                 added += sign * (alive * q * remaining).sum(axis=1)
         return kept * plan["mrr"], added * plan["uplift"]
 
-    def value(self, estimates: dict | None = None, freq: np.ndarray | None = None,
-              gross_margin: float = 0.8) -> dict:
+    def value(self, estimates: dict | None = None, freq: np.ndarray | None = None, gross_margin: float = 0.8) -> dict:
         """Gross-margin value of the window's deliveries (after :meth:`plan_value`).
 
         ``by_programme``: each programme's window deliveries removed alone (the others' kept); these
@@ -243,8 +271,7 @@ class ProgrammeValue:
         shape = (len(plan["mrr"]), plan["H"])
         weights = np.ones(self._n_accounts) if freq is None else freq
         eta = (plan["landmark"] @ self._landmark_fit("churn", log_hr, weights)).reshape(shape)
-        eta_e = (plan["landmark"] @ self._landmark_fit("expansion", log_ehr, weights)).reshape(shape) \
-            if has_e else None
+        eta_e = (plan["landmark"] @ self._landmark_fit("expansion", log_ehr, weights)).reshape(shape) if has_e else None
         scale = gross_margin / self.sample_fraction_  # a sample of accounts stands for all of them
         out = {"by_programme": {}}
         for p in effects:  # one programme's window deliveries removed, the others' kept

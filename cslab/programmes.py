@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from cslab.errors import CSLabError
-from cslab.exposure import EXPOSURE_TYPES, RECURRING_REPEAT_SHARE, exposure as exposure_of
+from cslab.exposure import EXPOSURE_TYPES, RECURRING_REPEAT_SHARE
+from cslab.exposure import exposure as exposure_of
 from cslab.features import label_of
 from cslab.glm import ConvergenceError, cluster_covariance, fit_binary, predict
 from cslab.programme_value import ProgrammeValue
@@ -73,8 +74,9 @@ PROPENSITY_PENALTY = 1.0
 OUTCOME_PENALTY = 0.1
 
 
-def kinds_from_rows(rows: pd.DataFrame, programmes: list[str],
-                    min_repeat_share: float = RECURRING_REPEAT_SHARE) -> dict:
+def kinds_from_rows(
+    rows: pd.DataFrame, programmes: list[str], min_repeat_share: float = RECURRING_REPEAT_SHARE
+) -> dict:
     """Exposure type per programme from the cumulative counts alone (when the activity table is not
     at hand): ``recurring`` when at least ``min_repeat_share`` of treated accounts had it twice.
 
@@ -151,14 +153,14 @@ class _Programme:
 
     name: str
     kind: str
-    exposed: np.ndarray              # per row (all rows)
-    delivered: np.ndarray            # a delivery in the row's month
-    decision: np.ndarray             # rows where a delivery is decided
-    propensity: dict                 # candidate -> design (decision rows)
-    numerator: np.ndarray            # numerator design (decision rows)
-    balance_design: np.ndarray       # signals for the balance check (decision rows)
+    exposed: np.ndarray  # per row (all rows)
+    delivered: np.ndarray  # a delivery in the row's month
+    decision: np.ndarray  # rows where a delivery is decided
+    propensity: dict  # candidate -> design (decision rows)
+    numerator: np.ndarray  # numerator design (decision rows)
+    balance_design: np.ndarray  # signals for the balance check (decision rows)
     balance_names: list
-    population: np.ndarray           # rows where the programme can be given (positivity)
+    population: np.ndarray  # rows where the programme can be given (positivity)
     population_note: str
     start: dict = field(default_factory=dict)  # warm starts
 
@@ -196,9 +198,16 @@ class ProgrammeEffects(ProgrammeValue):
     0.62
     """
 
-    def __init__(self, exposure_months: int = 3, weight_trim: float = 0.01,
-                 covariates: list[str] | None = None, categorical: tuple[str, ...] = ("segment",),
-                 min_treated_accounts: int = 20, max_accounts: int | None = None, random_state: int = 0):
+    def __init__(
+        self,
+        exposure_months: int = 3,
+        weight_trim: float = 0.01,
+        covariates: list[str] | None = None,
+        categorical: tuple[str, ...] = ("segment",),
+        min_treated_accounts: int = 20,
+        max_accounts: int | None = None,
+        random_state: int = 0,
+    ):
         self.exposure_months = exposure_months
         self.max_accounts = max_accounts
         self.random_state = random_state
@@ -214,8 +223,9 @@ class ProgrammeEffects(ProgrammeValue):
         return state
 
     # ------------------------------------------------------------------------------------------
-    def fit(self, rows: pd.DataFrame, programmes: list[str], kinds: dict | None = None, *,
-            book_accounts: int | None = None) -> "ProgrammeEffects":
+    def fit(
+        self, rows: pd.DataFrame, programmes: list[str], kinds: dict | None = None, *, book_accounts: int | None = None
+    ) -> ProgrammeEffects:
         """Estimate every programme's total effect (point estimates, model intervals, diagnostics).
 
         Parameters
@@ -268,8 +278,11 @@ class ProgrammeEffects(ProgrammeValue):
         dates = pd.DatetimeIndex(rows["observation_date"])
         self._month = (dates.year * 12 + dates.month - 1).to_numpy()
         self._renewal = rows["renewal"].to_numpy(float) if "renewal" in rows else np.zeros(n)
-        self._annual = (rows["billing_period_months"].fillna(1).to_numpy() >= 12) \
-            if "billing_period_months" in rows else np.zeros(n, bool)
+        self._annual = (
+            (rows["billing_period_months"].fillna(1).to_numpy() >= 12)
+            if "billing_period_months" in rows
+            else np.zeros(n, bool)
+        )
         self._mtr = rows["months_to_renewal"].fillna(0).to_numpy(float) if "months_to_renewal" in rows else np.zeros(n)
         self._mrr = rows["mrr"].fillna(0).to_numpy(float)
 
@@ -279,16 +292,24 @@ class ProgrammeEffects(ProgrammeValue):
         # with a first-month flag), not this month's, which the month's own deliveries may have moved
         lagged = current.groupby(account, sort=False).shift(1)
         lagged_z = _standardise(lagged)
-        segment = pd.concat([_dummies(rows[c], c) for c in categorical], axis=1) if categorical \
+        segment = (
+            pd.concat([_dummies(rows[c], c) for c in categorical], axis=1)
+            if categorical
             else pd.DataFrame(index=rows.index)
+        )
         bands = _bands(tenure)
         # baseline: each account's first month, before exposure to anything the data shows later
         baseline = current.groupby(account, sort=False).transform("first")
         baseline_z = _standardise(baseline).add_prefix("baseline ")
         # the outcome design without the exposures: intercept, baseline, segment, tenure, renewal
         outcome = np.column_stack([np.ones(n), baseline_z.to_numpy(), segment.to_numpy(), bands, self._renewal])
-        names = ["const", *baseline_z.columns, *segment.columns,
-                 *[f"tenure band {b}" for b in range(1, bands.shape[1] + 1)], "renewal"]
+        names = [
+            "const",
+            *baseline_z.columns,
+            *segment.columns,
+            *[f"tenure band {b}" for b in range(1, bands.shape[1] + 1)],
+            "renewal",
+        ]
         outcome, names = _drop_copies(outcome, names)
         self._outcome, self._outcome_names = outcome, names
         self._n_band = sum(n.startswith("tenure band") for n in names)
@@ -308,16 +329,18 @@ class ProgrammeEffects(ProgrammeValue):
                 bins[c] = np.column_stack([(lagged_z[c].to_numpy() > e).astype(float) for e in edges])
         binned = np.column_stack(list(bins.values())) if bins else np.zeros((n, 0))
 
-        exposures = {p: exposure_of(rows, p, self.kinds_[p], exposure_months=self.exposure_months).to_numpy()
-                     for p in programmes}
+        exposures = {
+            p: exposure_of(rows, p, self.kinds_[p], exposure_months=self.exposure_months).to_numpy() for p in programmes
+        }
         self._exposures = exposures
         self._build_landmarks(lagged_z.to_numpy(), segment.to_numpy())
         self.programmes_: dict[str, _Programme] = {}
         self.failed_: dict[str, str] = {}
         for p in programmes:
             try:
-                self.programmes_[p] = self._prepare(p, rows, exposures, lagged_z, segment, bands, binned,
-                                                    covariates, categorical)
+                self.programmes_[p] = self._prepare(
+                    p, rows, exposures, lagged_z, segment, bands, binned, covariates, categorical
+                )
             except CSLabError as error:
                 self.failed_[p] = str(error)
         self.effects_ = {}
@@ -337,8 +360,10 @@ class ProgrammeEffects(ProgrammeValue):
         exposed = exposures[p]
         treated_accounts = np.unique(self._account[exposed])
         if len(treated_accounts) < self.min_treated_accounts:
-            raise CSLabError(f"{len(treated_accounts)} accounts received {p.replace('_', ' ')}: too few to "
-                             f"estimate its effect; at least {self.min_treated_accounts} are needed")
+            raise CSLabError(
+                f"{len(treated_accounts)} accounts received {p.replace('_', ' ')}: too few to "
+                f"estimate its effect; at least {self.min_treated_accounts} are needed"
+            )
         kind = self.kinds_[p]
         prev_exposed = np.where(self._first, False, np.r_[False, exposed[:-1]])
         if kind == "one_time":
@@ -349,8 +374,13 @@ class ProgrammeEffects(ProgrammeValue):
         else:
             decision = np.ones(len(rows), bool)
             history = self._since_last(delivered)
-        others = np.column_stack([np.where(self._first, 0.0, np.r_[0.0, exposures[q][:-1].astype(float)])
-                                  for q in exposures if q != p]) if len(exposures) > 1 else np.zeros((len(rows), 0))
+        others = (
+            np.column_stack(
+                [np.where(self._first, 0.0, np.r_[0.0, exposures[q][:-1].astype(float)]) for q in exposures if q != p]
+            )
+            if len(exposures) > 1
+            else np.zeros((len(rows), 0))
+        )
         # positivity: levels of few-valued signals the programme never reaches are left out
         population = np.ones(len(rows), bool)
         notes = []
@@ -359,13 +389,21 @@ class ProgrammeEffects(ProgrammeValue):
             keep = (rows[c].isin(levels) | rows[c].isna()).to_numpy()
             if not keep.all():
                 population &= keep
-                shown = ", ".join(sorted({1.0: "yes", 0.0: "no"}.get(v, str(v)) if isinstance(v, float)
-                                         else str(v) for v in levels))
+                shown = ", ".join(
+                    sorted({1.0: "yes", 0.0: "no"}.get(v, str(v)) if isinstance(v, float) else str(v) for v in levels)
+                )
                 notes.append(f"{label_of(c) if c != 'has_csm' else 'has a CSM'}: {shown}")
         decision &= population
         D = decision
-        base = [np.ones(D.sum()), self._first[D].astype(float), lagged_z.to_numpy()[D], segment.to_numpy()[D],
-                bands[D], others[D], history[D]]
+        base = [
+            np.ones(D.sum()),
+            self._first[D].astype(float),
+            lagged_z.to_numpy()[D],
+            segment.to_numpy()[D],
+            bands[D],
+            others[D],
+            history[D],
+        ]
         linear = np.column_stack(base)
         candidates = {"logistic": linear, "binned logistic": np.column_stack([linear, binned[D]])}
         # the numerator may condition only on what the outcome model holds (tenure, segment)
@@ -377,9 +415,19 @@ class ProgrammeEffects(ProgrammeValue):
         keep = balance.std(0) > 0.05
         candidates = {k: _drop_copies(v, list(range(v.shape[1])))[0] for k, v in candidates.items()}
         numerator = _drop_copies(numerator, list(range(numerator.shape[1])))[0]
-        return _Programme(p, kind, exposed, delivered, decision, candidates, numerator, balance[:, keep],
-                          [b for b, k in zip(balance_names, keep) if k], population,
-                          "; ".join(notes) or "all accounts")
+        return _Programme(
+            p,
+            kind,
+            exposed,
+            delivered,
+            decision,
+            candidates,
+            numerator,
+            balance[:, keep],
+            [b for b, k in zip(balance_names, keep) if k],
+            population,
+            "; ".join(notes) or "all accounts",
+        )
 
     def _since_last(self, delivered: np.ndarray) -> np.ndarray:
         """Dummies of the months since the last delivery before each row (never, 1, 2, 3, 4-6, 7-12, 13+)."""
@@ -401,8 +449,9 @@ class ProgrammeEffects(ProgrammeValue):
         best, failure = None, ""
         for name, X in prog.propensity.items():
             try:
-                f = fit_binary(X, A, fD, link="logit", penalty=PROPENSITY_PENALTY, start=prog.start.get(name),
-                               tol=self._tol)
+                f = fit_binary(
+                    X, A, fD, link="logit", penalty=PROPENSITY_PENALTY, start=prog.start.get(name), tol=self._tol
+                )
             except ConvergenceError as error:
                 failure = f"{name} propensity model: {error}"
                 continue
@@ -410,8 +459,11 @@ class ProgrammeEffects(ProgrammeValue):
             p = np.clip(predict(X, f.coef, "logit"), 1e-4, 1 - 1e-4)
             ipw = np.where(A == 1, 1 / p, 1 / (1 - p))
             ok = used & (p > MIN_DECISION_PROBABILITY)
-            smd = np.abs(_wsmd(prog.balance_design[ok], A[ok], (fD * ipw)[ok], base_sd)).max() \
-                if prog.balance_design.shape[1] and ok.any() else 0.0
+            smd = (
+                np.abs(_wsmd(prog.balance_design[ok], A[ok], (fD * ipw)[ok], base_sd)).max()
+                if prog.balance_design.shape[1] and ok.any()
+                else 0.0
+            )
             if best is None or smd < best[0]:
                 best = (smd, name, p)
             if not choose:
@@ -424,8 +476,7 @@ class ProgrammeEffects(ProgrammeValue):
         # quarter): it gets no weight factor, and no exposure can be compared there
         # (half of it: propensities often take a few values, and the lowest group of deliveries must
         # stay inside)
-        support = max(MIN_DECISION_PROBABILITY,
-                      0.5 * float(np.quantile(p[(A == 1) & used], SUPPORT_QUANTILE)))
+        support = max(MIN_DECISION_PROBABILITY, 0.5 * float(np.quantile(p[(A == 1) & used], SUPPORT_QUANTILE)))
         if prog.kind == "recurring":
             # unstabilised: over a window whose months differ in whether a delivery was possible, the
             # stabilised factors leave the exposure tied to how many were (tested on a null programme)
@@ -433,8 +484,15 @@ class ProgrammeEffects(ProgrammeValue):
         else:
             # the numerator (stabilisation): the chance of a delivery given only what the outcome model
             # holds, among the months where a delivery was possible (elsewhere nothing is weighted)
-            num_fit = fit_binary(prog.numerator, A, fD * (p > support), link="logit",
-                                 penalty=PROPENSITY_PENALTY, start=prog.start.get("numerator"), tol=self._tol)
+            num_fit = fit_binary(
+                prog.numerator,
+                A,
+                fD * (p > support),
+                link="logit",
+                penalty=PROPENSITY_PENALTY,
+                start=prog.start.get("numerator"),
+                tol=self._tol,
+            )
             prog.start.setdefault("numerator", num_fit.coef)
             num = predict(prog.numerator, num_fit.coef, "logit")
             factor = np.where(p <= support, 1.0, np.where(A == 1, num / p, (1 - num) / (1 - p)))
@@ -450,7 +508,9 @@ class ProgrammeEffects(ProgrammeValue):
             count = self._trailing_sum(possible)
             eligible = (count > 0) | prog.exposed
             # windows are compared with windows that had as many months where a delivery was possible
-            pattern = np.column_stack([(np.round(count) >= c).astype(float) for c in range(2, self.exposure_months + 1)])
+            pattern = np.column_stack(
+                [(np.round(count) >= c).astype(float) for c in range(2, self.exposure_months + 1)]
+            )
         else:
             w = np.exp(pd.Series(log_factor).groupby(self._account).cumsum().to_numpy())
             could = np.zeros(self._n_accounts, bool)
@@ -474,7 +534,7 @@ class ProgrammeEffects(ProgrammeValue):
         if not self.weight_trim:
             return w
         out = w.copy()
-        for group in ([None] if groups is None else [groups, ~groups]):
+        for group in [None] if groups is None else [groups, ~groups]:
             sel = (freq > 0) if group is None else (freq > 0) & group
             if sel.sum() < 10:
                 continue
@@ -485,8 +545,7 @@ class ProgrammeEffects(ProgrammeValue):
 
     def _outcome_fit(self, X, y, w, key, start_store):
         try:
-            f = fit_binary(X, y, w, link="cloglog", penalty=OUTCOME_PENALTY, start=start_store.get(key),
-                           tol=self._tol)
+            f = fit_binary(X, y, w, link="cloglog", penalty=OUTCOME_PENALTY, start=start_store.get(key), tol=self._tol)
         except ConvergenceError as error:
             raise ConvergenceError(f"{key} model: {error}") from error
         start_store.setdefault(key, f.coef)
@@ -501,8 +560,14 @@ class ProgrammeEffects(ProgrammeValue):
         y = self._label[R]
         fit = self._outcome_fit(X, y, wr, "churn", prog.start)
         hr = float(np.exp(fit.coef[-1]))
-        out = {"hr": hr, "propensity_model": chosen["model"], "weights": w, "churn_coef": fit.coef,
-               "eligible": pop, "pattern": chosen["pattern"]}
+        out = {
+            "hr": hr,
+            "propensity_model": chosen["model"],
+            "weights": w,
+            "churn_coef": fit.coef,
+            "eligible": pop,
+            "pattern": chosen["pattern"],
+        }
         if self._expanded is not None:
             E = self._fit_rows & pop
             Xe = np.column_stack([self._outcome[E], chosen["pattern"][E], prog.exposed[E].astype(float)])
@@ -519,12 +584,16 @@ class ProgrammeEffects(ProgrammeValue):
         naive = fit_binary(np.column_stack([np.ones(R.sum()), prog.exposed[R]]), y, link="cloglog")
         # the direct effect: also adjusted for this month's signals and the other programmes'
         # exposure, which the programme may itself have changed (shown beside, labelled)
-        others = np.column_stack([self._exposures[q][R] for q in self._exposures if q != prog.name]) \
-            if len(self._exposures) > 1 else np.zeros((R.sum(), 0))
-        Xd, _ = _drop_copies(np.column_stack([self._concurrent[R], others]), list(range(self._concurrent.shape[1] + others.shape[1])))
+        others = (
+            np.column_stack([self._exposures[q][R] for q in self._exposures if q != prog.name])
+            if len(self._exposures) > 1
+            else np.zeros((R.sum(), 0))
+        )
+        Xd, _ = _drop_copies(
+            np.column_stack([self._concurrent[R], others]), list(range(self._concurrent.shape[1] + others.shape[1]))
+        )
         try:
-            direct = fit_binary(np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog",
-                                penalty=OUTCOME_PENALTY)
+            direct = fit_binary(np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog", penalty=OUTCOME_PENALTY)
             direct_hr = float(np.exp(direct.coef[-1]))
         except ConvergenceError:
             direct_hr = float("nan")
@@ -543,26 +612,52 @@ class ProgrammeEffects(ProgrammeValue):
         with np.errstate(over="ignore", invalid="ignore"):  # a failed sandwich: no model interval
             low, high = float(np.exp(b - 1.959964 * se)), float(np.exp(b + 1.959964 * se))
         ev = e_value(float(np.exp(b)), low, high, rare_outcome=rare)
-        return {"hr_low_model": low, "hr_high_model": high, "naive_hr": float(np.exp(naive.coef[-1])),
-                "direct_hr": direct_hr, "max_smd_before": float(np.abs(before).max()) if len(before) else 0.0,
-                "max_smd_after": float(np.abs(after).max()) if len(after) else 0.0, "balance": balance,
-                "decisions": decisions,
-                "evalue": ev["estimate"], "evalue_limit": ev["limit"],
-                "n_treated_accounts": int(len(np.unique(self._account[prog.exposed & prog.population]))),
-                "n_rows": int(R.sum()), "kind": prog.kind,
-                "population": prog.population_note + ("" if chosen["eligible"][prog.population & self._at_risk].all()
-                                                      else f"; months where a delivery was possible "
-                                                           f"({chosen['eligible'][prog.population & self._at_risk].mean():.0%} "
-                                                           "of those months)")}
+        return {
+            "hr_low_model": low,
+            "hr_high_model": high,
+            "naive_hr": float(np.exp(naive.coef[-1])),
+            "direct_hr": direct_hr,
+            "max_smd_before": float(np.abs(before).max()) if len(before) else 0.0,
+            "max_smd_after": float(np.abs(after).max()) if len(after) else 0.0,
+            "balance": balance,
+            "decisions": decisions,
+            "evalue": ev["estimate"],
+            "evalue_limit": ev["limit"],
+            "n_treated_accounts": int(len(np.unique(self._account[prog.exposed & prog.population]))),
+            "n_rows": int(R.sum()),
+            "kind": prog.kind,
+            "population": prog.population_note
+            + (
+                ""
+                if chosen["eligible"][prog.population & self._at_risk].all()
+                else f"; months where a delivery was possible "
+                f"({chosen['eligible'][prog.population & self._at_risk].mean():.0%} "
+                "of those months)"
+            ),
+        }
 
     # ------------------------------------------------------------------------------------------
     @property
     def summary(self) -> pd.DataFrame:
         """One row per estimated programme: exposure type, naive / total / direct hazard ratios, the
         model interval of the total effect, expansion hazard ratio, balance, E-value, population."""
-        keys = ("kind", "naive_hr", "hr", "hr_low_model", "hr_high_model", "direct_hr", "expansion_hr",
-                "max_smd_before", "max_smd_after", "evalue", "evalue_limit", "n_treated_accounts",
-                "n_rows", "population", "propensity_model")
+        keys = (
+            "kind",
+            "naive_hr",
+            "hr",
+            "hr_low_model",
+            "hr_high_model",
+            "direct_hr",
+            "expansion_hr",
+            "max_smd_before",
+            "max_smd_after",
+            "evalue",
+            "evalue_limit",
+            "n_treated_accounts",
+            "n_rows",
+            "population",
+            "propensity_model",
+        )
         table = pd.DataFrame({p: {k: e.get(k) for k in keys} for p, e in self.effects_.items()}).T
         table.index.name = "programme"
         return table

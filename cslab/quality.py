@@ -31,14 +31,34 @@ from cslab.data.io import CSData
 from cslab.errors import StatisticalWarning
 from cslab.leakage import account_status
 
-__all__ = ["PROFILE_LABELS", "data_warnings_snapshot", "input_profile", "line_overlaps", "data_warnings",
-           "csm_coverage_gap", "sanity_flags", "history_months", "WARNING_CODES"]
+__all__ = [
+    "PROFILE_LABELS",
+    "data_warnings_snapshot",
+    "input_profile",
+    "line_overlaps",
+    "data_warnings",
+    "csm_coverage_gap",
+    "sanity_flags",
+    "history_months",
+    "WARNING_CODES",
+]
 
-WARNING_CODES = ("zero_length_lines", "overlapping_lines", "implausible_nrr", "mid_month_as_of",
-                 "leaky_attributes", "short_history", "csm_cleared_on_churn")
+WARNING_CODES = (
+    "zero_length_lines",
+    "overlapping_lines",
+    "implausible_nrr",
+    "mid_month_as_of",
+    "leaky_attributes",
+    "short_history",
+    "csm_cleared_on_churn",
+)
 #: Column labels of :func:`input_profile` for readers.
-PROFILE_LABELS = {"first_date": "from", "last_date": "to", "accounts_share": "of paying accounts",
-                  "per_account_month": "rows per account-month"}
+PROFILE_LABELS = {
+    "first_date": "from",
+    "last_date": "to",
+    "accounts_share": "of paying accounts",
+    "per_account_month": "rows per account-month",
+}
 #: Months of history NRR and GRR need: the start month and the 12 after it.
 YEAR_ON_YEAR_MONTHS = 13
 
@@ -128,47 +148,96 @@ def input_profile(data: CSData, panel: pd.DataFrame | None = None) -> pd.DataFra
 
     def row(name, n, first, last, ids, notes, per_month=np.nan):
         ids = pd.Series(pd.unique(pd.Series(ids).dropna()))
-        rows.append({"table": name, "rows": int(n), "first_date": first, "last_date": last,
-                     "accounts": len(ids), "accounts_share": ids.isin(paying).sum() / len(paying),
-                     "orphans": int((~ids.isin(paying)).sum()),
-                     "per_account_month": per_month, "notes": notes})
+        rows.append(
+            {
+                "table": name,
+                "rows": int(n),
+                "first_date": first,
+                "last_date": last,
+                "accounts": len(ids),
+                "accounts_share": ids.isin(paying).sum() / len(paying),
+                "orphans": int((~ids.isin(paying)).sum()),
+                "per_account_month": per_month,
+                "notes": notes,
+            }
+        )
 
     overlaps = line_overlaps(subs, panel.attrs.get("as_of") if panel is not None else None)
     running = subs["end_date"].isna().mean()
-    notes = [f"{running:.0%} of lines running (no end date)",
-             f"{len(subs) / len(paying):.1f} lines per account",
-             f"{overlaps['share_accounts_overlapping']:.0%} of accounts with overlapping lines "
-             f"({overlaps['share_accounts_same_plan_overlap']:.0%} of the same "
-             f"{'/'.join(overlaps['same_plan_keys']) or 'line'})",
-             f"{(subs['mrr'] == 0).sum():,} zero-MRR lines"]
+    notes = [
+        f"{running:.0%} of lines running (no end date)",
+        f"{len(subs) / len(paying):.1f} lines per account",
+        f"{overlaps['share_accounts_overlapping']:.0%} of accounts with overlapping lines "
+        f"({overlaps['share_accounts_same_plan_overlap']:.0%} of the same "
+        f"{'/'.join(overlaps['same_plan_keys']) or 'line'})",
+        f"{(subs['mrr'] == 0).sum():,} zero-MRR lines",
+    ]
     if data.zero_length_lines:
         notes.append(f"{data.zero_length_lines:,} zero-length lines dropped")
     if data.currency:
         notes.append(f"currency {data.currency}")
-    row("subscriptions", len(subs) + data.zero_length_lines, subs["start_date"].min(),
-        subs["start_date"].max(), subs["account_id"], "; ".join(notes))
+    row(
+        "subscriptions",
+        len(subs) + data.zero_length_lines,
+        subs["start_date"].min(),
+        subs["start_date"].max(),
+        subs["account_id"],
+        "; ".join(notes),
+    )
     if data.accounts is not None:
         accounts = data.accounts
         extra = [c for c in accounts.columns if c != "account_id"]
-        row("accounts", len(accounts), pd.NaT, pd.NaT, accounts["account_id"],
-            f"{len(extra)} attribute columns" + (f": {', '.join(extra[:12])}" if extra else "")
-            + ("..." if len(extra) > 12 else ""))
+        row(
+            "accounts",
+            len(accounts),
+            pd.NaT,
+            pd.NaT,
+            accounts["account_id"],
+            f"{len(extra)} attribute columns"
+            + (f": {', '.join(extra[:12])}" if extra else "")
+            + ("..." if len(extra) > 12 else ""),
+        )
     if data.usage is not None:
-        stats = data.usage.query("SELECT count(*) AS n, min(date) AS first, max(date) AS last, "
-                                 "count(DISTINCT account_id) AS accounts FROM usage")
+        stats = data.usage.query(
+            "SELECT count(*) AS n, min(date) AS first, max(date) AS last, "
+            "count(DISTINCT account_id) AS accounts FROM usage"
+        )
         ids = data.usage.query("SELECT DISTINCT account_id FROM usage")["account_id"]
         metrics = data.usage.metrics
-        row("usage", stats["n"].iloc[0], stats["first"].iloc[0], stats["last"].iloc[0], ids,
+        row(
+            "usage",
+            stats["n"].iloc[0],
+            stats["first"].iloc[0],
+            stats["last"].iloc[0],
+            ids,
             f"{len(metrics)} metrics: {', '.join(metrics[:10])}" + ("..." if len(metrics) > 10 else ""),
-            stats["n"].iloc[0] / account_months)
+            stats["n"].iloc[0] / account_months,
+        )
     for name, (frame, column) in _dated_tables(data).items():
-        row(name, len(frame), frame[column].min(), frame[column].max(), frame["account_id"],
-            "", len(frame) / account_months)
+        row(
+            name,
+            len(frame),
+            frame[column].min(),
+            frame[column].max(),
+            frame["account_id"],
+            "",
+            len(frame) / account_months,
+        )
     if data.cs_costs is not None:
         costs = data.cs_costs
-        rows.append({"table": "cs_costs", "rows": len(costs), "first_date": costs["month"].min(),
-                     "last_date": costs["month"].max(), "accounts": np.nan, "accounts_share": np.nan,
-                     "orphans": np.nan, "per_account_month": np.nan, "notes": ""})
+        rows.append(
+            {
+                "table": "cs_costs",
+                "rows": len(costs),
+                "first_date": costs["month"].min(),
+                "last_date": costs["month"].max(),
+                "accounts": np.nan,
+                "accounts_share": np.nan,
+                "orphans": np.nan,
+                "per_account_month": np.nan,
+                "notes": "",
+            }
+        )
     return pd.DataFrame(rows).set_index("table")
 
 
@@ -185,8 +254,12 @@ def csm_coverage_gap(panel: pd.DataFrame) -> dict | None:
     has = last["csm_id"].notna()
     if active.all() or not active.any():
         return None
-    return {"covered_active": float(has[active].mean()), "covered_churned": float(has[~active].mean()),
-            "n_active": int(active.sum()), "n_churned": int((~active).sum())}
+    return {
+        "covered_active": float(has[active].mean()),
+        "covered_churned": float(has[~active].mean()),
+        "n_active": int(active.sum()),
+        "n_churned": int((~active).sum()),
+    }
 
 
 def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
@@ -197,21 +270,30 @@ def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
             text = data.accounts[column]
             if text.dtype != object:
                 continue
-            churned_word = text.astype(str).str.lower().str.strip().isin(
-                {"churned", "cancelled", "canceled", "closed lost", "lost", "inactive"})
+            churned_word = (
+                text.astype(str)
+                .str.lower()
+                .str.strip()
+                .isin({"churned", "cancelled", "canceled", "closed lost", "lost", "inactive"})
+            )
             if churned_word.sum() >= 5:
                 # the flag was written when the export was taken: compare with the lines running on
                 # the export's last date, not on an as-of that may lie before it
                 ids = set(data.accounts.loc[churned_word, "account_id"])
                 subs, last = data.subscriptions, data.last_date()
-                running = subs[(subs["start_date"] <= last) & (subs["end_date"].isna() | (subs["end_date"] >= last))
-                               & (subs["mrr"] > 0)]
+                running = subs[
+                    (subs["start_date"] <= last)
+                    & (subs["end_date"].isna() | (subs["end_date"] >= last))
+                    & (subs["mrr"] > 0)
+                ]
                 contradict = len(ids & set(running["account_id"]))
                 if contradict:
-                    flags.append(f"{column}: {contradict:,} accounts marked as churned still have a paid line "
-                                 f"running on the export's last date ({last:%Y-%m-%d}): the flag and the end "
-                                 "dates disagree (a churn recorded before the paid period ends, or a line "
-                                 "left open)")
+                    flags.append(
+                        f"{column}: {contradict:,} accounts marked as churned still have a paid line "
+                        f"running on the export's last date ({last:%Y-%m-%d}): the flag and the end "
+                        "dates disagree (a churn recorded before the paid period ends, or a line "
+                        "left open)"
+                    )
     by_table = []
     months = panel["month"].dt.to_period("M")
     all_months = pd.period_range(months.min(), months.max(), freq="M")
@@ -227,13 +309,21 @@ def sanity_flags(data: CSData, panel: pd.DataFrame) -> list[str]:
         if 2 <= len(missing) < len(all_months):
             by_table.append(f"usage ({len(missing)} of {len(all_months)} months without rows)")
     if by_table:
-        flags.append("activity only in some months: " + ", ".join(by_table) + "; figures built on "
-                     "these tables treat the empty months as zero activity (an export limited in time?)")
+        flags.append(
+            "activity only in some months: " + ", ".join(by_table) + "; figures built on "
+            "these tables treat the empty months as zero activity (an export limited in time?)"
+        )
     return flags
 
 
-def data_warnings(data: CSData, panel: pd.DataFrame, *, as_of_given: bool = False,
-                  left_out: list[dict] | None = None, overlap_threshold: float = 0.02) -> list[dict]:
+def data_warnings(
+    data: CSData,
+    panel: pd.DataFrame,
+    *,
+    as_of_given: bool = False,
+    left_out: list[dict] | None = None,
+    overlap_threshold: float = 0.02,
+) -> list[dict]:
     """What a reader must know before trusting the figures: ``[{"code", "message"}, ...]``.
 
     Parameters
@@ -257,54 +347,80 @@ def data_warnings(data: CSData, panel: pd.DataFrame, *, as_of_given: bool = Fals
 
     out = []
     if data.zero_length_lines:
-        out.append({"code": "zero_length_lines", "message":
-                    f"{data.zero_length_lines:,} subscription lines end the day before they start "
-                    "(a plan replaced on its first day, as billing exports write it); they never ran "
-                    "and were dropped"})
+        out.append(
+            {
+                "code": "zero_length_lines",
+                "message": f"{data.zero_length_lines:,} subscription lines end the day before they start "
+                "(a plan replaced on its first day, as billing exports write it); they never ran "
+                "and were dropped",
+            }
+        )
     overlaps = line_overlaps(data.subscriptions, panel.attrs.get("as_of"))
     if overlaps["share_accounts_same_plan_overlap"] > overlap_threshold:
         keys = "/".join(overlaps["same_plan_keys"]) or "line"
-        out.append({"code": "overlapping_lines", "message":
-                    f"{overlaps['share_accounts_same_plan_overlap']:.0%} of accounts "
-                    f"({overlaps['n_accounts_same_plan_overlap']:,}) hold lines of the same {keys} "
-                    "that overlap in time, and overlapping lines are summed into MRR; likely cause: "
-                    "the export keeps each replaced plan as an open line. Revenue figures are "
-                    "overstated until replaced lines are closed"})
+        out.append(
+            {
+                "code": "overlapping_lines",
+                "message": f"{overlaps['share_accounts_same_plan_overlap']:.0%} of accounts "
+                f"({overlaps['n_accounts_same_plan_overlap']:,}) hold lines of the same {keys} "
+                "that overlap in time, and overlapping lines are summed into MRR; likely cause: "
+                "the export keeps each replaced plan as an open line. Revenue figures are "
+                "overstated until replaced lines are closed",
+            }
+        )
     n_months = history_months(panel)
     if n_months < YEAR_ON_YEAR_MONTHS:
-        out.append({"code": "short_history", "message":
-                    f"the book covers {n_months} month{'s' if n_months != 1 else ''}; NRR and GRR "
-                    f"need {YEAR_ON_YEAR_MONTHS} (a starting month and the 12 after it), so they are "
-                    "not reported; churn models and programme effects use what there is"})
+        out.append(
+            {
+                "code": "short_history",
+                "message": f"the book covers {n_months} month{'s' if n_months != 1 else ''}; NRR and GRR "
+                f"need {YEAR_ON_YEAR_MONTHS} (a starting month and the 12 after it), so they are "
+                "not reported; churn models and programme effects use what there is",
+            }
+        )
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", StatisticalWarning)
             nrr = metrics.revenue_retention(panel, months=12)["nrr"]
         if pd.notna(nrr) and nrr > 2:
-            cause = ("overlapping lines of the same plan are summed" if overlaps[
-                "share_accounts_same_plan_overlap"] > overlap_threshold else
-                "check for lines left open after a plan change, or MRR in cents or yearly amounts")
-            out.append({"code": "implausible_nrr", "message":
-                        f"NRR is {nrr:.0%}: above 200% is implausible for a subscription book; "
-                        f"likely cause: {cause}"})
+            cause = (
+                "overlapping lines of the same plan are summed"
+                if overlaps["share_accounts_same_plan_overlap"] > overlap_threshold
+                else "check for lines left open after a plan change, or MRR in cents or yearly amounts"
+            )
+            out.append(
+                {
+                    "code": "implausible_nrr",
+                    "message": f"NRR is {nrr:.0%}: above 200% is implausible for a subscription book; "
+                    f"likely cause: {cause}",
+                }
+            )
     note = data.as_of_note()
     if note and not as_of_given:
         out.append({"code": "mid_month_as_of", "message": note[0].upper() + note[1:]})
     if left_out:
         columns = ", ".join(item["column"] for item in left_out)
-        out.append({"code": "leaky_attributes", "message":
-                    f"{len(left_out)} account column{'s' if len(left_out) != 1 else ''} left out of "
-                    f"the models as written at or after churn, or separating churners on "
-                    f"{'their' if len(left_out) != 1 else 'its'} own: {columns} (see 'Left out of "
-                    "the models'; keep one with -p include_attributes=COLUMN)"})
+        out.append(
+            {
+                "code": "leaky_attributes",
+                "message": f"{len(left_out)} account column{'s' if len(left_out) != 1 else ''} left out of "
+                f"the models as written at or after churn, or separating churners on "
+                f"{'their' if len(left_out) != 1 else 'its'} own: {columns} (see 'Left out of "
+                "the models'; keep one with -p include_attributes=COLUMN)",
+            }
+        )
     gap = csm_coverage_gap(panel)
     has_history = data.cs_activities is not None and "csm_id" in data.cs_activities
     if gap and not has_history and gap["covered_active"] - gap["covered_churned"] > 0.25:
-        out.append({"code": "csm_cleared_on_churn", "message":
-                    f"{gap['covered_active']:.0%} of active accounts have a CSM in accounts.csm_id "
-                    f"but only {gap['covered_churned']:.0%} of churned ones: the CRM probably "
-                    "clears the CSM when an account leaves, so CSM coverage of churned accounts is "
-                    "understated (a csm_id on cs_activities would give the CSM in force at the time)"})
+        out.append(
+            {
+                "code": "csm_cleared_on_churn",
+                "message": f"{gap['covered_active']:.0%} of active accounts have a CSM in accounts.csm_id "
+                f"but only {gap['covered_churned']:.0%} of churned ones: the CRM probably "
+                "clears the CSM when an account leaves, so CSM coverage of churned accounts is "
+                "understated (a csm_id on cs_activities would give the CSM in force at the time)",
+            }
+        )
     return out
 
 
@@ -313,7 +429,11 @@ def data_warnings_snapshot(left_out: list[dict]) -> list[dict]:
     if not left_out:
         return []
     columns = ", ".join(item["column"] for item in left_out)
-    return [{"code": "leaky_attributes", "message":
-             f"{len(left_out)} column{'s' if len(left_out) != 1 else ''} left out of the churn model "
-             f"as written at or after churn, separating churners on their own, or the tenure in "
-             f"disguise: {columns} (keep one with -p include_attributes=COLUMN)"}]
+    return [
+        {
+            "code": "leaky_attributes",
+            "message": f"{len(left_out)} column{'s' if len(left_out) != 1 else ''} left out of the churn model "
+            f"as written at or after churn, separating churners on their own, or the tenure in "
+            f"disguise: {columns} (keep one with -p include_attributes=COLUMN)",
+        }
+    ]

@@ -29,8 +29,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KINDS", "Verdict", "ResultKey", "RESULT_KEYS", "UndeclaredResultError", "declare", "lookup",
-           "keys_of", "notebook_of", "label_for", "format_value", "verdict", "markdown_table"]
+__all__ = [
+    "KINDS",
+    "Verdict",
+    "ResultKey",
+    "RESULT_KEYS",
+    "UndeclaredResultError",
+    "declare",
+    "lookup",
+    "keys_of",
+    "notebook_of",
+    "label_for",
+    "format_value",
+    "verdict",
+    "markdown_table",
+]
 
 #: How a kind of value is shown (see :func:`format_value`)
 KINDS = {
@@ -85,15 +98,21 @@ class Verdict:
             return True
         if x is None or (isinstance(x, float) and math.isnan(x)):
             return False
-        return ((self.above is None or x > self.above) and (self.below is None or x < self.below)
-                and (self.at_least is None or x >= self.at_least) and (self.at_most is None or x <= self.at_most))
+        return (
+            (self.above is None or x > self.above)
+            and (self.below is None or x < self.below)
+            and (self.at_least is None or x >= self.at_least)
+            and (self.at_most is None or x <= self.at_most)
+        )
 
     def rule(self) -> str:
         """The condition in words, for the README (``low > 0``; ``otherwise``)."""
         name = {"value": "value", "low": "interval low", "high": "interval high"}[self.of]
-        parts = [f"{name} {op} {bound:g}" for op, bound in
-                 ((">", self.above), ("<", self.below), (">=", self.at_least), ("<=", self.at_most))
-                 if bound is not None]
+        parts = [
+            f"{name} {op} {bound:g}"
+            for op, bound in ((">", self.above), ("<", self.below), (">=", self.at_least), ("<=", self.at_most))
+            if bound is not None
+        ]
         return " and ".join(parts) or "otherwise"
 
 
@@ -132,34 +151,82 @@ def _k(name, notebook, kind, label, meaning, *verdicts) -> ResultKey:
 
 
 _N01, _N02, _N03, _N04 = "01_cohort_retention", "02_churn_drivers", "03_cs_roi", "04_expansion_opportunity"
-_NRR_VERDICTS = (Verdict("the customers of a year ago pay more now than they did then", at_least=1),
-                 Verdict("the customers of a year ago pay {complement} less now, expansion included"))
+_NRR_VERDICTS = (
+    Verdict("the customers of a year ago pay more now than they did then", at_least=1),
+    Verdict("the customers of a year ago pay {complement} less now, expansion included"),
+)
 
 #: Every key the notebooks record, in the order of their notebooks
 RESULT_KEYS: list[ResultKey] = [
     # 01 cohort retention
-    _k("logo_churn_monthly", _N01, "share", "Logo churn (monthly)",
-       "share of active customers lost in a month, at the recent rate"),
-    _k("logo_churn_annual", _N01, "share", "Logo churn (annualised)",
-       "share of customers lost in a year at the recent monthly rate"),
-    _k("grr_12m", _N01, "share", "Gross revenue retention (12 months)",
-       "revenue kept from customers of a year ago, expansion excluded; null under 13 months of history",
-       Verdict("below the 90% that B2B companies commonly aim for", below=0.9),
-       Verdict("at or above the 90% that B2B companies commonly aim for")),
-    _k("nrr_12m", _N01, "share", "Net revenue retention (12 months)",
-       "revenue kept from customers of a year ago, with expansion; above 100% means the base grows on its own; "
-       "null under 13 months of history", *_NRR_VERDICTS),
-    _k("headwind_12m", _N01, "share", "Headwind (12 months)",
-       "MRR of the customers of a year ago lost to churn and contraction, as a share of their MRR then; "
-       "null under 13 months of history"),
-    _k("tailwind_12m", _N01, "share", "Tailwind (12 months)",
-       "MRR those customers added by expansion, as a share of their MRR then; null under 13 months of history"),
-    _k("km_survival_12", _N01, "share", "Customers still active after 12 months",
-       "Kaplan-Meier estimate over every signup cohort"),
-    _k("km_survival_24", _N01, "share", "Customers still active after 24 months",
-       "Kaplan-Meier estimate over every signup cohort"),
-    _k("median_lifetime_months", _N01, "months", "Median customer lifetime",
-       "months until half of the customers have churned; not reached (null) while more than half remain"),
+    _k(
+        "logo_churn_monthly",
+        _N01,
+        "share",
+        "Logo churn (monthly)",
+        "share of active customers lost in a month, at the recent rate",
+    ),
+    _k(
+        "logo_churn_annual",
+        _N01,
+        "share",
+        "Logo churn (annualised)",
+        "share of customers lost in a year at the recent monthly rate",
+    ),
+    _k(
+        "grr_12m",
+        _N01,
+        "share",
+        "Gross revenue retention (12 months)",
+        "revenue kept from customers of a year ago, expansion excluded; null under 13 months of history",
+        Verdict("below the 90% that B2B companies commonly aim for", below=0.9),
+        Verdict("at or above the 90% that B2B companies commonly aim for"),
+    ),
+    _k(
+        "nrr_12m",
+        _N01,
+        "share",
+        "Net revenue retention (12 months)",
+        "revenue kept from customers of a year ago, with expansion; above 100% means the base grows on its own; "
+        "null under 13 months of history",
+        *_NRR_VERDICTS,
+    ),
+    _k(
+        "headwind_12m",
+        _N01,
+        "share",
+        "Headwind (12 months)",
+        "MRR of the customers of a year ago lost to churn and contraction, as a share of their MRR then; "
+        "null under 13 months of history",
+    ),
+    _k(
+        "tailwind_12m",
+        _N01,
+        "share",
+        "Tailwind (12 months)",
+        "MRR those customers added by expansion, as a share of their MRR then; null under 13 months of history",
+    ),
+    _k(
+        "km_survival_12",
+        _N01,
+        "share",
+        "Customers still active after 12 months",
+        "Kaplan-Meier estimate over every signup cohort",
+    ),
+    _k(
+        "km_survival_24",
+        _N01,
+        "share",
+        "Customers still active after 24 months",
+        "Kaplan-Meier estimate over every signup cohort",
+    ),
+    _k(
+        "median_lifetime_months",
+        _N01,
+        "months",
+        "Median customer lifetime",
+        "months until half of the customers have churned; not reached (null) while more than half remain",
+    ),
     _k("sbg_alpha", _N01, "number", "sBG alpha", "shifted-beta-geometric churn model, pooled over cohorts"),
     _k("sbg_beta", _N01, "number", "sBG beta", "shifted-beta-geometric churn model, pooled over cohorts"),
     _k("n_accounts", _N01, "count", "Accounts", "accounts in the book"),
@@ -168,126 +235,283 @@ RESULT_KEYS: list[ResultKey] = [
     # 02 churn drivers
     _k("n_observations", _N02, "count", "Observations", "account-months the churn model learnt from"),
     _k("base_rate", _N02, "share", "Churn base rate", "share of observations that churned within the horizon"),
-    _k("auc", _N02, "ratio", "Churn model accuracy (ROC AUC, test period)",
-       "chance that a churner is scored above a customer who stays; 0.5 is a coin toss"),
-    _k("auc_logistic", _N02, "ratio", "Logistic model accuracy (ROC AUC, test period)",
-       "the same for the logistic regression beside the tree model"),
-    _k("top_decile_lift", _N02, "ratio", "Top-decile lift",
-       "how many times more often the 10% highest-risk accounts churn than average"),
+    _k(
+        "auc",
+        _N02,
+        "ratio",
+        "Churn model accuracy (ROC AUC, test period)",
+        "chance that a churner is scored above a customer who stays; 0.5 is a coin toss",
+    ),
+    _k(
+        "auc_logistic",
+        _N02,
+        "ratio",
+        "Logistic model accuracy (ROC AUC, test period)",
+        "the same for the logistic regression beside the tree model",
+    ),
+    _k(
+        "top_decile_lift",
+        _N02,
+        "ratio",
+        "Top-decile lift",
+        "how many times more often the 10% highest-risk accounts churn than average",
+    ),
     _k("brier", _N02, "number", "Brier score", "mean squared error of the churn probabilities; lower is better"),
-    _k("top_features", _N02, "features", "Strongest churn drivers",
-       "features that move predicted churn most (SHAP), strongest first; original feature names"),
+    _k(
+        "top_features",
+        _N02,
+        "features",
+        "Strongest churn drivers",
+        "features that move predicted churn most (SHAP), strongest first; original feature names",
+    ),
     _k("c_index_cox", _N02, "ratio", "Cox model concordance", "concordance of the Cox model's ranking"),
-    _k("n_at_risk_red", _N02, "count", "Accounts in the red band",
-       "active accounts whose health score is below the red threshold"),
-    _k("arr_at_risk", _N02, "money", "ARR at risk over the horizon",
-       "expected ARR lost to churn within the model's horizon (3 months by default): ARR x churn "
-       "probability, summed; null in snapshot mode"),
+    _k(
+        "n_at_risk_red",
+        _N02,
+        "count",
+        "Accounts in the red band",
+        "active accounts whose health score is below the red threshold",
+    ),
+    _k(
+        "arr_at_risk",
+        _N02,
+        "money",
+        "ARR at risk over the horizon",
+        "expected ARR lost to churn within the model's horizon (3 months by default): ARR x churn "
+        "probability, summed; null in snapshot mode",
+    ),
     _k("snapshot_mode", _N02, "flag", "Snapshot mode", "the model was fitted on a one-row-per-customer table"),
     _k("test_months", _N02, "count", "Test months", "months of the test window used"),
-    _k("left_out_attributes", _N02, "records", "Columns left out of the models",
-       "account columns the leakage guard kept out, each with why"),
+    _k(
+        "left_out_attributes",
+        _N02,
+        "records",
+        "Columns left out of the models",
+        "account columns the leakage guard kept out, each with why",
+    ),
     _k("metric_roles", _N02, "mapping", "Usage metric roles", "the usage metric playing each role"),
     # 03 CS ROI: per programme
     _k("exposure_{programme}", _N03, "text", "Exposure of {programme}", "`one_time` or `recurring`"),
-    _k("naive_hr_{programme}", _N03, "ratio", "Naive hazard ratio of {programme}",
-       "churn hazard of treated against untreated account-months, unadjusted"),
-    _k("effect_hr_{programme}", _N03, "ratio", "Total effect of {programme} on churn (hazard ratio)",
-       "total effect on the monthly churn hazard once who receives it is adjusted for",
-       Verdict("lowers churn", of="high", below=1), Verdict("goes with more churn even after adjustment", of="low",
-                                                            above=1),
-       Verdict("has no clear effect")),
-    _k("effect_hr_{programme}_low", _N03, "ratio", "{programme}: total effect, 95% low",
-       "bootstrap percentile"),
-    _k("effect_hr_{programme}_high", _N03, "ratio", "{programme}: total effect, 95% high",
-       "bootstrap percentile"),
-    _k("direct_hr_{programme}", _N03, "ratio", "Direct effect of {programme} (hazard ratio)",
-       "this month's signals held fixed; labelled, not used for money"),
-    _k("max_smd_after_{programme}", _N03, "number", "Largest imbalance after weighting ({programme})",
-       "largest standardised mean difference of a signal after weighting; below 0.1 is balanced"),
-    _k("evalue_{programme}", _N03, "ratio", "E-value of {programme}",
-       "how strong an unmeasured confounder would have to be to explain the effect away"),
-    _k("expansion_hr_{programme}", _N03, "ratio", "Effect of {programme} on expansion (hazard ratio)",
-       "total effect on the monthly chance of expanding"),
-    _k("value_{programme}", _N03, "money", "Gross margin from {programme}",
-       "that programme's window deliveries alone"),
+    _k(
+        "naive_hr_{programme}",
+        _N03,
+        "ratio",
+        "Naive hazard ratio of {programme}",
+        "churn hazard of treated against untreated account-months, unadjusted",
+    ),
+    _k(
+        "effect_hr_{programme}",
+        _N03,
+        "ratio",
+        "Total effect of {programme} on churn (hazard ratio)",
+        "total effect on the monthly churn hazard once who receives it is adjusted for",
+        Verdict("lowers churn", of="high", below=1),
+        Verdict("goes with more churn even after adjustment", of="low", above=1),
+        Verdict("has no clear effect"),
+    ),
+    _k("effect_hr_{programme}_low", _N03, "ratio", "{programme}: total effect, 95% low", "bootstrap percentile"),
+    _k("effect_hr_{programme}_high", _N03, "ratio", "{programme}: total effect, 95% high", "bootstrap percentile"),
+    _k(
+        "direct_hr_{programme}",
+        _N03,
+        "ratio",
+        "Direct effect of {programme} (hazard ratio)",
+        "this month's signals held fixed; labelled, not used for money",
+    ),
+    _k(
+        "max_smd_after_{programme}",
+        _N03,
+        "number",
+        "Largest imbalance after weighting ({programme})",
+        "largest standardised mean difference of a signal after weighting; below 0.1 is balanced",
+    ),
+    _k(
+        "evalue_{programme}",
+        _N03,
+        "ratio",
+        "E-value of {programme}",
+        "how strong an unmeasured confounder would have to be to explain the effect away",
+    ),
+    _k(
+        "expansion_hr_{programme}",
+        _N03,
+        "ratio",
+        "Effect of {programme} on expansion (hazard ratio)",
+        "total effect on the monthly chance of expanding",
+    ),
+    _k("value_{programme}", _N03, "money", "Gross margin from {programme}", "that programme's window deliveries alone"),
     # 03 CS ROI: the whole
     _k("programmes", _N03, "list", "Programmes evaluated", "CS programmes (activity types) with an estimated effect"),
-    _k("hr_outcome_achieved", _N03, "ratio", "Churn hazard with an achieved committed outcome",
-       "hazard ratio against comparable accounts without one (below 1: fewer churns)"),
-    _k("ro_attainment_rate", _N03, "share", "Committed outcomes achieved when due",
-       "share of the customers' required outcomes met by their target date"),
-    _k("attributable_value", _N03, "money", "Gross margin from the window's CS programme work",
-       "all programmes' deliveries of the cost window switched off at once, total effects, over 12 months "
-       "after each account's first delivery"),
+    _k(
+        "hr_outcome_achieved",
+        _N03,
+        "ratio",
+        "Churn hazard with an achieved committed outcome",
+        "hazard ratio against comparable accounts without one (below 1: fewer churns)",
+    ),
+    _k(
+        "ro_attainment_rate",
+        _N03,
+        "share",
+        "Committed outcomes achieved when due",
+        "share of the customers' required outcomes met by their target date",
+    ),
+    _k(
+        "attributable_value",
+        _N03,
+        "money",
+        "Gross margin from the window's CS programme work",
+        "all programmes' deliveries of the cost window switched off at once, total effects, over 12 months "
+        "after each account's first delivery",
+    ),
     _k("attributable_value_low", _N03, "money", "Gross margin from CS work, 95% low", "bootstrap percentile"),
     _k("attributable_value_high", _N03, "money", "Gross margin from CS work, 95% high", "bootstrap percentile"),
     _k("value_retained", _N03, "money", "Gross margin kept", "the part of the value from churn avoided"),
     _k("value_expansion", _N03, "money", "Gross margin added", "the part of the value from expansion"),
-    _k("value_window", _N03, "text", "Value window",
-       "the months whose programme work is valued (`YYYY-MM to YYYY-MM`)"),
+    _k(
+        "value_window", _N03, "text", "Value window", "the months whose programme work is valued (`YYYY-MM to YYYY-MM`)"
+    ),
     _k("cost_window", _N03, "text", "Cost window", "the months whose CS cost is counted (`YYYY-MM to YYYY-MM`)"),
     _k("gross_margin", _N03, "share", "Gross margin", "share of revenue counted as margin"),
-    _k("value_horizon_months", _N03, "months", "Value horizon",
-       "months of margin counted after each account's first delivery"),
-    _k("exposure_months", _N03, "months", "Exposure of recurring programmes",
-       "months a recurring programme stays on after a delivery"),
+    _k(
+        "value_horizon_months",
+        _N03,
+        "months",
+        "Value horizon",
+        "months of margin counted after each account's first delivery",
+    ),
+    _k(
+        "exposure_months",
+        _N03,
+        "months",
+        "Exposure of recurring programmes",
+        "months a recurring programme stays on after a delivery",
+    ),
     _k("cs_cost", _N03, "money", "CS cost of the window", "cost of customer success over the cost window"),
     _k("cs_cost_source", _N03, "text", "Source of the CS cost", "where the cost came from"),
     _k("revenue", _N03, "money", "Revenue of the window", "recurring revenue billed over the cost window"),
-    _k("cs_cost_share_of_revenue", _N03, "share", "CS cost as a share of revenue",
-       "typical SaaS companies spend 10-25%",
-       Verdict("below the 10-25% typical of SaaS companies", below=0.10),
-       Verdict("within the 10-25% typical of SaaS companies", at_most=0.25),
-       Verdict("above the 10-25% typical of SaaS companies")),
-    _k("roi", _N03, "ratio", "Return on CS cost",
-       "(gross margin the window's programme work keeps and adds over the next 12 months − the window's CS "
-       "cost) / that cost; 0 is break-even",
-       Verdict("CS pays for itself", of="low", above=0),
-       Verdict("the programmes evaluated do not recover CS's cost", of="high", below=0),
-       Verdict("whether CS pays for itself cannot be told from these data")),
+    _k(
+        "cs_cost_share_of_revenue",
+        _N03,
+        "share",
+        "CS cost as a share of revenue",
+        "typical SaaS companies spend 10-25%",
+        Verdict("below the 10-25% typical of SaaS companies", below=0.10),
+        Verdict("within the 10-25% typical of SaaS companies", at_most=0.25),
+        Verdict("above the 10-25% typical of SaaS companies"),
+    ),
+    _k(
+        "roi",
+        _N03,
+        "ratio",
+        "Return on CS cost",
+        "(gross margin the window's programme work keeps and adds over the next 12 months − the window's CS "
+        "cost) / that cost; 0 is break-even",
+        Verdict("CS pays for itself", of="low", above=0),
+        Verdict("the programmes evaluated do not recover CS's cost", of="high", below=0),
+        Verdict("whether CS pays for itself cannot be told from these data"),
+    ),
     _k("roi_low", _N03, "ratio", "Return on CS cost, 95% low", "bootstrap percentile"),
     _k("roi_high", _N03, "ratio", "Return on CS cost, 95% high", "bootstrap percentile"),
-    _k("cs_efficiency_ratio", _N03, "ratio", "CS efficiency ratio",
-       "ARR now of the customers of a year ago (NRR x their starting ARR) / CS cost of the 12 months ending "
-       "3 months earlier; a ratio to follow, not an effect"),
-    _k("saas_magic_number", _N03, "ratio", "SaaS magic number (CS cost)",
-       "new and expansion ARR of a year / CS cost of the year before; a ratio to follow, not an effect"),
+    _k(
+        "cs_efficiency_ratio",
+        _N03,
+        "ratio",
+        "CS efficiency ratio",
+        "ARR now of the customers of a year ago (NRR x their starting ARR) / CS cost of the 12 months ending "
+        "3 months earlier; a ratio to follow, not an effect",
+    ),
+    _k(
+        "saas_magic_number",
+        _N03,
+        "ratio",
+        "SaaS magic number (CS cost)",
+        "new and expansion ARR of a year / CS cost of the year before; a ratio to follow, not an effect",
+    ),
     _k("n_bootstrap", _N03, "count", "Bootstrap replicates", "replicates behind the intervals"),
     _k("n_bootstrap_failed", _N03, "count", "Failed replicates", "replicates that could not be fitted"),
     _k("horizon_months", _N03, "months", "Cost window", "months of the cost window (CS cost and the work valued)"),
     # 04 expansion opportunity
-    _k("nrr_12m", _N04, "share", "Net revenue retention (12 months)",
-       "100% + expansion − contraction − churn + reactivation", *_NRR_VERDICTS),
-    _k("expansion_rate_12m", _N04, "share", "Expansion (12 months)",
-       "expansion MRR of the customers of a year ago, as a share of their MRR then"),
+    _k(
+        "nrr_12m",
+        _N04,
+        "share",
+        "Net revenue retention (12 months)",
+        "100% + expansion − contraction − churn + reactivation",
+        *_NRR_VERDICTS,
+    ),
+    _k(
+        "expansion_rate_12m",
+        _N04,
+        "share",
+        "Expansion (12 months)",
+        "expansion MRR of the customers of a year ago, as a share of their MRR then",
+    ),
     _k("contraction_rate_12m", _N04, "share", "Contraction (12 months)", "MRR those customers gave up while staying"),
     _k("churn_rate_12m", _N04, "share", "Churn (12 months)", "MRR those customers took with them when they left"),
     _k("reactivation_rate_12m", _N04, "share", "Reactivation (12 months)", "MRR of those customers who came back"),
-    _k("expansion_auc", _N04, "ratio", "Expansion model accuracy (ROC AUC, test period)",
-       "chance that an account that expands is scored above one that does not"),
-    _k("expansion_top_decile_lift", _N04, "ratio", "Expansion top-decile lift",
-       "how many times more often the 10% likeliest accounts expand than average"),
-    _k("expansion_base_rate", _N04, "share", "Expansion base rate",
-       "share of observations that expanded within the horizon"),
-    _k("top_expansion_drivers", _N04, "features", "Strongest expansion signals",
-       "features that move predicted expansion most (SHAP), strongest first"),
-    _k("pipeline_expected_arr", _N04, "money", "Expected expansion ARR, all accounts",
-       "probability x uplift, summed over every active account"),
-    _k("pipeline_expected_arr_green", _N04, "money", "Expected expansion ARR, green accounts",
-       "the same over green accounts"),
-    _k("pipeline_expected_arr_healthy", _N04, "money", "Expected expansion ARR over the horizon",
-       "probability x uplift sized to the account, summed over green and yellow accounts (3 months by default); "
-       "red accounts are to stabilise first and left out"),
-    _k("pipeline_expected_arr_red", _N04, "money", "Expected expansion ARR, red accounts",
-       "the same over red accounts"),
+    _k(
+        "expansion_auc",
+        _N04,
+        "ratio",
+        "Expansion model accuracy (ROC AUC, test period)",
+        "chance that an account that expands is scored above one that does not",
+    ),
+    _k(
+        "expansion_top_decile_lift",
+        _N04,
+        "ratio",
+        "Expansion top-decile lift",
+        "how many times more often the 10% likeliest accounts expand than average",
+    ),
+    _k(
+        "expansion_base_rate",
+        _N04,
+        "share",
+        "Expansion base rate",
+        "share of observations that expanded within the horizon",
+    ),
+    _k(
+        "top_expansion_drivers",
+        _N04,
+        "features",
+        "Strongest expansion signals",
+        "features that move predicted expansion most (SHAP), strongest first",
+    ),
+    _k(
+        "pipeline_expected_arr",
+        _N04,
+        "money",
+        "Expected expansion ARR, all accounts",
+        "probability x uplift, summed over every active account",
+    ),
+    _k(
+        "pipeline_expected_arr_green",
+        _N04,
+        "money",
+        "Expected expansion ARR, green accounts",
+        "the same over green accounts",
+    ),
+    _k(
+        "pipeline_expected_arr_healthy",
+        _N04,
+        "money",
+        "Expected expansion ARR over the horizon",
+        "probability x uplift sized to the account, summed over green and yellow accounts (3 months by default); "
+        "red accounts are to stabilise first and left out",
+    ),
+    _k(
+        "pipeline_expected_arr_red", _N04, "money", "Expected expansion ARR, red accounts", "the same over red accounts"
+    ),
     _k("arr_stabilise_first", _N04, "money", "ARR to stabilise first", "ARR on red accounts, apart from the pipeline"),
-    _k("n_opportunities", _N04, "count", "Accounts ready to expand",
-       "healthy accounts above the probability threshold"),
+    _k(
+        "n_opportunities", _N04, "count", "Accounts ready to expand", "healthy accounts above the probability threshold"
+    ),
     _k("n_stabilise_first", _N04, "count", "Accounts to stabilise first", "red accounts"),
     _k("share_at_capacity", _N04, "share", "Accounts at seat capacity", "active users at or above 90% of seats"),
-    _k("horizon_months", _N04, "months", "Label horizon",
-       "expanded within this many months after the observation date"),
+    _k(
+        "horizon_months", _N04, "months", "Label horizon", "expanded within this many months after the observation date"
+    ),
 ]
 
 
@@ -323,7 +547,8 @@ def lookup(name: str, notebook: str | None = None) -> ResultKey:
     where = f" for {notebook}" if notebook else ""
     raise UndeclaredResultError(
         f"result key {name!r} is not declared{where}: add it to cslab.results.RESULT_KEYS (name, notebook, "
-        "kind, label, meaning) before recording it")
+        "kind, label, meaning) before recording it"
+    )
 
 
 def keys_of(notebook: str) -> list[ResultKey]:
@@ -434,6 +659,7 @@ def markdown_table(keys: Iterable[ResultKey] | None = None) -> str:
         meaning = f"{key.label}: {key.meaning}".replace("|", "\\|").replace("{programme}", "P")
         if key.verdicts:
             meaning += ". Verdicts: " + "; ".join(
-                f"{rule.rule()}: *{_PLACEHOLDER.sub('…', rule.text)}*" for rule in key.verdicts)
+                f"{rule.rule()}: *{_PLACEHOLDER.sub('…', rule.text)}*" for rule in key.verdicts
+            )
         lines.append(f"| `{key.notebook}` | `{key.name.replace('{programme}', 'P')}` | {key.kind} | {meaning} |")
     return "\n".join(lines) + "\n"

@@ -28,8 +28,17 @@ from scipy.special import betaln, hyp2f1
 from cslab.data.panel import active_in_month
 from cslab.errors import StatisticalWarning
 
-__all__ = ["ShiftedBetaGeometric", "period_discount_rate", "to_periods", "cohort_periods", "cohort_survival_table",
-           "fit_cohorts", "project_cohorts", "lifetime_value", "lifetime_value_by_cohort"]
+__all__ = [
+    "ShiftedBetaGeometric",
+    "period_discount_rate",
+    "to_periods",
+    "cohort_periods",
+    "cohort_survival_table",
+    "fit_cohorts",
+    "project_cohorts",
+    "lifetime_value",
+    "lifetime_value_by_cohort",
+]
 
 MIN_CUSTOMERS = 30
 
@@ -108,20 +117,26 @@ class ShiftedBetaGeometric:
         censored = np.bincount(d[~observed], minlength=horizon + 1).astype(float)
         # censored at 0 carry no information (S(0) = 1)
         lost = np.pad(lost, (0, max(0, horizon - len(lost))))
-        return self._fit_counts(lost[:horizon] if horizon else np.zeros(1),
-                                censored[1:horizon + 1] if horizon else np.zeros(1),
-                                n_customers=len(d))
+        return self._fit_counts(
+            lost[:horizon] if horizon else np.zeros(1),
+            censored[1 : horizon + 1] if horizon else np.zeros(1),
+            n_customers=len(d),
+        )
 
-    def _fit_counts(self, lost: np.ndarray, censored: np.ndarray,
-                    n_customers: int | None = None) -> ShiftedBetaGeometric:
+    def _fit_counts(
+        self, lost: np.ndarray, censored: np.ndarray, n_customers: int | None = None
+    ) -> ShiftedBetaGeometric:
         """ML fit from churn counts in periods 1..T and censored counts after periods 1..T."""
         t = np.arange(1, len(lost) + 1, dtype=float)
         n = int(round(lost.sum() + censored.sum())) if n_customers is None else n_customers
         if lost.sum() == 0:
             raise ValueError("no customer churned: the sBG model cannot be estimated")
         if n < MIN_CUSTOMERS:
-            warnings.warn(f"sBG fitted on {n} customers (fewer than {MIN_CUSTOMERS}): the estimates "
-                          "are fragile", StatisticalWarning, stacklevel=3)
+            warnings.warn(
+                f"sBG fitted on {n} customers (fewer than {MIN_CUSTOMERS}): the estimates are fragile",
+                StatisticalWarning,
+                stacklevel=3,
+            )
 
         def negll(log_params):
             a, b = np.exp(log_params)
@@ -132,8 +147,7 @@ class ShiftedBetaGeometric:
 
         best = None
         for start in [(0.0, 0.0), (-1.0, 1.0), (1.0, 2.0), (-0.5, -0.5), (2.0, 3.0)][: self.n_starts]:
-            result = optimize.minimize(negll, np.array(start), method="L-BFGS-B",
-                                       bounds=[(-9, 9), (-9, 12)])
+            result = optimize.minimize(negll, np.array(start), method="L-BFGS-B", bounds=[(-9, 9), (-9, 12)])
             if best is None or result.fun < best.fun:
                 best = result
         self.alpha_, self.beta_ = (float(v) for v in np.exp(best.x))
@@ -161,8 +175,9 @@ class ShiftedBetaGeometric:
                 note = "Hessian not positive definite: standard errors unavailable"
         except np.linalg.LinAlgError:
             note = "singular Hessian: standard errors unavailable"
-        frame = pd.DataFrame({"estimate": [self.alpha_, self.beta_], "se": se},
-                             index=pd.Index(["alpha", "beta"], name="param"))
+        frame = pd.DataFrame(
+            {"estimate": [self.alpha_, self.beta_], "se": se}, index=pd.Index(["alpha", "beta"], name="param")
+        )
         frame["lower 95%"] = np.exp(x - 1.96 * se / np.exp(x))
         frame["upper 95%"] = np.exp(x + 1.96 * se / np.exp(x))
         frame.attrs.update(loglik=self.loglik_, n_customers=self.n_customers_, note=note)
@@ -223,8 +238,7 @@ class ShiftedBetaGeometric:
         """
         self._check_fitted()
         if discount_rate <= 0:
-            raise ValueError("discount_rate must be positive (the sum diverges without discounting "
-                             "when alpha <= 1)")
+            raise ValueError("discount_rate must be positive (the sum diverges without discounting when alpha <= 1)")
         n = renewals + 1
         a, b = self.alpha_, self.beta_
         return float((b + n - 1) / (a + b + n - 1) * hyp2f1(1.0, b + n, a + b + n, 1.0 / (1.0 + discount_rate)))
@@ -275,8 +289,7 @@ def to_periods(months, event, period_months: int = 1) -> np.ndarray:
     """
     months = np.asarray(months, dtype=float)
     event = np.asarray(event).astype(bool)
-    return np.where(event, np.maximum(1, np.ceil(months / period_months)),
-                    np.floor(months / period_months)).astype(int)
+    return np.where(event, np.maximum(1, np.ceil(months / period_months)), np.floor(months / period_months)).astype(int)
 
 
 def cohort_periods(lifetimes: pd.DataFrame, last_month: pd.Timestamp, period: str = "M") -> pd.DataFrame:
@@ -299,9 +312,15 @@ def cohort_periods(lifetimes: pd.DataFrame, last_month: pd.Timestamp, period: st
     # a quarter cohort's youngest member sets how far the whole cohort is observed
     cohort_end = cohort.end_time.normalize().to_period("M").to_timestamp()
     observed = ((last_month.year - cohort_end.year) * 12 + last_month.month - cohort_end.month) // p
-    return pd.DataFrame({"account_id": lifetimes["account_id"].to_numpy(),
-                         "cohort": cohort.astype(str), "periods": periods, "event": event.astype(int),
-                         "observed_periods": np.asarray(observed)})
+    return pd.DataFrame(
+        {
+            "account_id": lifetimes["account_id"].to_numpy(),
+            "cohort": cohort.astype(str),
+            "periods": periods,
+            "event": event.astype(int),
+            "observed_periods": np.asarray(observed),
+        }
+    )
 
 
 def cohort_survival_table(panel: pd.DataFrame, period: str = "M") -> pd.DataFrame:
@@ -322,8 +341,14 @@ def cohort_survival_table(panel: pd.DataFrame, period: str = "M") -> pd.DataFram
     rows = {}
     for cohort, group in periods.groupby("cohort", sort=True):
         # alive at the start of period k: churned after period k, or never churned
-        alive = ((~group["event"].astype(bool).to_numpy()[:, None])
-                 | (group["periods"].to_numpy()[:, None] > ages[None, :])).sum(axis=0).astype(float)
+        alive = (
+            (
+                (~group["event"].astype(bool).to_numpy()[:, None])
+                | (group["periods"].to_numpy()[:, None] > ages[None, :])
+            )
+            .sum(axis=0)
+            .astype(float)
+        )
         alive[ages > group["observed_periods"].min()] = np.nan
         rows[cohort] = alive
     table = pd.DataFrame.from_dict(rows, orient="index", columns=ages)
@@ -354,14 +379,14 @@ def fit_cohorts(panel: pd.DataFrame, period: str = "M", min_cohort_size: int = 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)
         for cohort, group in periods.groupby("cohort", sort=True):
-            if (len(group) >= min_cohort_size and group["observed_periods"].min() >= 2
-                    and group["event"].sum() > 0):
+            if len(group) >= min_cohort_size and group["observed_periods"].min() >= 2 and group["event"].sum() > 0:
                 cohorts[cohort] = ShiftedBetaGeometric().fit_censored(group["periods"], group["event"])
     return {"pooled": pooled, "cohorts": cohorts, "periods": periods}
 
 
-def project_cohorts(panel: pd.DataFrame, period: str = "M", horizon: int = 12, holdout: int = 0,
-                    min_cohort_size: int = 30) -> pd.DataFrame:
+def project_cohorts(
+    panel: pd.DataFrame, period: str = "M", horizon: int = 12, holdout: int = 0, min_cohort_size: int = 30
+) -> pd.DataFrame:
     """Actual and sBG-projected survival of each cohort, optionally testing on a held-out tail.
 
     Each cohort's model is fitted on its first ``observed - holdout`` periods only (later churns
@@ -395,16 +420,38 @@ def project_cohorts(panel: pd.DataFrame, period: str = "M", horizon: int = 12, h
             model = ShiftedBetaGeometric().fit_censored(durations, events)
             ages = np.arange(observed + horizon + 1)
             actual = table.loc[cohort].reindex(ages).to_numpy() / table.loc[cohort, 0]
-            rows.append(pd.DataFrame({
-                "cohort": cohort, "period": ages, "n0": int(table.loc[cohort, 0]), "actual": actual,
-                "fitted": model.survival_function(ages), "held_out": (ages > cut) & (ages <= observed),
-                "fit_periods": cut, "alpha": model.alpha_, "beta": model.beta_}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["cohort", "period", "n0", "actual", "fitted", "held_out", "fit_periods", "alpha", "beta"])
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "cohort": cohort,
+                        "period": ages,
+                        "n0": int(table.loc[cohort, 0]),
+                        "actual": actual,
+                        "fitted": model.survival_function(ages),
+                        "held_out": (ages > cut) & (ages <= observed),
+                        "fit_periods": cut,
+                        "alpha": model.alpha_,
+                        "beta": model.beta_,
+                    }
+                )
+            )
+    return (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(
+            columns=["cohort", "period", "n0", "actual", "fitted", "held_out", "fit_periods", "alpha", "beta"]
+        )
+    )
 
 
-def lifetime_value(mrr: float, margin: float, model: ShiftedBetaGeometric, discount_rate: float,
-                   period_months: int = 1, renewals: int | None = None) -> float:
+def lifetime_value(
+    mrr: float,
+    margin: float,
+    model: ShiftedBetaGeometric,
+    discount_rate: float,
+    period_months: int = 1,
+    renewals: int | None = None,
+) -> float:
     """Customer lifetime value = MRR × months per period × margin × expected discounted payments.
 
     Parameters
@@ -434,8 +481,9 @@ def lifetime_value(mrr: float, margin: float, model: ShiftedBetaGeometric, disco
     return payment * model.derl(d, renewals)
 
 
-def lifetime_value_by_cohort(panel: pd.DataFrame, fits: dict, margin: float, discount_rate: float,
-                             period: str = "M") -> pd.DataFrame:
+def lifetime_value_by_cohort(
+    panel: pd.DataFrame, fits: dict, margin: float, discount_rate: float, period: str = "M"
+) -> pd.DataFrame:
     """Residual lifetime value of an active customer of each cohort (its survivors' next renewals).
 
     A cohort observed for k periods has survivors who have made k renewals; their value is the
@@ -453,8 +501,15 @@ def lifetime_value_by_cohort(panel: pd.DataFrame, fits: dict, margin: float, dis
         model = fits["cohorts"].get(cohort, fits["pooled"])
         age = int(periods.get(cohort, 0))
         derl = model.derl(d, age)
-        rows.append({"cohort": cohort, "n_active": int(row["size"]), "mrr_mean": row["mean"],
-                     "renewals": age, "derl_periods": derl,
-                     "clv": row["mean"] * p * margin * derl,
-                     "model": "cohort" if cohort in fits["cohorts"] else "pooled"})
+        rows.append(
+            {
+                "cohort": cohort,
+                "n_active": int(row["size"]),
+                "mrr_mean": row["mean"],
+                "renewals": age,
+                "derl_periods": derl,
+                "clv": row["mean"] * p * margin * derl,
+                "model": "cohort" if cohort in fits["cohorts"] else "pooled",
+            }
+        )
     return pd.DataFrame(rows)

@@ -22,23 +22,87 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cslab.bootstrap import (DEFAULT_GROSS_MARGIN, DEFAULT_N_BOOTSTRAP, ROIEstimate, bootstrap_interval,
-                             cs_roi)
-from cslab.costs import (account_hours_cost, cost_window, coverage, cs_cost, efficiency_ratios,
-                         monthly_cs_cost, outcome_attainment, revenue)
-from cslab.effects import (MIN_CHURNED_ACCOUNTS, MIN_TREATED_ACCOUNTS, PROGRAMME_COVARIATES,
-                           initiation_weights, person_months, programme_covariates, programme_effect,
-                           sample_accounts)
-from cslab.weighting import (common_support, e_value, ipw_weights, propensity_scores,
-                             standardised_mean_differences, weighted_hazard_ratio, weighted_kaplan_meier)
+from cslab.bootstrap import DEFAULT_GROSS_MARGIN, DEFAULT_N_BOOTSTRAP, ROIEstimate, bootstrap_interval, cs_roi
+from cslab.costs import (
+    account_hours_cost,
+    cost_window,
+    coverage,
+    cs_cost,
+    efficiency_ratios,
+    monthly_cs_cost,
+    outcome_attainment,
+    revenue,
+)
+from cslab.effects import (
+    MIN_CHURNED_ACCOUNTS,
+    MIN_TREATED_ACCOUNTS,
+    PROGRAMME_COVARIATES,
+    initiation_weights,
+    person_months,
+    programme_covariates,
+    programme_effect,
+    sample_accounts,
+)
+from cslab.weighting import (
+    common_support,
+    e_value,
+    ipw_weights,
+    propensity_scores,
+    standardised_mean_differences,
+    weighted_hazard_ratio,
+    weighted_kaplan_meier,
+)
 
-__all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio", "weighted_kaplan_meier", "e_value", "common_support", "MIN_TREATED_ACCOUNTS", "MIN_CHURNED_ACCOUNTS", "PROGRAMME_COVARIATES", "programme_covariates", "person_months", "initiation_weights", "programme_effect", "sample_accounts", "bootstrap_interval", "ROIEstimate", "cs_roi", "DEFAULT_GROSS_MARGIN", "DEFAULT_N_BOOTSTRAP", "cs_cost", "revenue", "coverage", "outcome_attainment", "monthly_cs_cost", "efficiency_ratios", "cost_window", "account_hours_cost",
-           "describe_effect", "describe_roi",
-           "ProgrammeRows", "programme_rows", "exposure_table", "naive_comparison", "effects_table",
-           "describe_diagnostics", "expansion_effects", "describe_expansion_effects", "achieved_outcome",
-           "describe_outcome", "describe_attainment", "describe_money", "describe_efficiency",
-           "describe_coverage", "describe_sensitivity", "recorded_results", "cost_share",
-           "plot_accounts_per_csm"]
+__all__ = [
+    "propensity_scores",
+    "ipw_weights",
+    "standardised_mean_differences",
+    "weighted_hazard_ratio",
+    "weighted_kaplan_meier",
+    "e_value",
+    "common_support",
+    "MIN_TREATED_ACCOUNTS",
+    "MIN_CHURNED_ACCOUNTS",
+    "PROGRAMME_COVARIATES",
+    "programme_covariates",
+    "person_months",
+    "initiation_weights",
+    "programme_effect",
+    "sample_accounts",
+    "bootstrap_interval",
+    "ROIEstimate",
+    "cs_roi",
+    "DEFAULT_GROSS_MARGIN",
+    "DEFAULT_N_BOOTSTRAP",
+    "cs_cost",
+    "revenue",
+    "coverage",
+    "outcome_attainment",
+    "monthly_cs_cost",
+    "efficiency_ratios",
+    "cost_window",
+    "account_hours_cost",
+    "describe_effect",
+    "describe_roi",
+    "ProgrammeRows",
+    "programme_rows",
+    "exposure_table",
+    "naive_comparison",
+    "effects_table",
+    "describe_diagnostics",
+    "expansion_effects",
+    "describe_expansion_effects",
+    "achieved_outcome",
+    "describe_outcome",
+    "describe_attainment",
+    "describe_money",
+    "describe_efficiency",
+    "describe_coverage",
+    "describe_sensitivity",
+    "recorded_results",
+    "cost_share",
+    "plot_accounts_per_csm",
+]
 
 
 def describe_effect(effect) -> str:
@@ -60,11 +124,16 @@ def describe_effect(effect) -> str:
         verdict = f"has no clear effect: **{hr:.2f}**, and the interval {low:.2f}–{high:.2f} includes no effect (1)"
     balanced = "balanced" if float(effect["max_smd_after"]) < 0.1 else "**not fully balanced** (read with care)"
     direct = float(effect["direct_hr"])
-    direct_text = (f"the direct effect (this month's signals held fixed) {direct:.2f}" if np.isfinite(direct)
-                   else "the direct effect (this month's signals held fixed) could not be estimated")
-    return (f"{verdict}; the naive comparison said {float(effect['naive_hr']):.2f}, {direct_text}. "
-            f"Signals after weighting: largest SMD "
-            f"{float(effect['max_smd_after']):.2f}, {balanced}. Population: {effect['population']}.")
+    direct_text = (
+        f"the direct effect (this month's signals held fixed) {direct:.2f}"
+        if np.isfinite(direct)
+        else "the direct effect (this month's signals held fixed) could not be estimated"
+    )
+    return (
+        f"{verdict}; the naive comparison said {float(effect['naive_hr']):.2f}, {direct_text}. "
+        f"Signals after weighting: largest SMD "
+        f"{float(effect['max_smd_after']):.2f}, {balanced}. Population: {effect['population']}."
+    )
 
 
 def describe_roi(result: ROIEstimate) -> str:
@@ -78,16 +147,26 @@ def describe_roi(result: ROIEstimate) -> str:
     """
     if not np.isfinite(result.roi):
         return "No ROI: the cost of the window is not known."
-    verdict = ("every unit spent on CS came back with more, in gross margin" if result.roi_low > 0 else
-               "the programmes evaluated did not return CS's cost in gross margin over the horizon"
-               if result.roi_high < 0 else
-               "the interval includes breaking even (0), so these data cannot tell whether CS pays for itself")
+    verdict = (
+        "every unit spent on CS came back with more, in gross margin"
+        if result.roi_low > 0
+        else "the programmes evaluated did not return CS's cost in gross margin over the horizon"
+        if result.roi_high < 0
+        else "the interval includes breaking even (0), so these data cannot tell whether CS pays for itself"
+    )
     failed = f", {result.n_failed} failed" if result.n_failed else ""
-    return (f"**ROI = {result.roi:.2f}** (95% {result.roi_low:.2f} to {result.roi_high:.2f}, "
-            f"{result.n_bootstrap} bootstrap replicates{failed}): {verdict}. Programmes whose own value "
-            "interval lies above zero: "
-            + (", ".join(p.replace("_", " ") for p in result.effects.index
-                         if float(result.effects.loc[p, "value_low"]) > 0) or "none") + ".")
+    return (
+        f"**ROI = {result.roi:.2f}** (95% {result.roi_low:.2f} to {result.roi_high:.2f}, "
+        f"{result.n_bootstrap} bootstrap replicates{failed}): {verdict}. Programmes whose own value "
+        "interval lies above zero: "
+        + (
+            ", ".join(
+                p.replace("_", " ") for p in result.effects.index if float(result.effects.loc[p, "value_low"]) > 0
+            )
+            or "none"
+        )
+        + "."
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,21 +203,26 @@ class ProgrammeRows:
         churned = int(self.rows.loc[self.rows["at_risk"] & self.rows["label"].eq(1), "account_id"].nunique())
         if churned >= MIN_CHURNED_ACCOUNTS:
             return None
-        return (f"{churned} churned accounts: too few to estimate what CS programmes change; at least "
-                f"{MIN_CHURNED_ACCOUNTS} are needed")
+        return (
+            f"{churned} churned accounts: too few to estimate what CS programmes change; at least "
+            f"{MIN_CHURNED_ACCOUNTS} are needed"
+        )
 
     def describe(self) -> str:
         """What the rows are, in one sentence."""
         rows = self.rows
         known = rows["label"].notna()
-        return (f"**{known.sum():,} account-months** of {rows['account_id'].nunique():,} accounts, from "
-                f"{rows['observation_date'].min():%B %Y} to {rows.loc[known, 'observation_date'].max():%B %Y}, "
-                "each saying whether the account churned or expanded in the month after. Programmes evaluated: "
-                f"{', '.join(_name(p) for p in self.programmes)}.")
+        return (
+            f"**{known.sum():,} account-months** of {rows['account_id'].nunique():,} accounts, from "
+            f"{rows['observation_date'].min():%B %Y} to {rows.loc[known, 'observation_date'].max():%B %Y}, "
+            "each saying whether the account churned or expanded in the month after. Programmes evaluated: "
+            f"{', '.join(_name(p) for p in self.programmes)}."
+        )
 
 
-def programme_rows(data, monthly: pd.DataFrame, programmes=(), *, max_accounts: int | None = None,
-                   seed: int = 0) -> ProgrammeRows:
+def programme_rows(
+    data, monthly: pd.DataFrame, programmes=(), *, max_accounts: int | None = None, seed: int = 0
+) -> ProgrammeRows:
     """Person-months of a random sample of at most ``max_accounts`` accounts (all of them on a book
     that size or smaller), and the programmes to evaluate (default: every activity type).
 
@@ -161,7 +245,7 @@ def programme_rows(data, monthly: pd.DataFrame, programmes=(), *, max_accounts: 
     sampled, book_accounts = sample_accounts(monthly, max_accounts, seed)
     dataset, scoring = features.build_dataset(data, sampled, horizon_months=1)
     rows = person_months(dataset, sampled, scoring)  # the last month: exposure and money, no outcome yet
-    available = sorted(c[len("cs_"):-len("_count")] for c in rows if c.startswith("cs_") and c.endswith("_count"))
+    available = sorted(c[len("cs_") : -len("_count")] for c in rows if c.startswith("cs_") and c.endswith("_count"))
     unknown = [p for p in programmes if p not in available]
     if unknown:
         raise ValueError(f"unknown programme(s) {unknown}; the data has {available}")
@@ -170,10 +254,19 @@ def programme_rows(data, monthly: pd.DataFrame, programmes=(), *, max_accounts: 
 
 def exposure_table(kinds: pd.DataFrame):
     """:func:`cslab.exposure.classify_programmes` as the report shows it (a Styler)."""
-    return (kinds[["accounts", "activities", "repeat_share", "median_gap_days", "exposure", "reason"]]
-            .rename(columns={"repeat_share": "received more than once", "median_gap_days": "median gap (days)"})
-            .style.format({"accounts": "{:,.0f}", "activities": "{:,.0f}", "received more than once": "{:.0%}",
-                           "median gap (days)": "{:.0f}"}, na_rep="–"))
+    return (
+        kinds[["accounts", "activities", "repeat_share", "median_gap_days", "exposure", "reason"]]
+        .rename(columns={"repeat_share": "received more than once", "median_gap_days": "median gap (days)"})
+        .style.format(
+            {
+                "accounts": "{:,.0f}",
+                "activities": "{:,.0f}",
+                "received more than once": "{:.0%}",
+                "median gap (days)": "{:.0f}",
+            },
+            na_rep="–",
+        )
+    )
 
 
 def naive_comparison(prepared: ProgrammeRows):
@@ -207,10 +300,15 @@ def naive_comparison(prepared: ProgrammeRows):
             ax.get_legend().remove()
         else:
             ax.legend(fontsize=8)
-        table.append({"programme": programme, "covered accounts": int(covered.sum()),
-                      "churned, covered": lifetimes.loc[covered, "event"].mean(),
-                      "churned, not covered": lifetimes.loc[~covered, "event"].mean()})
-    for ax in axes.ravel()[len(chosen):]:
+        table.append(
+            {
+                "programme": programme,
+                "covered accounts": int(covered.sum()),
+                "churned, covered": lifetimes.loc[covered, "event"].mean(),
+                "churned, not covered": lifetimes.loc[~covered, "event"].mean(),
+            }
+        )
+    for ax in axes.ravel()[len(chosen) :]:
         ax.set_visible(False)
     fig.suptitle("Naive Kaplan–Meier curves: ever covered vs never (biased)", fontweight="bold")
     fig.tight_layout()
@@ -219,15 +317,50 @@ def naive_comparison(prepared: ProgrammeRows):
 
 def effects_table(effects: pd.DataFrame):
     """The programmes' effects as the report shows them (a Styler)."""
-    return (effects[["kind", "naive_hr", "hr", "hr_low", "hr_high", "direct_hr", "max_smd_before",
-                     "max_smd_after", "evalue", "n_treated_accounts", "population"]]
-            .rename(columns={"kind": "exposure", "naive_hr": "naive HR", "hr": "total HR", "hr_low": "95% low",
-                             "hr_high": "95% high", "direct_hr": "direct HR (not used)",
-                             "max_smd_before": "max SMD before", "max_smd_after": "max SMD after",
-                             "evalue": "E-value", "n_treated_accounts": "treated accounts"})
-            .style.format({"naive HR": "{:.2f}", "total HR": "{:.2f}", "95% low": "{:.2f}", "95% high": "{:.2f}",
-                           "direct HR (not used)": "{:.2f}", "max SMD before": "{:.2f}", "max SMD after": "{:.3f}",
-                           "E-value": "{:.2f}", "treated accounts": "{:,}"}))
+    return (
+        effects[
+            [
+                "kind",
+                "naive_hr",
+                "hr",
+                "hr_low",
+                "hr_high",
+                "direct_hr",
+                "max_smd_before",
+                "max_smd_after",
+                "evalue",
+                "n_treated_accounts",
+                "population",
+            ]
+        ]
+        .rename(
+            columns={
+                "kind": "exposure",
+                "naive_hr": "naive HR",
+                "hr": "total HR",
+                "hr_low": "95% low",
+                "hr_high": "95% high",
+                "direct_hr": "direct HR (not used)",
+                "max_smd_before": "max SMD before",
+                "max_smd_after": "max SMD after",
+                "evalue": "E-value",
+                "n_treated_accounts": "treated accounts",
+            }
+        )
+        .style.format(
+            {
+                "naive HR": "{:.2f}",
+                "total HR": "{:.2f}",
+                "95% low": "{:.2f}",
+                "95% high": "{:.2f}",
+                "direct HR (not used)": "{:.2f}",
+                "max SMD before": "{:.2f}",
+                "max SMD after": "{:.3f}",
+                "E-value": "{:.2f}",
+                "treated accounts": "{:,}",
+            }
+        )
+    )
 
 
 def describe_diagnostics(programme: str, effect: dict, model_share: float) -> str:
@@ -239,11 +372,17 @@ def describe_diagnostics(programme: str, effect: dict, model_share: float) -> st
     from cslab.notebook import pct
 
     support = common_support(effect["decisions"])
-    return (f"**{_name(programme)}**: propensity model *{effect['propensity_model']}* (chosen in "
-            f"{pct(model_share, 0)} of the replicates); both groups cover propensities "
-            f"from {support['low']:.3f} to {support['high']:.3f}; {pct(support['share_outside'])} of the decisions "
-            "fall outside that range " + ("(the estimate barely extrapolates)." if support["share_outside"] < 0.05
-                                          else "(**the estimate extrapolates there: read it with care**)."))
+    return (
+        f"**{_name(programme)}**: propensity model *{effect['propensity_model']}* (chosen in "
+        f"{pct(model_share, 0)} of the replicates); both groups cover propensities "
+        f"from {support['low']:.3f} to {support['high']:.3f}; {pct(support['share_outside'])} of the decisions "
+        "fall outside that range "
+        + (
+            "(the estimate barely extrapolates)."
+            if support["share_outside"] < 0.05
+            else "(**the estimate extrapolates there: read it with care**)."
+        )
+    )
 
 
 def expansion_effects(effects: pd.DataFrame) -> pd.DataFrame:
@@ -262,9 +401,15 @@ def describe_expansion_effects(grow: pd.DataFrame) -> str:
     'Programmes whose expansion hazard ratio is clearly different from 1: **qbr** (1.30).'
     """
     clear = grow[(grow["expansion_hr_low"] > 1) | (grow["expansion_hr_high"] < 1)]
-    return ("Programmes whose expansion hazard ratio is clearly different from 1: "
-            + (", ".join(f"**{_name(p)}** ({grow.loc[p, 'expansion_hr']:.2f})" for p in clear.index)
-               if len(clear) else "none: every interval includes no effect") + ".")
+    return (
+        "Programmes whose expansion hazard ratio is clearly different from 1: "
+        + (
+            ", ".join(f"**{_name(p)}** ({grow.loc[p, 'expansion_hr']:.2f})" for p in clear.index)
+            if len(clear)
+            else "none: every interval includes no effect"
+        )
+        + "."
+    )
 
 
 def achieved_outcome(rows: pd.DataFrame, programmes: list, *, trim: float, window_months: int):
@@ -279,19 +424,27 @@ def achieved_outcome(rows: pd.DataFrame, programmes: list, *, trim: float, windo
         return None, None
     fitted = rows[rows["label"].notna()]
     try:
-        return programme_effect(fitted, "outcome_achieved", others=programmes, treated=achieved[fitted.index],
-                                trim=trim, window_months=window_months), None
+        return programme_effect(
+            fitted,
+            "outcome_achieved",
+            others=programmes,
+            treated=achieved[fitted.index],
+            trim=trim,
+            window_months=window_months,
+        ), None
     except (CSLabError, np.linalg.LinAlgError) as error:
         return None, f"No estimate of the effect of achieving an outcome: {error}."
 
 
 def describe_outcome(outcome: dict) -> str:
     """The sentence on the effect of an achieved outcome."""
-    return (f"Accounts with an achieved committed outcome churn at **{outcome['hr']:.2f} times the rate** of "
-            f"comparable accounts without one (95% {outcome['hr_low']:.2f}–{outcome['hr_high']:.2f}; naive "
-            f"comparison {outcome['naive_hr']:.2f}; largest SMD after weighting {outcome['max_smd_after']:.2f}), "
-            f"and expand at {outcome['expansion_hr']:.2f} times the rate "
-            f"({outcome['expansion_hr_low']:.2f}–{outcome['expansion_hr_high']:.2f}).")
+    return (
+        f"Accounts with an achieved committed outcome churn at **{outcome['hr']:.2f} times the rate** of "
+        f"comparable accounts without one (95% {outcome['hr_low']:.2f}–{outcome['hr_high']:.2f}; naive "
+        f"comparison {outcome['naive_hr']:.2f}; largest SMD after weighting {outcome['max_smd_after']:.2f}), "
+        f"and expand at {outcome['expansion_hr']:.2f} times the rate "
+        f"({outcome['expansion_hr_low']:.2f}–{outcome['expansion_hr_high']:.2f})."
+    )
 
 
 def describe_attainment(attainment: dict) -> str:
@@ -299,17 +452,30 @@ def describe_attainment(attainment: dict) -> str:
     from cslab.notebook import pct
 
     median = attainment["median_months_to_first"]
-    return (f"Of {attainment['n_due']:,} committed outcomes due by the analysis date, "
-            f"**{pct(attainment['attainment_rate'])} were achieved**. Half of the accounts reach their first "
-            "achieved outcome within "
-            + (f"**{median:.1f} months** of their first commitment" if median is not None
-               else "the period (median not reached)")
-            + f"; **{pct(attainment['arr_share_with_outcome'])} of ARR** is on active accounts with at least one "
-              "achieved outcome.")
+    return (
+        f"Of {attainment['n_due']:,} committed outcomes due by the analysis date, "
+        f"**{pct(attainment['attainment_rate'])} were achieved**. Half of the accounts reach their first "
+        "achieved outcome within "
+        + (
+            f"**{median:.1f} months** of their first commitment"
+            if median is not None
+            else "the period (median not reached)"
+        )
+        + f"; **{pct(attainment['arr_share_with_outcome'])} of ARR** is on active accounts with at least one "
+        "achieved outcome."
+    )
 
 
-def describe_money(result: ROIEstimate, cost: dict, billed: float, *, value_horizon_months: int,
-                   as_of, gross_margin: float, currency: str = "USD") -> list[str]:
+def describe_money(
+    result: ROIEstimate,
+    cost: dict,
+    billed: float,
+    *,
+    value_horizon_months: int,
+    as_of,
+    gross_margin: float,
+    currency: str = "USD",
+) -> list[str]:
     """The windows, the value against the cost and the cost's share of revenue, then the ROI: the
     money section's sentences, in order."""
     from cslab.notebook import money, pct
@@ -328,7 +494,7 @@ def describe_money(result: ROIEstimate, cost: dict, billed: float, *, value_hori
         f"{usd(result.expansion)} from expansion. Customer success cost **{usd(result.cost)}**"
         + (f" (95% {usd(result.cost_low)} to {usd(result.cost_high)})" if by_hours else "")
         + f", **{pct(share)} of the {usd(billed)} of recurring revenue** billed in the window: {band} the "
-          "10–25% typical of SaaS companies.",
+        "10–25% typical of SaaS companies.",
         describe_roi(result),
     ]
 
@@ -350,41 +516,55 @@ def describe_efficiency(ratios: dict, currency: str = "USD") -> list[str]:
 
     out = []
     if ratios["cs_efficiency_ratio"] is not None:
-        out.append(f"**CS efficiency ratio: {ratios['cs_efficiency_ratio']:.1f}** = "
-                   f"{ratios['formulas']['cs_efficiency_ratio']} = {money(ratios['retained_expanded_arr'], currency)} / "
-                   f"{money(ratios['efficiency_cost'], currency)} (cost of {ratios['efficiency_cost_window']}).")
+        out.append(
+            f"**CS efficiency ratio: {ratios['cs_efficiency_ratio']:.1f}** = "
+            f"{ratios['formulas']['cs_efficiency_ratio']} = {money(ratios['retained_expanded_arr'], currency)} / "
+            f"{money(ratios['efficiency_cost'], currency)} (cost of {ratios['efficiency_cost_window']})."
+        )
     if ratios["saas_magic_number"] is not None:
-        out.append(f"**SaaS magic number, on CS cost: {ratios['saas_magic_number']:.2f}** = "
-                   f"{ratios['formulas']['saas_magic_number']} = ({money(ratios['quarter_revenue'], currency)} − "
-                   f"{money(ratios['previous_quarter_revenue'], currency)}) × 4 / "
-                   f"{money(ratios['previous_quarter_cost'], currency)}, for {ratios['quarter']}. The usual magic "
-                   "number divides by sales and marketing cost; on CS cost it says how much recurring revenue "
-                   "grew per unit of CS spending.")
+        out.append(
+            f"**SaaS magic number, on CS cost: {ratios['saas_magic_number']:.2f}** = "
+            f"{ratios['formulas']['saas_magic_number']} = ({money(ratios['quarter_revenue'], currency)} − "
+            f"{money(ratios['previous_quarter_revenue'], currency)}) × 4 / "
+            f"{money(ratios['previous_quarter_cost'], currency)}, for {ratios['quarter']}. The usual magic "
+            "number divides by sales and marketing cost; on CS cost it says how much recurring revenue "
+            "grew per unit of CS spending."
+        )
     out += [f"*{note[0].upper() + note[1:]}.*" for note in ratios["notes"]]
     return out
 
 
-def describe_coverage(per_csm: pd.DataFrame, gap: dict | None, csm_on_activities: bool,
-                      currency: str = "USD") -> list[str]:
+def describe_coverage(
+    per_csm: pd.DataFrame, gap: dict | None, csm_on_activities: bool, currency: str = "USD"
+) -> list[str]:
     """Accounts and ARR per CSM (:func:`coverage`), and where the CSM of each month comes from."""
     from cslab.notebook import money, pct
 
     named = per_csm.drop(index="(none)", errors="ignore")
     covered_arr = named["arr"].sum() / per_csm["arr"].sum()
-    out = [f"**Coverage:** {len(named)} CSMs hold {named['accounts'].sum():,} active accounts "
-           f"({pct(covered_arr)} of ARR): a median of **{named['accounts'].median():.0f} accounts and "
-           f"{money(named['arr'].median(), currency)} of ARR per CSM** (from {named['accounts'].min()} to "
-           f"{named['accounts'].max()} accounts). "
-           + (f"{per_csm.loc['(none)', 'accounts']:,} accounts have no CSM (tech-touch)."
-              if "(none)" in per_csm.index else "")]
+    out = [
+        f"**Coverage:** {len(named)} CSMs hold {named['accounts'].sum():,} active accounts "
+        f"({pct(covered_arr)} of ARR): a median of **{named['accounts'].median():.0f} accounts and "
+        f"{money(named['arr'].median(), currency)} of ARR per CSM** (from {named['accounts'].min()} to "
+        f"{named['accounts'].max()} accounts). "
+        + (
+            f"{per_csm.loc['(none)', 'accounts']:,} accounts have no CSM (tech-touch)."
+            if "(none)" in per_csm.index
+            else ""
+        )
+    ]
     if csm_on_activities:
-        out.append("The CSM of each account-month is the one named on its latest CS activity so far (the "
-                   "assignment in force then), not today's CRM field.")
+        out.append(
+            "The CSM of each account-month is the one named on its latest CS activity so far (the "
+            "assignment in force then), not today's CRM field."
+        )
     elif gap:
-        out.append(f"*CSM assignment:* only today's `accounts.csm_id` is known. {pct(gap['covered_active'])} of "
-                   f"active accounts have a CSM there against {pct(gap['covered_churned'])} of churned ones; a CRM "
-                   "that clears the CSM when an account leaves makes churned accounts look uncovered, so coverage "
-                   "and 'has a CSM' may be biased by that difference (a `csm_id` on `cs_activities` would fix it).")
+        out.append(
+            f"*CSM assignment:* only today's `accounts.csm_id` is known. {pct(gap['covered_active'])} of "
+            f"active accounts have a CSM there against {pct(gap['covered_churned'])} of churned ones; a CRM "
+            "that clears the CSM when an account leaves makes churned accounts look uncovered, so coverage "
+            "and 'has a CSM' may be biased by that difference (a `csm_id` on `cs_activities` would fix it)."
+        )
     return out
 
 
@@ -396,8 +576,13 @@ def plot_accounts_per_csm(per_csm: pd.DataFrame, ax=None, **kwargs):
     matplotlib Axes
     """
     named = per_csm.drop(index="(none)", errors="ignore")
-    ax = named["accounts"].sort_values().plot.barh(ax=ax, figsize=None if ax else (7, 0.22 * len(named) + 1.2),
-                                                   color=kwargs.pop("color", "#457b9d"), **kwargs)
+    ax = (
+        named["accounts"]
+        .sort_values()
+        .plot.barh(
+            ax=ax, figsize=None if ax else (7, 0.22 * len(named) + 1.2), color=kwargs.pop("color", "#457b9d"), **kwargs
+        )
+    )
     ax.set_xlabel("active accounts")
     ax.set_ylabel("CSM")
     ax.set_title("Accounts per CSM")
@@ -416,39 +601,75 @@ def describe_sensitivity(effects: pd.DataFrame, outcome: dict | None = None) -> 
     out = []
     for p, e in effects.iterrows():
         limit = e["evalue_limit"]
-        out.append(f"- **{_name(p)}**: to explain away the total hazard ratio of {e['hr']:.2f}, a hidden reason "
-                   f"would have to make both receiving the programme and churning about **{e['evalue']:.1f} times** "
-                   "more likely"
-                   + (f"; to move its interval to include no effect, {limit:.1f} times." if limit and limit > 1 else
-                      "; its interval already includes no effect, so no hidden reason is needed to doubt it."))
+        out.append(
+            f"- **{_name(p)}**: to explain away the total hazard ratio of {e['hr']:.2f}, a hidden reason "
+            f"would have to make both receiving the programme and churning about **{e['evalue']:.1f} times** "
+            "more likely"
+            + (
+                f"; to move its interval to include no effect, {limit:.1f} times."
+                if limit and limit > 1
+                else "; its interval already includes no effect, so no hidden reason is needed to doubt it."
+            )
+        )
     if outcome is not None:
         out.append(f"- **achieved outcome**: E-value {outcome['evalue']:.1f}.")
     return out
 
 
-def recorded_results(result: ROIEstimate, kinds: pd.DataFrame, *, cost: dict, billed: float, ratios: dict,
-                     outcome: dict | None, attainment: dict | None, params: dict) -> dict:
+def recorded_results(
+    result: ROIEstimate,
+    kinds: pd.DataFrame,
+    *,
+    cost: dict,
+    billed: float,
+    ratios: dict,
+    outcome: dict | None,
+    attainment: dict | None,
+    params: dict,
+) -> dict:
     """Every key figure notebook 03 records for the audit (names as the README lists them)."""
     effects = result.effects
     out = {}
     for p, e in effects.iterrows():
-        out.update({f"naive_hr_{p}": e["naive_hr"], f"effect_hr_{p}": e["hr"], f"effect_hr_{p}_low": e["hr_low"],
-                    f"effect_hr_{p}_high": e["hr_high"], f"direct_hr_{p}": e["direct_hr"],
-                    f"max_smd_after_{p}": e["max_smd_after"], f"evalue_{p}": e["evalue"],
-                    f"expansion_hr_{p}": e["expansion_hr"], f"value_{p}": e["value"]})
+        out.update(
+            {
+                f"naive_hr_{p}": e["naive_hr"],
+                f"effect_hr_{p}": e["hr"],
+                f"effect_hr_{p}_low": e["hr_low"],
+                f"effect_hr_{p}_high": e["hr_high"],
+                f"direct_hr_{p}": e["direct_hr"],
+                f"max_smd_after_{p}": e["max_smd_after"],
+                f"evalue_{p}": e["evalue"],
+                f"expansion_hr_{p}": e["expansion_hr"],
+                f"value_{p}": e["value"],
+            }
+        )
     out.update({f"exposure_{p}": kinds.loc[p, "exposure"] for p in kinds.index})
     out.update(
         programmes=list(effects.index),
         hr_outcome_achieved=outcome["hr"] if outcome else None,
         ro_attainment_rate=attainment["attainment_rate"] if attainment else None,
-        attributable_value=result.value, attributable_value_low=result.value_low,
-        attributable_value_high=result.value_high, value_retained=result.retained,
-        value_expansion=result.expansion, value_window=result.value_window, cost_window=result.cost_window,
-        gross_margin=params["gross_margin"], value_horizon_months=params["value_horizon_months"],
-        exposure_months=params["exposure_months"], cs_cost=result.cost, cs_cost_source=cost["source"],
-        revenue=billed, cs_cost_share_of_revenue=cost_share(cost["total"], billed), roi=result.roi,
-        roi_low=result.roi_low, roi_high=result.roi_high, cs_efficiency_ratio=ratios["cs_efficiency_ratio"],
-        saas_magic_number=ratios["saas_magic_number"], n_bootstrap=params["n_bootstrap"],
-        n_bootstrap_failed=result.n_failed, horizon_months=params["horizon_months"],
+        attributable_value=result.value,
+        attributable_value_low=result.value_low,
+        attributable_value_high=result.value_high,
+        value_retained=result.retained,
+        value_expansion=result.expansion,
+        value_window=result.value_window,
+        cost_window=result.cost_window,
+        gross_margin=params["gross_margin"],
+        value_horizon_months=params["value_horizon_months"],
+        exposure_months=params["exposure_months"],
+        cs_cost=result.cost,
+        cs_cost_source=cost["source"],
+        revenue=billed,
+        cs_cost_share_of_revenue=cost_share(cost["total"], billed),
+        roi=result.roi,
+        roi_low=result.roi_low,
+        roi_high=result.roi_high,
+        cs_efficiency_ratio=ratios["cs_efficiency_ratio"],
+        saas_magic_number=ratios["saas_magic_number"],
+        n_bootstrap=params["n_bootstrap"],
+        n_bootstrap_failed=result.n_failed,
+        horizon_months=params["horizon_months"],
     )
     return out

@@ -8,8 +8,9 @@ that holds what the later cells use, so the notebook's cells are calls, displays
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -33,8 +34,7 @@ PARAMETER_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "cohort_period": (lambda v: v in {"M", "Q"}, "'M' or 'Q'"),
     },
     "02_churn_drivers": {
-        "health_bands": (lambda v: len(v) == 2 and 0 < v[0] < v[1] <= 100,
-                         "two increasing scores in (0, 100]"),
+        "health_bands": (lambda v: len(v) == 2 and 0 < v[0] < v[1] <= 100, "two increasing scores in (0, 100]"),
     },
     "03_cs_roi": {
         "weight_trim": (_between(0, 0.5, high_open=True), "in [0, 0.5)"),
@@ -96,15 +96,16 @@ class Session:
 def _check_rules(name: str, params: dict) -> None:
     from cslab.notebook import ParameterError
 
-    problems = [f"{key} must be {expected}, not {params[key]!r}"
-                for key, (test, expected) in PARAMETER_RULES.get(name, {}).items()
-                if key in params and not test(params[key])]
+    problems = [
+        f"{key} must be {expected}, not {params[key]!r}"
+        for key, (test, expected) in PARAMETER_RULES.get(name, {}).items()
+        if key in params and not test(params[key])
+    ]
     if problems:
         raise ParameterError("; ".join(problems))
 
 
-def start(namespace: dict[str, Any], name: str, *, load: str = "panel",
-          require: tuple[str, ...] = ()) -> Session:
+def start(namespace: dict[str, Any], name: str, *, load: str = "panel", require: tuple[str, ...] = ()) -> Session:
     """Set a notebook up: parameters, report, data.
 
     Parameters
@@ -145,22 +146,27 @@ def start(namespace: dict[str, Any], name: str, *, load: str = "panel",
     params = check_parameters(namespace, name)
     _check_rules(name, params)
     plots.set_theme()
-    session = Session(name=name, params=params, currency=params.get("currency", "USD"),
-                      snapshot=bool(params.get("customers_file")))
+    session = Session(
+        name=name, params=params, currency=params.get("currency", "USD"), snapshot=bool(params.get("customers_file"))
+    )
     if load == "none":
         return session
     screens = "include_attributes" in params or "exclude_attributes" in params
     if session.snapshot:
-        session.data = cslab.load_customers(params["customers_file"], id_col=params.get("id_col") or None,
-                                            event_col=params.get("event_col", ""),
-                                            duration_col=params.get("duration_col") or None)
+        session.data = cslab.load_customers(
+            params["customers_file"],
+            id_col=params.get("id_col") or None,
+            event_col=params.get("event_col", ""),
+            duration_col=params.get("duration_col") or None,
+        )
         if screens:
-            session.screen = leakage.screen_snapshot(session.data.customers,
-                                                     include=params.get("include_attributes", ""),
-                                                     exclude=params.get("exclude_attributes", ""))
+            session.screen = leakage.screen_snapshot(
+                session.data.customers,
+                include=params.get("include_attributes", ""),
+                exclude=params.get("exclude_attributes", ""),
+            )
     else:
-        session.data = cslab.load(params.get("data_dir") or DEMO_DIR,
-                                  metric_roles=params.get("metric_roles") or None)
+        session.data = cslab.load(params.get("data_dir") or DEMO_DIR, metric_roles=params.get("metric_roles") or None)
         for table in require:
             if getattr(session.data, table, None) is None:
                 raise CSLabError(REQUIRED_TABLES.get(table, f"no {table} table: this notebook needs it"))
@@ -170,9 +176,11 @@ def start(namespace: dict[str, Any], name: str, *, load: str = "panel",
                 options["reactivation_months"] = params["reactivation_months"]
             session.monthly = cslab.panel(session.data, **options)
             if screens:
-                session.screen = leakage.screen_attributes(session.monthly,
-                                                           include=params.get("include_attributes", ""),
-                                                           exclude=params.get("exclude_attributes", ""))
+                session.screen = leakage.screen_attributes(
+                    session.monthly,
+                    include=params.get("include_attributes", ""),
+                    exclude=params.get("exclude_attributes", ""),
+                )
                 # columns written at or after churn are neither features nor confounders
                 session.monthly = session.screen.apply(session.monthly)
     for note in session.data.notes:
@@ -184,5 +192,5 @@ def start(namespace: dict[str, Any], name: str, *, load: str = "panel",
 #: Why a notebook stops when a table it needs is absent.
 REQUIRED_TABLES = {
     "cs_activities": "no cs_activities table: CS ROI needs the dated CS activities (account_id, date, "
-                     "activity_type) to know who received which programme and when",
+    "activity_type) to know who received which programme and when",
 }

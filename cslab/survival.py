@@ -34,8 +34,15 @@ from lifelines.utils import median_survival_times
 from cslab.data.panel import label_missing
 from cslab.errors import StatisticalWarning
 
-__all__ = ["account_lifetimes", "kaplan_meier", "survival_at", "median_lifetime", "logrank_by",
-           "MIN_GROUP_SIZE", "MIN_GROUP_EVENTS"]
+__all__ = [
+    "account_lifetimes",
+    "kaplan_meier",
+    "survival_at",
+    "median_lifetime",
+    "logrank_by",
+    "MIN_GROUP_SIZE",
+    "MIN_GROUP_EVENTS",
+]
 
 #: Below these (customers, churns) per group, estimates come with a StatisticalWarning.
 MIN_GROUP_SIZE = 30
@@ -43,8 +50,7 @@ MIN_GROUP_EVENTS = 5
 
 # monthly activity columns of the panel: not attributes of an account's start
 _ACTIVITY = ("usage_", "cs_", "outcomes_")
-_PANEL_ONLY = {"month", "movement", "movement_mrr", "tenure_months", "lifetime", "active", "seats",
-               "tickets", "csat"}
+_PANEL_ONLY = {"month", "movement", "movement_mrr", "tenure_months", "lifetime", "active", "seats", "tickets", "csat"}
 
 
 def account_lifetimes(panel: pd.DataFrame) -> pd.DataFrame:
@@ -82,11 +88,13 @@ def account_lifetimes(panel: pd.DataFrame) -> pd.DataFrame:
     last = paid.groupby("account_id")["tenure_months"].max()
     first = paid[paid["tenure_months"].eq(0)].drop_duplicates("account_id").set_index("account_id")
     event = first_churn.reindex(last.index).notna()
-    out = pd.DataFrame({
-        "account_id": last.index,
-        "duration": np.where(event, first_churn.reindex(last.index), last).astype(float),
-        "event": event.astype(int).to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "account_id": last.index,
+            "duration": np.where(event, first_churn.reindex(last.index), last).astype(float),
+            "event": event.astype(int).to_numpy(),
+        }
+    )
     attributes = [c for c in first.columns if c not in _PANEL_ONLY and not c.startswith(_ACTIVITY)]
     return out.join(first[attributes], on="account_id").reset_index(drop=True)
 
@@ -95,8 +103,10 @@ def _checked(lifetimes: pd.DataFrame) -> pd.DataFrame:
     """The lifetimes, or a clear error when durations or events are missing."""
     missing = [c for c in ("duration", "event") if c not in lifetimes]
     if missing:
-        raise ValueError(f"survival analysis needs a {' and an '.join(missing)} column (a snapshot "
-                         "customers table needs duration_col when it is loaded)")
+        raise ValueError(
+            f"survival analysis needs a {' and an '.join(missing)} column (a snapshot "
+            "customers table needs duration_col when it is loaded)"
+        )
     bad = lifetimes["duration"].isna() | lifetimes["event"].isna()
     if bad.any():
         raise ValueError(f"{int(bad.sum())} rows have no duration or no event")
@@ -114,15 +124,20 @@ def _check_groups(lifetimes: pd.DataFrame, by: str | None, what: str) -> None:
     counts = lifetimes["event"].astype(int).groupby(keys).agg(["size", "sum"])
     small = counts[(counts["size"] < MIN_GROUP_SIZE) | (counts["sum"] < MIN_GROUP_EVENTS)]
     if len(small):
-        groups = "; ".join(f"{by or 'all'}={name}: {int(row['size'])} customers, "
-                           f"{int(row['sum'])} churned" for name, row in small.iterrows())
-        warnings.warn(f"{what} rests on small groups ({groups}); at least {MIN_GROUP_SIZE} "
-                      f"customers and {MIN_GROUP_EVENTS} churns per group are needed for a stable "
-                      "estimate", StatisticalWarning, stacklevel=3)
+        groups = "; ".join(
+            f"{by or 'all'}={name}: {int(row['size'])} customers, {int(row['sum'])} churned"
+            for name, row in small.iterrows()
+        )
+        warnings.warn(
+            f"{what} rests on small groups ({groups}); at least {MIN_GROUP_SIZE} "
+            f"customers and {MIN_GROUP_EVENTS} churns per group are needed for a stable "
+            "estimate",
+            StatisticalWarning,
+            stacklevel=3,
+        )
 
 
-def kaplan_meier(lifetimes: pd.DataFrame, by: str | None = None,
-                 alpha: float = 0.05) -> dict[str, KaplanMeierFitter]:
+def kaplan_meier(lifetimes: pd.DataFrame, by: str | None = None, alpha: float = 0.05) -> dict[str, KaplanMeierFitter]:
     """Kaplan–Meier survival curves, overall or one per group.
 
     The product-limit estimate: S(t) = product over the churn times t_i <= t of (1 − d_i / n_i),
@@ -154,14 +169,16 @@ def kaplan_meier(lifetimes: pd.DataFrame, by: str | None = None,
     """
     _check_groups(_checked(lifetimes), by, "Kaplan–Meier")
     if by is None:
-        return {"all": KaplanMeierFitter(alpha=alpha).fit(lifetimes["duration"], lifetimes["event"],
-                                                          label="all")}
-    return {name: KaplanMeierFitter(alpha=alpha).fit(group["duration"], group["event"], label=name)
-            for name, group in lifetimes.groupby(_group_keys(lifetimes, by), sort=True)}
+        return {"all": KaplanMeierFitter(alpha=alpha).fit(lifetimes["duration"], lifetimes["event"], label="all")}
+    return {
+        name: KaplanMeierFitter(alpha=alpha).fit(group["duration"], group["event"], label=name)
+        for name, group in lifetimes.groupby(_group_keys(lifetimes, by), sort=True)
+    }
 
 
-def survival_at(fitters: KaplanMeierFitter | Mapping[str, KaplanMeierFitter],
-                times: tuple[float, ...] = (12, 24)) -> pd.DataFrame:
+def survival_at(
+    fitters: KaplanMeierFitter | Mapping[str, KaplanMeierFitter], times: tuple[float, ...] = (12, 24)
+) -> pd.DataFrame:
     """Survival and its confidence band at given times; NaN beyond the last observed time.
 
     The Kaplan–Meier curve is a step function: survival at t is its value at the last churn time
@@ -224,13 +241,17 @@ def median_lifetime(fitter: KaplanMeierFitter) -> dict[str, float | None]:
     >>> median_lifetime(kaplan_meier(lifetimes)["all"])  # doctest: +SKIP
     {'median': None, 'lower': 31.0, 'upper': None}
     """
+
     def finite(value):
         value = float(value)
         return value if np.isfinite(value) else None
 
     ci = median_survival_times(fitter.confidence_interval_survival_function_)
-    return {"median": finite(fitter.median_survival_time_), "lower": finite(ci.iloc[0, 0]),
-            "upper": finite(ci.iloc[0, 1])}
+    return {
+        "median": finite(fitter.median_survival_time_),
+        "lower": finite(ci.iloc[0, 0]),
+        "upper": finite(ci.iloc[0, 1]),
+    }
 
 
 def logrank_by(lifetimes: pd.DataFrame, by: str) -> dict:
@@ -265,6 +286,9 @@ def logrank_by(lifetimes: pd.DataFrame, by: str) -> dict:
         raise ValueError(f"the log-rank test needs at least two groups of {by}; found {keys.nunique()}")
     _check_groups(lifetimes, by, "the log-rank test")
     result = multivariate_logrank_test(lifetimes["duration"], keys, lifetimes["event"])
-    return {"test_statistic": float(result.test_statistic), "p_value": float(result.p_value),
-            "degrees_of_freedom": int(result.degrees_of_freedom),
-            "groups": sorted(keys.unique().tolist())}
+    return {
+        "test_statistic": float(result.test_statistic),
+        "p_value": float(result.p_value),
+        "degrees_of_freedom": int(result.degrees_of_freedom),
+        "groups": sorted(keys.unique().tolist()),
+    }

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cslab.capacity import CAPACITY_THRESHOLD, _month_of, at_capacity
+from cslab.data.panel import label_missing
 from cslab.errors import StatisticalWarning
 
 __all__ = ["relative_uplift", "expected_uplift"]
@@ -23,12 +24,12 @@ __all__ = ["relative_uplift", "expected_uplift"]
 
 def _group_labels(values: pd.Series) -> pd.Series:
     """Group values as labels: missing ones form "(missing)"."""
-    values = values.astype(object)
-    return values.where(values.notna(), "(missing)")
+    return label_missing(values)
 
 
-def _past_expansions(panel: pd.DataFrame, month: pd.Timestamp, by: list[str],
-                     lookback_months: int | None) -> pd.DataFrame:
+def _past_expansions(
+    panel: pd.DataFrame, month: pd.Timestamp, by: list[str], lookback_months: int | None
+) -> pd.DataFrame:
     """The expansion movements up to ``month`` (within ``lookback_months``), one row each.
 
     Columns: the ``by`` groups and ``seats`` of the month before, ``amount`` (MRR added),
@@ -53,8 +54,14 @@ def _past_expansions(panel: pd.DataFrame, month: pd.Timestamp, by: list[str],
     return past[past["relative"].notna()]
 
 
-def relative_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("segment",),
-                    min_count: int = 20, lookback_months: int | None = 24) -> pd.Series:
+def relative_uplift(
+    panel: pd.DataFrame,
+    *,
+    as_of=None,
+    by: tuple[str, ...] = ("segment",),
+    min_count: int = 20,
+    lookback_months: int | None = 24,
+) -> pd.Series:
     """Median relative uplift of past expansions by group: MRR added / MRR just before.
 
     A table for valuing expansion in proportion to an account: its expected uplift is the
@@ -107,8 +114,11 @@ def relative_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
     if by:
         stats = past.groupby(by)["relative"].agg(["median", "size"])
         now = panel[panel["month"].eq(month) & panel["active"]]
-        current = pd.MultiIndex.from_frame(now[by].apply(_group_labels)) if len(by) > 1 else \
-            pd.Index(_group_labels(now[by[0]]))
+        current = (
+            pd.MultiIndex.from_frame(now[by].apply(_group_labels))
+            if len(by) > 1
+            else pd.Index(_group_labels(now[by[0]]))
+        )
         groups = stats.index.union(current.unique()) if len(stats) else current.unique()
         for group in sorted(groups, key=str):
             n = int(stats["size"].get(group, 0)) if len(stats) else 0
@@ -125,14 +135,23 @@ def relative_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
     table = pd.Series(values, index=index, name="relative_uplift", dtype=float)
     table.attrs.update(n_expansions=counts, fallback=fallback, as_of=month)
     if len(past) < min_count:
-        warnings.warn(f"{len(past)} expansions in the window: fewer than min_count={min_count}, "
-                      "the relative uplift is fragile", StatisticalWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(past)} expansions in the window: fewer than min_count={min_count}, the relative uplift is fragile",
+            StatisticalWarning,
+            stacklevel=2,
+        )
     return table
 
 
-def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("segment", "plan"),
-                    min_count: int = 20, lookback_months: int | None = 24,
-                    threshold: float = CAPACITY_THRESHOLD) -> pd.DataFrame:
+def expected_uplift(
+    panel: pd.DataFrame,
+    *,
+    as_of=None,
+    by: tuple[str, ...] = ("segment", "plan"),
+    min_count: int = 20,
+    lookback_months: int | None = 24,
+    threshold: float = CAPACITY_THRESHOLD,
+) -> pd.DataFrame:
     """The MRR and ARR one expansion would add to each active account, sized to the account.
 
     Sizing rule. An account's expected uplift is the median *relative* uplift of comparable past
@@ -216,8 +235,11 @@ def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
     out = out.join(now.drop(columns="account_id"))
     n = len(out)
     mrr = attributes["mrr"].reindex(out["account_id"]).astype(float).to_numpy()
-    employees = (attributes["employees"].reindex(out["account_id"]).astype(float).to_numpy()
-                 if "employees" in attributes else np.full(n, np.nan))
+    employees = (
+        attributes["employees"].reindex(out["account_id"]).astype(float).to_numpy()
+        if "employees" in attributes
+        else np.full(n, np.nan)
+    )
     seats = out["seats"].to_numpy(float)
     measured = out["seat_utilisation"].notna().to_numpy()
     room = measured & out["at_capacity"].fillna(False).to_numpy() & ~(seats >= employees)
@@ -233,8 +255,11 @@ def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
             keys = by[:k]
             if keys:
                 grouped = expansions.groupby(keys)
-                stats = grouped[["relative", "amount"]].median().assign(
-                    size=grouped.size(), largest=grouped["prior_mrr"].max())
+                stats = (
+                    grouped[["relative", "amount"]]
+                    .median()
+                    .assign(size=grouped.size(), largest=grouped["prior_mrr"].max())
+                )
                 matched = out[keys].merge(stats, left_on=keys, right_index=True, how="left")
                 r, a = matched["relative"].to_numpy(), matched["amount"].to_numpy()
                 c = matched["size"].fillna(0).to_numpy().astype(int)
@@ -259,8 +284,7 @@ def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
     lower = np.where(sized, rel_free < rel_all, amount_free < amount_all)
     capped = measured & ~room & cap_known & lower
     with np.errstate(invalid="ignore", divide="ignore"):
-        uplift = np.where(sized, np.where(capped, rel_free, rel_all) * mrr,
-                          np.where(capped, amount_free, amount_all))
+        uplift = np.where(sized, np.where(capped, rel_free, rel_all) * mrr, np.where(capped, amount_free, amount_all))
         # room for seats and employees known: no more seats than employees, at its own seat price,
         # but never less than what upgrades and products add
         addable = np.where(room & np.isfinite(employees), employees - seats, np.nan)
@@ -284,21 +308,26 @@ def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
         if not sized[k]:
             words.append(f"MRR 0 or unknown: the median MRR added by comparable expansions ({basis[k]})")
         elif by_seats[k]:
-            words.append(f"{relative[k]:.1%} of MRR: capped at {addable[k]:,.0f} more seats (one per "
-                         f"employee) at its MRR per seat (comparable expansions: {basis[k]})")
+            words.append(
+                f"{relative[k]:.1%} of MRR: capped at {addable[k]:,.0f} more seats (one per "
+                f"employee) at its MRR per seat (comparable expansions: {basis[k]})"
+            )
         elif not np.isfinite(uplift[k]):
             words.append("no comparable expansions: not sized")
         else:
-            words.append(f"{relative[k]:.1%} of MRR: median relative uplift of comparable expansions "
-                         f"({basis[k]})")
+            words.append(f"{relative[k]:.1%} of MRR: median relative uplift of comparable expansions ({basis[k]})")
         if beyond[k]:
             words[-1] += "; MRR above every comparable account's: extrapolated"
     out["headroom"] = np.select(
         [~measured, room, ~cap_known, seats >= employees],
-        ["seats or usage not known: not capped", "at capacity: may add seats",
-         "no room for seats, but too few expansions without seats to cap by",
-         "a seat for every employee: capped at upgrades and products"],
-        default="free seats: capped at upgrades and products")
+        [
+            "seats or usage not known: not capped",
+            "at capacity: may add seats",
+            "no room for seats, but too few expansions without seats to cap by",
+            "a seat for every employee: capped at upgrades and products",
+        ],
+        default="free seats: capped at upgrades and products",
+    )
     out.loc[room & np.isfinite(addable), "headroom"] = "at capacity: may add seats, up to one per employee"
     out["uplift_basis"] = words
     out["n_comparable"] = count
@@ -308,6 +337,9 @@ def expected_uplift(panel: pd.DataFrame, *, as_of=None, by: tuple[str, ...] = ("
     out["expected_uplift_mrr"] = uplift
     out["expected_uplift_arr"] = 12 * out["expected_uplift_mrr"]
     if (count_all < min_count).any():
-        warnings.warn(f"{len(past)} expansions in the window: fewer than min_count={min_count}, "
-                      "the expected uplift is fragile", StatisticalWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(past)} expansions in the window: fewer than min_count={min_count}, the expected uplift is fragile",
+            StatisticalWarning,
+            stacklevel=2,
+        )
     return out

@@ -26,8 +26,15 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cslab.data.panel import MISSING_LABEL
 
-__all__ = ["propensity_scores", "ipw_weights", "standardised_mean_differences", "weighted_hazard_ratio",
-           "weighted_kaplan_meier", "e_value", "common_support"]
+__all__ = [
+    "propensity_scores",
+    "ipw_weights",
+    "standardised_mean_differences",
+    "weighted_hazard_ratio",
+    "weighted_kaplan_meier",
+    "e_value",
+    "common_support",
+]
 
 
 def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: float = 1.0) -> np.ndarray:
@@ -43,11 +50,18 @@ def propensity_scores(frame: pd.DataFrame, treated, covariates: list[str], C: fl
     """
     numeric = [c for c in covariates if pd.api.types.is_numeric_dtype(frame[c])]
     categorical = [c for c in covariates if c not in numeric]
-    encode = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING_LABEL),
-                              OneHotEncoder(handle_unknown="ignore")), categorical),
-    ])
+    encode = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=MISSING_LABEL), OneHotEncoder(handle_unknown="ignore")
+                ),
+                categorical,
+            ),
+        ]
+    )
     model = make_pipeline(encode, LogisticRegression(C=C, max_iter=2000))
     X = frame[covariates].astype({c: object for c in categorical})
     model.fit(X, np.asarray(treated, int))
@@ -76,8 +90,7 @@ def ipw_weights(propensity, treated, stabilised: bool = True, trim: float = 0.01
     return w
 
 
-def standardised_mean_differences(frame: pd.DataFrame, treated, covariates: list[str],
-                                  weights=None) -> pd.Series:
+def standardised_mean_differences(frame: pd.DataFrame, treated, covariates: list[str], weights=None) -> pd.Series:
     """Standardised mean difference of each covariate (each category level) between the groups.
 
     SMD = (mean treated − mean control) / sqrt((var treated + var control) / 2), weighted when
@@ -118,14 +131,22 @@ def weighted_hazard_ratio(durations, events, treated, weights=None) -> dict:
     """
     from lifelines import CoxPHFitter
 
-    frame = pd.DataFrame({"duration": np.asarray(durations, float), "event": np.asarray(events, int),
-                          "treated": np.asarray(treated, float),
-                          "w": np.ones(len(durations)) if weights is None else np.asarray(weights, float)})
-    fitter = CoxPHFitter().fit(frame, duration_col="duration", event_col="event", weights_col="w",
-                               robust=True)
+    frame = pd.DataFrame(
+        {
+            "duration": np.asarray(durations, float),
+            "event": np.asarray(events, int),
+            "treated": np.asarray(treated, float),
+            "w": np.ones(len(durations)) if weights is None else np.asarray(weights, float),
+        }
+    )
+    fitter = CoxPHFitter().fit(frame, duration_col="duration", event_col="event", weights_col="w", robust=True)
     row = fitter.summary.loc["treated"]
-    return {"hr": float(row["exp(coef)"]), "lower": float(row["exp(coef) lower 95%"]),
-            "upper": float(row["exp(coef) upper 95%"]), "p": float(row["p"])}
+    return {
+        "hr": float(row["exp(coef)"]),
+        "lower": float(row["exp(coef) lower 95%"]),
+        "upper": float(row["exp(coef) upper 95%"]),
+        "p": float(row["p"]),
+    }
 
 
 def weighted_kaplan_meier(durations, events, treated, weights=None, labels=("not covered", "covered")) -> dict:
@@ -143,13 +164,15 @@ def weighted_kaplan_meier(durations, events, treated, weights=None, labels=("not
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*weights are not integers.*")  # said above
         warnings.filterwarnings("ignore", message="Mean of empty slice")  # lifelines, a group without events
-        return {labels[int(group)]: KaplanMeierFitter().fit(d[t == group], e[t == group],
-                                                            weights=w[t == group], label=labels[int(group)])
-                for group in (False, True)}
+        return {
+            labels[int(group)]: KaplanMeierFitter().fit(
+                d[t == group], e[t == group], weights=w[t == group], label=labels[int(group)]
+            )
+            for group in (False, True)
+        }
 
 
-def e_value(hr: float, lower: float | None = None, upper: float | None = None,
-            rare_outcome: bool = True) -> dict:
+def e_value(hr: float, lower: float | None = None, upper: float | None = None, rare_outcome: bool = True) -> dict:
     """E-value of a hazard ratio (VanderWeele & Ding 2017): how strong an unmeasured confounder would
     have to be, associated with both treatment and churn by this risk ratio, to explain it away.
 
@@ -165,6 +188,7 @@ def e_value(hr: float, lower: float | None = None, upper: float | None = None,
     >>> e_value(0.8, 0.6, 1.05)["limit"]
     1.0
     """
+
     def as_rr(value: float) -> float:
         if rare_outcome:
             return value
@@ -209,5 +233,9 @@ def common_support(decisions: pd.DataFrame) -> dict:
     low = float(max(p[started].min(), p[~started].min()))
     high = float(min(p[started].max(), p[~started].max()))
     outside = (p < low) | (p > high)
-    return {"low": low, "high": high, "share_outside": float(outside.mean()),
-            "share_started_outside": float(outside[started].mean())}
+    return {
+        "low": low,
+        "high": high,
+        "share_outside": float(outside.mean()),
+        "share_started_outside": float(outside[started].mean()),
+    }

@@ -58,6 +58,5 @@ def audited_book(tmp_path_factory):
     folder = tmp_path_factory.mktemp("book")
     generate(**AUDIT_BOOK).write(folder)
     out = tmp_path_factory.mktemp("audit") / "out"
-    result = run_audit(folder, out, client="Test Co", params=AUDIT_PARAMS, progress=False,
-                       echo=lambda _: None)
+    result = run_audit(folder, out, client="Test Co", params=AUDIT_PARAMS, progress=False, echo=lambda _: None)
     return folder, result, out

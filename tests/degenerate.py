@@ -19,8 +19,11 @@ DATE_COLUMNS = {"usage": "date", "cs_activities": "date", "tickets": "opened_at"
 
 
 def _read(folder: Path) -> dict[str, pd.DataFrame]:
-    return {t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False)
-            for t in TABLES if (folder / f"{t}.csv").exists()}
+    return {
+        t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False)
+        for t in TABLES
+        if (folder / f"{t}.csv").exists()
+    }
 
 
 def _write(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
@@ -30,8 +33,10 @@ def _write(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
 
 def _keep_accounts(tables: dict[str, pd.DataFrame], keep) -> dict[str, pd.DataFrame]:
     keep = set(keep)
-    return {name: frame[frame["account_id"].isin(keep)] if "account_id" in frame else frame
-            for name, frame in tables.items()}
+    return {
+        name: frame[frame["account_id"].isin(keep)] if "account_id" in frame else frame
+        for name, frame in tables.items()
+    }
 
 
 def no_churn(tables):
@@ -93,8 +98,19 @@ def a_year_without_activity_data(tables):
     return out
 
 
-CASES = {f.__name__: f for f in (no_churn, no_expansion, single_cohort, single_segment, ten_accounts,
-                                 all_active, one_account_all_revenue, a_year_without_activity_data)}
+CASES = {
+    f.__name__: f
+    for f in (
+        no_churn,
+        no_expansion,
+        single_cohort,
+        single_segment,
+        ten_accounts,
+        all_active,
+        one_account_all_revenue,
+        a_year_without_activity_data,
+    )
+}
 
 
 def write_case(name: str, folder: Path, n_accounts: int = 300, n_months: int = 26, seed: int = 5) -> Path:

@@ -32,32 +32,75 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_foreign_book", "write_short_book", "write_recent_signups_book", "write_whale_book",
-           "CHURN_DRIVERS", "LEAKY_COLUMNS", "METRIC_ROLES"]
+__all__ = [
+    "write_foreign_book",
+    "write_short_book",
+    "write_recent_signups_book",
+    "write_whale_book",
+    "CHURN_DRIVERS",
+    "LEAKY_COLUMNS",
+    "METRIC_ROLES",
+]
 
 CHURN_DRIVERS = ["seat_utilisation", "usage_sessions_trend", "tickets_90d"]
-LEAKY_COLUMNS = ["status", "churn_reason", "cancellation_date", "health_score", "last_login_date",
-                 "account_tier_code"]
+LEAKY_COLUMNS = ["status", "churn_reason", "cancellation_date", "health_score", "last_login_date", "account_tier_code"]
 METRIC_ROLES = {"active_users": "WAU", "logins": "sessions"}
 
 # Hazard (logit of the monthly churn probability) on the drivers, from the months before the churn month.
 HAZARD_INTERCEPT = -4.6
-HAZARD_UTILISATION = -5.0      # per unit of utilisation, centred at 0.55
-HAZARD_SESSIONS_TREND = -3.5   # per unit of trend (recent 3 months / 3 before - 1)
-HAZARD_TICKETS = 0.35          # per ticket in the last 3 months, centred at 2
+HAZARD_UTILISATION = -5.0  # per unit of utilisation, centred at 0.55
+HAZARD_SESSIONS_TREND = -3.5  # per unit of trend (recent 3 months / 3 before - 1)
+HAZARD_TICKETS = 0.35  # per ticket in the last 3 months, centred at 2
 
 PLANS = ("Starter", "Professional", "Enterprise")
-LIST_PRICE = np.array([19.0, 39.0, 69.0])      # per seat and month
+LIST_PRICE = np.array([19.0, 39.0, 69.0])  # per seat and month
 ADDON = "Analytics"
-INDUSTRIES = ("Manufacturing", "Retail", "Financial Services", "Healthcare", "Software", "Logistics",
-              "Education", "Media", "Public Sector", "Professional Services")
+INDUSTRIES = (
+    "Manufacturing",
+    "Retail",
+    "Financial Services",
+    "Healthcare",
+    "Software",
+    "Logistics",
+    "Education",
+    "Media",
+    "Public Sector",
+    "Professional Services",
+)
 REGIONS = ("DACH", "Nordics", "UK&I", "Benelux", "France", "Southern Europe", "North America", "APAC")
-NAME_A = ("Nord", "Alpen", "Blue", "Silver", "Green", "Rhein", "Baltic", "Iron", "Atlas", "Nova", "Polar",
-          "Summit", "Harbor", "Cedar", "Falcon", "Vertex", "Orion", "Delta", "Granite", "Aurora")
+NAME_A = (
+    "Nord",
+    "Alpen",
+    "Blue",
+    "Silver",
+    "Green",
+    "Rhein",
+    "Baltic",
+    "Iron",
+    "Atlas",
+    "Nova",
+    "Polar",
+    "Summit",
+    "Harbor",
+    "Cedar",
+    "Falcon",
+    "Vertex",
+    "Orion",
+    "Delta",
+    "Granite",
+    "Aurora",
+)
 NAME_B = ("wind", "stone", "field", "bridge", "works", "line", "point", "gate", "way", "path", "light", "wave")
 NAME_C = ("GmbH", "AG", "Ltd", "B.V.", "AB", "S.A.", "Inc.", "Group", "Holding", "& Co. KG", "Oy", "SE")
-CHURN_REASONS = ("Budget cuts", "Switched to competitor", "Low adoption", "Company acquired",
-                 "Missing features", "Champion left", "Price")
+CHURN_REASONS = (
+    "Budget cuts",
+    "Switched to competitor",
+    "Low adoption",
+    "Company acquired",
+    "Missing features",
+    "Champion left",
+    "Price",
+)
 PRIORITIES = ("Low", "Normal", "High", "Urgent")
 TIER_CODES = ("A1", "A2", "A3", "B1", "B2", "B4", "C1", "C3", "D2", "E5")
 BASE62 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
@@ -65,6 +108,7 @@ NAT = np.datetime64("NaT", "D")
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+
 
 def _ids(rng, n: int, prefix: str) -> np.ndarray:
     """Salesforce-like 15-character ids, unique even ignoring case (``0015g00000aB3xZ``)."""
@@ -103,9 +147,24 @@ def _plan_of(seats: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- simulation
 
-def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, end_day, start,
-              initial_share=0.3, signup_months=None, whale=False, tiny=False, addon_rate=0.15,
-              presales=False) -> dict:
+
+def _simulate(
+    folder,
+    *,
+    n_accounts,
+    n_months,
+    seed,
+    currency,
+    second_currency,
+    end_day,
+    start,
+    initial_share=0.3,
+    signup_months=None,
+    whale=False,
+    tiny=False,
+    addon_rate=0.15,
+    presales=False,
+) -> dict:
     if not 1 <= end_day <= 28:
         raise ValueError("end_day must be 1..28 (the last month is partial)")
     if n_months < 1:
@@ -120,10 +179,10 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     mstart = (month0 + np.arange(T + 1)).astype("datetime64[D]")
     mdays = np.diff(mstart).astype(int)
     mmax = mdays.copy()
-    mmax[-1] = end_day                                   # the last month is observed up to end_day
+    mmax[-1] = end_day  # the last month is observed up to end_day
     last_date = mstart[T - 1] + (end_day - 1)
-    snap = mstart[1:] - 1                                # month-end snapshots ...
-    snap[-1] = last_date                                 # ... and the last date in the partial month
+    snap = mstart[1:] - 1  # month-end snapshots ...
+    snap[-1] = last_date  # ... and the last date in the partial month
 
     # --- accounts: who, when, how big -------------------------------------------------------------
     ids = _ids(rng, n, "0015g00000")
@@ -132,35 +191,35 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     if signup_months is None:
         m0[rng.random(n) < initial_share] = 0
     annual = rng.random(n) < 0.22
-    day_cap = np.where(annual, np.minimum(28, mmax[m0]), mmax[m0])   # annual anniversaries on days 1-28
-    sday = (rng.random(n) * day_cap).astype(int) + 1     # 1-based day of the month
+    day_cap = np.where(annual, np.minimum(28, mmax[m0]), mmax[m0])  # annual anniversaries on days 1-28
+    sday = (rng.random(n) * day_cap).astype(int) + 1  # 1-based day of the month
     if whale:
         m0[0], sday[0] = 0, 1
     last_starters = np.flatnonzero((m0 == T - 1) & (np.arange(n) > 0))
-    if last_starters.size:                               # a subscription starts on the last date
+    if last_starters.size:  # a subscription starts on the last date
         sday[last_starters[0]] = end_day
     sd = mstart[m0] + (sday - 1)
 
     seats = np.clip(np.round(rng.lognormal(np.log(12), 1.0, n)), 1, 2500).astype(int)
     disc = rng.choice([1.0, 1.0, 0.95, 0.9, 0.85, 0.8], size=n)
     price = LIST_PRICE[_plan_of(seats)] * disc
-    if tiny:                                             # whale book: tiny accounts, 10-50 a month
+    if tiny:  # whale book: tiny accounts, 10-50 a month
         seats = rng.integers(1, 6, size=n)
         price = np.full(n, 10.0)
         annual[:] = False
     if whale:
         seats[0], price[0], annual[0] = 20000, 100.0, False
-    util = np.clip(rng.beta(2.2, 1.8, n), 0.03, 0.98)    # seat utilisation, the first driver
-    rate = rng.lognormal(np.log(5.0), 0.35, n)           # sessions per active user and week
+    util = np.clip(rng.beta(2.2, 1.8, n), 0.03, 0.98)  # seat utilisation, the first driver
+    rate = rng.lognormal(np.log(5.0), 0.35, n)  # sessions per active user and week
     tick_rate = rng.gamma(1.4, 0.5, n) * (1 + np.log1p(seats) / 6)
-    mult = np.ones(n)                                    # sessions multiplier (disengagement)
+    mult = np.ones(n)  # sessions multiplier (disengagement)
     disengaged = np.zeros(n, dtype=bool)
 
-    UT = np.full((T, n), np.nan)                         # utilisation probability per month
-    SL = np.full((T, n), np.nan)                         # expected weekly sessions per month
-    TK = np.zeros((T, n), dtype=int)                     # tickets opened per month
-    SEATMIN = np.zeros((T, n), dtype=int)                # fewest seats held in the month
-    MULT = np.ones((T, n))                               # sessions multiplier per month
+    UT = np.full((T, n), np.nan)  # utilisation probability per month
+    SL = np.full((T, n), np.nan)  # expected weekly sessions per month
+    TK = np.zeros((T, n), dtype=int)  # tickets opened per month
+    SEATMIN = np.zeros((T, n), dtype=int)  # fewest seats held in the month
+    MULT = np.ones((T, n))  # sessions multiplier per month
 
     churned = np.zeros(n, dtype=bool)
     churn_end = np.full(n, NAT)
@@ -184,7 +243,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
 
     def add_line(i, d, product, plan, s, mrr, allow_zero=True):
         nonlocal n_zero
-        if allow_zero and rng.random() < 0.031:          # a plan written, then replaced on day one
+        if allow_zero and rng.random() < 0.031:  # a plan written, then replaced on day one
             alt = [p for p in PLANS if not plan.startswith(p)]
             alt_plan = str(rng.choice(alt)) + (" Annual" if annual[i] else "")
             L_acc.append(i), L_start.append(d), L_end.append(d - 1)
@@ -221,8 +280,15 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
         for i in new:
             new_core(i, sd[i], seats[i])
             if not tiny and not whale and rng.random() < addon_rate:
-                addon[i] = add_line(i, sd[i], ADDON, "Analytics " + str(rng.choice(["S", "M", "L"])),
-                                    int(seats[i]), float(rng.choice([150.0, 300.0, 600.0])), False)
+                addon[i] = add_line(
+                    i,
+                    sd[i],
+                    ADDON,
+                    "Analytics " + str(rng.choice(["S", "M", "L"])),
+                    int(seats[i]),
+                    float(rng.choice([150.0, 300.0, 600.0])),
+                    False,
+                )
 
         act = np.flatnonzero((m0 < t) & ~churned)
         # --- churn hazard from the months before t -----------------------------------------------
@@ -234,12 +300,16 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
             if t >= 4:
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    bef = np.nanmean(SL[max(0, t - 6):t - 3, act], axis=0)
+                    bef = np.nanmean(SL[max(0, t - 6) : t - 3, act], axis=0)
                     trend = np.where(np.isfinite(bef) & (bef > 0), rec / bef - 1, 0.0)
             trend = np.nan_to_num(trend)
             tk3 = TK[w3, act].sum(axis=0)
-            z = (HAZARD_INTERCEPT + HAZARD_UTILISATION * (u3 - 0.55) + HAZARD_SESSIONS_TREND * trend
-                 + HAZARD_TICKETS * (tk3 - 2))
+            z = (
+                HAZARD_INTERCEPT
+                + HAZARD_UTILISATION * (u3 - 0.55)
+                + HAZARD_SESSIONS_TREND * trend
+                + HAZARD_TICKETS * (tk3 - 2)
+            )
             p = 1 / (1 + np.exp(-z))
             age = t - m0[act]
             renewal = annual[act] & (age % 12 == 0)
@@ -252,7 +322,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
             for j in np.flatnonzero(leaving):
                 i = act[j]
                 if annual[i]:
-                    d = mstart[t] + (sday[i] - 1) - 1    # the day before the anniversary
+                    d = mstart[t] + (sday[i] - 1) - 1  # the day before the anniversary
                 else:
                     d = day_in(t)
                 close_all(i, d)
@@ -287,13 +357,19 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
                     seats[i] = s
                     new_core(i, day_in(t, 2), s)
                 elif t == uplift_month and not annual[i] and rng.random() < 0.4:
-                    disc[i] *= 1.05                      # a list-price rise on the first of the month
+                    disc[i] *= 1.05  # a list-price rise on the first of the month
                     new_core(i, mstart[t], s)
                 # the add-on comes and goes
                 if not tiny and not whale:
                     if addon[i] < 0 and rng.random() < 0.012:
-                        addon[i] = add_line(i, day_in(t, 2), ADDON, "Analytics " + str(rng.choice(["S", "M", "L"])),
-                                            int(seats[i]), float(rng.choice([150.0, 300.0, 600.0])))
+                        addon[i] = add_line(
+                            i,
+                            day_in(t, 2),
+                            ADDON,
+                            "Analytics " + str(rng.choice(["S", "M", "L"])),
+                            int(seats[i]),
+                            float(rng.choice([150.0, 300.0, 600.0])),
+                        )
                     elif addon[i] >= 0 and rng.random() < 0.008:
                         d = day_in(t, 2)
                         if d - 1 >= L_start[addon[i]]:
@@ -331,11 +407,20 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     cur = np.full(n, currency, dtype=object)
     if second_currency:
         cur[rng.random(n) < 0.15] = second_currency
-    _write_csv(folder / "subscriptions.csv",
-               ["account_id", "start_date", "end_date", "mrr", "product", "plan", "seats", "currency"],
-               [ids[L_acc_a[order]], _iso(L_start_a[order]), _iso(L_end_a[order]),
-                _fmt_money(np.array(L_mrr)[order]), np.array(L_prod)[order], np.array(L_plan)[order],
-                seat_txt[order], cur[L_acc_a[order]]])
+    _write_csv(
+        folder / "subscriptions.csv",
+        ["account_id", "start_date", "end_date", "mrr", "product", "plan", "seats", "currency"],
+        [
+            ids[L_acc_a[order]],
+            _iso(L_start_a[order]),
+            _iso(L_end_a[order]),
+            _fmt_money(np.array(L_mrr)[order]),
+            np.array(L_prod)[order],
+            np.array(L_plan)[order],
+            seat_txt[order],
+            cur[L_acc_a[order]],
+        ],
+    )
 
     # ------------------------------------------------------------------------------------------- usage
     last_day = np.where(churned, churn_end, last_date)
@@ -368,7 +453,7 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     tm, ti, lo_d, hi_d = tm[keep], ti[keep], lo_d[keep], hi_d[keep]
     span = (hi_d - lo_d).astype(int) + 1
     opened_d = lo_d + (rng.random(ti.size) * span).astype(int)
-    if ti.size:                                          # a ticket is opened on the last date
+    if ti.size:  # a ticket is opened on the last date
         alive = np.flatnonzero(~churned & (sd <= last_date))
         if alive.size:
             ti = np.append(ti, alive[0])
@@ -384,8 +469,11 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     csat = rng.choice(np.array(["1", "2", "3", "4", "5"]), size=ti.size, p=[0.06, 0.08, 0.16, 0.35, 0.35])
     csat = np.where(still_open | (rng.random(ti.size) < 0.62), "", csat)
     k = np.argsort(opened, kind="stable")
-    _write_csv(folder / "tickets.csv", ["account_id", "opened_at", "closed_at", "priority", "csat"],
-               [ids[ti[k]], opened_txt[k], closed_txt[k], prio[k], csat[k]])
+    _write_csv(
+        folder / "tickets.csv",
+        ["account_id", "opened_at", "closed_at", "priority", "csat"],
+        [ids[ti[k]], opened_txt[k], closed_txt[k], prio[k], csat[k]],
+    )
 
     # ---------------------------------------------------------------------------------------- accounts
     csms = _ids(rng, 9, "0055g00000")
@@ -398,27 +486,64 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     industry[rng.random(n) < 0.10] = ""
     region = rng.choice(REGIONS, size=n).astype(object)
     region[rng.random(n) < 0.03] = ""
-    names = np.array([f"{a}{b} {c}" for a, b, c in zip(rng.choice(NAME_A, n), rng.choice(NAME_B, n),
-                                                          rng.choice(NAME_C, n))], dtype=object)
+    names = np.array(
+        [f"{a}{b} {c}" for a, b, c in zip(rng.choice(NAME_A, n), rng.choice(NAME_B, n), rng.choice(NAME_C, n))],
+        dtype=object,
+    )
     status = np.where(churned, "Churned", "Active")
     reason = np.where(churned, rng.choice(CHURN_REASONS, size=n), "")
     notice = np.where(annual, rng.integers(30, 90, n), rng.integers(0, 25, n))
     cancel = np.where(churned, np.maximum(churn_end - notice, sd), NAT)
-    health = np.where(churned, np.clip(rng.normal(22, 9, n), 1, 48),
-                      np.clip(62 + 35 * (util - 0.55) + rng.normal(0, 11, n), 25, 100)).round().astype(int)
-    last_login = np.where(churned, np.maximum(churn_end - rng.integers(0, 30, n), sd),
-                          np.maximum(last_date - rng.integers(0, 10, n), sd))
+    health = (
+        np.where(
+            churned,
+            np.clip(rng.normal(22, 9, n), 1, 48),
+            np.clip(62 + 35 * (util - 0.55) + rng.normal(0, 11, n), 25, 100),
+        )
+        .round()
+        .astype(int)
+    )
+    last_login = np.where(
+        churned, np.maximum(churn_end - rng.integers(0, 30, n), sd), np.maximum(last_date - rng.integers(0, 10, n), sd)
+    )
     csm_out = np.where(churned & (rng.random(n) < 0.9), "", csm)
     tier = rng.choice(TIER_CODES, size=n).astype(object)
     tier[churned & (rng.random(n) < 0.95)] = "Z9"
     tier[~churned & (rng.random(n) < 0.01)] = "Z9"
     order = rng.permutation(n)
-    _write_csv(folder / "accounts.csv",
-               ["account_id", "name", "industry", "region", "employees", "csm_id", "created_date", "status",
-                "churn_reason", "cancellation_date", "health_score", "last_login_date", "account_tier_code"],
-               [ids[order], [_csv_text(x) for x in names[order]], industry[order], region[order],
-                employees[order], csm_out[order], _iso(created[order]), status[order], reason[order],
-                _iso(cancel[order]), health[order], _iso(last_login[order]), tier[order]])
+    _write_csv(
+        folder / "accounts.csv",
+        [
+            "account_id",
+            "name",
+            "industry",
+            "region",
+            "employees",
+            "csm_id",
+            "created_date",
+            "status",
+            "churn_reason",
+            "cancellation_date",
+            "health_score",
+            "last_login_date",
+            "account_tier_code",
+        ],
+        [
+            ids[order],
+            [_csv_text(x) for x in names[order]],
+            industry[order],
+            region[order],
+            employees[order],
+            csm_out[order],
+            _iso(created[order]),
+            status[order],
+            reason[order],
+            _iso(cancel[order]),
+            health[order],
+            _iso(last_login[order]),
+            tier[order],
+        ],
+    )
 
     # ----------------------------------------------------------------------------------- cs activities
     A_i: list = []
@@ -438,26 +563,46 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
     onb = every[rng.random(n) < 0.6]
     acts(onb, sd[onb] + rng.integers(10, 60, onb.size), "Onboarding Workshop", rng.choice([2.0, 3.0, 4.0], onb.size))
     big = every[seats * price >= np.quantile(seats * price, 0.6)]
-    for q in range(1, T // 3 + 2):                       # a business review every quarter for the big ones
-        acts(big, sd[big] + 91 * q + rng.integers(-10, 11, big.size), "Business Review",
-             rng.choice([1.5, 2.0, 3.0], big.size))
+    for q in range(1, T // 3 + 2):  # a business review every quarter for the big ones
+        acts(
+            big,
+            sd[big] + 91 * q + rng.integers(-10, 11, big.size),
+            "Business Review",
+            rng.choice([1.5, 2.0, 3.0], big.size),
+        )
     hm, hi_ = np.nonzero(rng.random((T, n)) < 0.12)
-    acts(hi_, mstart[hm] + (rng.random(hm.size) * mdays[hm]).astype(int), "Health Check",
-         rng.choice([0.5, 0.75, 1.0], hm.size))
+    acts(
+        hi_,
+        mstart[hm] + (rng.random(hm.size) * mdays[hm]).astype(int),
+        "Health Check",
+        rng.choice([0.5, 0.75, 1.0], hm.size),
+    )
     em, ei = np.nonzero((TK >= 4) & (rng.random((T, n)) < 0.5))
-    acts(ei, mstart[em] + (rng.random(em.size) * mdays[em]).astype(int), "Escalation Call",
-         rng.choice([1.0, 2.0], em.size))
-    if presales:                                         # sales calls between CRM creation and signup
-        acts(every, created + ((sd - created).astype(int) * rng.random(n)).astype(int), "Discovery Call",
-             np.full(n, 1.0), before_signup=True)
+    acts(
+        ei,
+        mstart[em] + (rng.random(em.size) * mdays[em]).astype(int),
+        "Escalation Call",
+        rng.choice([1.0, 2.0], em.size),
+    )
+    if presales:  # sales calls between CRM creation and signup
+        acts(
+            every,
+            created + ((sd - created).astype(int) * rng.random(n)).astype(int),
+            "Discovery Call",
+            np.full(n, 1.0),
+            before_signup=True,
+        )
     a_i = np.concatenate(A_i)
     a_d = np.concatenate(A_d).astype("datetime64[D]")
     a_t = np.concatenate(A_t)
     a_h = np.concatenate(A_h)
     k = np.argsort(a_d, kind="stable")
     a_csm = np.where(rng.random(a_i.size) < 0.97, csm[a_i], "")
-    _write_csv(folder / "cs_activities.csv", ["account_id", "date", "activity_type", "hours", "csm_id"],
-               [ids[a_i[k]], _iso(a_d[k]), a_t[k], np.char.mod("%g", a_h[k]), a_csm[k]])
+    _write_csv(
+        folder / "cs_activities.csv",
+        ["account_id", "date", "activity_type", "hours", "csm_id"],
+        [ids[a_i[k]], _iso(a_d[k]), a_t[k], np.char.mod("%g", a_h[k]), a_csm[k]],
+    )
 
     # ------------------------------------------------------------------------------------------- truth
     active_at = (sd[None, :] <= snap[:, None]) & (~churned[None, :] | (churn_end[None, :] >= snap[:, None]))
@@ -480,8 +625,12 @@ def _simulate(folder, *, n_accounts, n_months, seed, currency, second_currency, 
         "overlap_share": overlap,
         "n_churned": int(churned.sum()),
         "monthly_logo_churn": round(realised, 4),
-        "hazard": {"intercept": HAZARD_INTERCEPT, "seat_utilisation": HAZARD_UTILISATION,
-                   "usage_sessions_trend": HAZARD_SESSIONS_TREND, "tickets_90d": HAZARD_TICKETS},
+        "hazard": {
+            "intercept": HAZARD_INTERCEPT,
+            "seat_utilisation": HAZARD_UTILISATION,
+            "usage_sessions_trend": HAZARD_SESSIONS_TREND,
+            "tickets_90d": HAZARD_TICKETS,
+        },
     }
 
 
@@ -506,17 +655,44 @@ def _overlap_share(acc, start, end, n) -> float:
 
 # ---------------------------------------------------------------------------------------------- public
 
-def write_foreign_book(folder, *, n_accounts=1500, n_months=30, seed=7, currency="EUR", second_currency=None,
-                       end_day=17, start="2023-01-01") -> dict:
+
+def write_foreign_book(
+    folder,
+    *,
+    n_accounts=1500,
+    n_months=30,
+    seed=7,
+    currency="EUR",
+    second_currency=None,
+    end_day=17,
+    start="2023-01-01",
+) -> dict:
     """Write a foreign client-export book into ``folder``; return its truth (no truth file is written)."""
-    return _simulate(folder, n_accounts=n_accounts, n_months=n_months, seed=seed, currency=currency,
-                     second_currency=second_currency, end_day=end_day, start=start)
+    return _simulate(
+        folder,
+        n_accounts=n_accounts,
+        n_months=n_months,
+        seed=seed,
+        currency=currency,
+        second_currency=second_currency,
+        end_day=end_day,
+        start=start,
+    )
 
 
 def write_short_book(folder, n_months, seed=11, n_accounts=600) -> dict:
     """The same kind of book, only ``n_months`` months long (1, 3, 6, 9...)."""
-    truth = _simulate(folder, n_accounts=n_accounts, n_months=n_months, seed=seed, currency="EUR",
-                      second_currency=None, end_day=17, start="2024-01-01", initial_share=0.4)
+    truth = _simulate(
+        folder,
+        n_accounts=n_accounts,
+        n_months=n_months,
+        seed=seed,
+        currency="EUR",
+        second_currency=None,
+        end_day=17,
+        start="2024-01-01",
+        initial_share=0.4,
+    )
     return {**truth, "case": f"short_{n_months}m"}
 
 
@@ -526,13 +702,34 @@ def write_recent_signups_book(folder, seed=13, n_accounts=400) -> dict:
     CRM records and sales calls (``Discovery Call``) span the year; subscriptions, usage and tickets only
     the last three months.
     """
-    truth = _simulate(folder, n_accounts=n_accounts, n_months=12, seed=seed, currency="EUR",
-                      second_currency=None, end_day=17, start="2024-01-01", signup_months=(9, 11), presales=True)
+    truth = _simulate(
+        folder,
+        n_accounts=n_accounts,
+        n_months=12,
+        seed=seed,
+        currency="EUR",
+        second_currency=None,
+        end_day=17,
+        start="2024-01-01",
+        signup_months=(9, 11),
+        presales=True,
+    )
     return {**truth, "case": "recent_signups", "signup_months": [9, 11]}
 
 
 def write_whale_book(folder, seed=17) -> dict:
     """One account paying 2,000,000 a month that never leaves, and 500 tiny ones (10-50) some of which churn."""
-    truth = _simulate(folder, n_accounts=501, n_months=24, seed=seed, currency="EUR", second_currency=None,
-                      end_day=17, start="2023-01-01", initial_share=0.5, whale=True, tiny=True)
+    truth = _simulate(
+        folder,
+        n_accounts=501,
+        n_months=24,
+        seed=seed,
+        currency="EUR",
+        second_currency=None,
+        end_day=17,
+        start="2023-01-01",
+        initial_share=0.5,
+        whale=True,
+        tiny=True,
+    )
     return {**truth, "case": "whale", "whale_mrr": 2_000_000.0}

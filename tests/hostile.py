@@ -69,8 +69,7 @@ def case(outcome: Literal["invalid", "fixed"], *expect: str):
     """Register the decorated mutation as a case of the corpus."""
 
     def register(mutate: Callable[[Path], None]) -> Callable[[Path], None]:
-        CASES[mutate.__name__] = Case(mutate.__name__, mutate, outcome, expect,
-                                      (mutate.__doc__ or "").strip())
+        CASES[mutate.__name__] = Case(mutate.__name__, mutate, outcome, expect, (mutate.__doc__ or "").strip())
         return mutate
 
     return register
@@ -138,10 +137,17 @@ def _missing(table: str, column: str) -> None:
     case("invalid", f"error: {table}.csv: column {column}: required column missing")(mutate)
 
 
-for _table, _column in [("subscriptions", "account_id"), ("subscriptions", "start_date"),
-                        ("subscriptions", "mrr"), ("accounts", "account_id"), ("usage", "value"),
-                        ("cs_activities", "activity_type"), ("tickets", "opened_at"),
-                        ("outcomes", "committed_date"), ("cs_costs", "cost")]:
+for _table, _column in [
+    ("subscriptions", "account_id"),
+    ("subscriptions", "start_date"),
+    ("subscriptions", "mrr"),
+    ("accounts", "account_id"),
+    ("usage", "value"),
+    ("cs_activities", "activity_type"),
+    ("tickets", "opened_at"),
+    ("outcomes", "committed_date"),
+    ("cs_costs", "cost"),
+]:
     _missing(_table, _column)
 
 
@@ -151,12 +157,10 @@ def missing_subscriptions_file(folder):
     (folder / "subscriptions.csv").unlink()
 
 
-@case("invalid", "error: subscriptions.csv.gz: a second file for table subscriptions "
-                 "(also subscriptions.csv)")
+@case("invalid", "error: subscriptions.csv.gz: a second file for table subscriptions (also subscriptions.csv)")
 def two_files_for_one_table(folder):
     """subscriptions.csv and subscriptions.csv.gz side by side: which one is meant?"""
-    (folder / "subscriptions.csv.gz").write_bytes(gzip.compress(
-        (folder / "subscriptions.csv").read_bytes()))
+    (folder / "subscriptions.csv.gz").write_bytes(gzip.compress((folder / "subscriptions.csv").read_bytes()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,20 +230,29 @@ def closed_before_opened(folder):
     _write(folder, "tickets", tickets)
 
 
-@case("invalid", f"error: subscriptions.csv: column start_date: impossible date before 1980-01-01 "
-                 f"(a placeholder such as 1900-01-01?) {LINES}")
+@case(
+    "invalid",
+    f"error: subscriptions.csv: column start_date: impossible date before 1980-01-01 "
+    f"(a placeholder such as 1900-01-01?) {LINES}",
+)
 def start_date_in_1900(folder):
     _set(folder, "subscriptions", "start_date", "1900-01-01")
 
 
-@case("invalid", f"error: cs_activities.csv: column date: impossible date before 1980-01-01 "
-                 f"(a placeholder such as 1900-01-01?) {LINES}")
+@case(
+    "invalid",
+    f"error: cs_activities.csv: column date: impossible date before 1980-01-01 "
+    f"(a placeholder such as 1900-01-01?) {LINES}",
+)
 def activity_in_1900(folder):
     _set(folder, "cs_activities", "date", ["1900-01-01", "1899-12-31", "1901-07-04"])
 
 
-@case("invalid", f"error: accounts.csv: column signup_date: impossible date before 1980-01-01 "
-                 f"(a placeholder such as 1900-01-01?) {LINES}")
+@case(
+    "invalid",
+    f"error: accounts.csv: column signup_date: impossible date before 1980-01-01 "
+    f"(a placeholder such as 1900-01-01?) {LINES}",
+)
 def signup_at_unix_epoch(folder):
     _set(folder, "accounts", "signup_date", "1970-01-01")
 
@@ -275,18 +288,23 @@ def outcome_committed_in_2099(folder):
     _set(folder, "outcomes", "committed_date", "2099-01-01")
 
 
-@case("invalid", "error: subscriptions.csv: column start_date: mixed date formats: dates written like ",
-      f"not YYYY-MM-DD (day and month order cannot be told apart) {LINES}")
+@case(
+    "invalid",
+    "error: subscriptions.csv: column start_date: mixed date formats: dates written like ",
+    f"not YYYY-MM-DD (day and month order cannot be told apart) {LINES}",
+)
 def mixed_date_formats_subscriptions(folder):
     """Three start dates written DD/MM/YYYY among ISO dates."""
     subs = _read(folder, "subscriptions")
-    subs.loc[list(ROWS), "start_date"] = pd.to_datetime(
-        subs.loc[list(ROWS), "start_date"]).dt.strftime("%d/%m/%Y")
+    subs.loc[list(ROWS), "start_date"] = pd.to_datetime(subs.loc[list(ROWS), "start_date"]).dt.strftime("%d/%m/%Y")
     _write(folder, "subscriptions", subs)
 
 
-@case("invalid", "error: usage.csv: column date: mixed date formats: dates written like ",
-      f"not YYYY-MM-DD (day and month order cannot be told apart) {LINES}")
+@case(
+    "invalid",
+    "error: usage.csv: column date: mixed date formats: dates written like ",
+    f"not YYYY-MM-DD (day and month order cannot be told apart) {LINES}",
+)
 def mixed_date_formats_usage(folder):
     """Three usage dates written MM/DD/YYYY among ISO dates."""
     usage = _read(folder, "usage")
@@ -294,9 +312,12 @@ def mixed_date_formats_usage(folder):
     _write(folder, "usage", usage)
 
 
-@case("invalid", "error: tickets.csv: column opened_at: dates written like ",
-      "error: tickets.csv: column closed_at: dates written like ",
-      "not YYYY-MM-DD (day and month order cannot be told apart) in ")
+@case(
+    "invalid",
+    "error: tickets.csv: column opened_at: dates written like ",
+    "error: tickets.csv: column closed_at: dates written like ",
+    "not YYYY-MM-DD (day and month order cannot be told apart) in ",
+)
 def european_dates_tickets(folder):
     """Every ticket date written DD.MM.YYYY (a European spreadsheet export)."""
     tickets = _read(folder, "tickets")
@@ -319,20 +340,17 @@ def negative_seats(folder):
     _set(folder, "subscriptions", "seats", "-3")
 
 
-@case("invalid", f"error: subscriptions.csv: column mrr: number too large (1e15 or more, or "
-                 f"infinite) {LINES}")
+@case("invalid", f"error: subscriptions.csv: column mrr: number too large (1e15 or more, or infinite) {LINES}")
 def huge_mrr(folder):
     _set(folder, "subscriptions", "mrr", ["1e308", "99999999999999999999", "1e309"])
 
 
-@case("invalid", f"error: subscriptions.csv: column seats: number too large (1e15 or more, or "
-                 f"infinite) {LINES}")
+@case("invalid", f"error: subscriptions.csv: column seats: number too large (1e15 or more, or infinite) {LINES}")
 def huge_seats(folder):
     _set(folder, "subscriptions", "seats", "99999999999999999999")
 
 
-@case("invalid", f"error: usage.csv: column value: number too large (1e15 or more, or infinite) "
-                 f"{LINES}")
+@case("invalid", f"error: usage.csv: column value: number too large (1e15 or more, or infinite) {LINES}")
 def huge_usage_value(folder):
     _set(folder, "usage", "value", ["1e308", "99999999999999999999", "inf"])
 
@@ -344,26 +362,29 @@ def duplicate_account_ids(folder):
     _write(folder, "accounts", accounts)
 
 
-@case("invalid", "error: subscriptions.csv: column account_id: account ids not in accounts "
-                 f"(e.g. ZZ901, ZZ902, ZZ903) {LINES}")
+@case(
+    "invalid",
+    f"error: subscriptions.csv: column account_id: account ids not in accounts (e.g. ZZ901, ZZ902, ZZ903) {LINES}",
+)
 def orphan_subscriptions(folder):
     _set(folder, "subscriptions", "account_id", ["ZZ901", "ZZ902", "ZZ903"])
 
 
-@case("invalid", "error: usage.csv: column account_id: account ids not in accounts "
-                 f"(e.g. ZZ901, ZZ902, ZZ903) {LINES}")
+@case("invalid", f"error: usage.csv: column account_id: account ids not in accounts (e.g. ZZ901, ZZ902, ZZ903) {LINES}")
 def orphan_usage(folder):
     _set(folder, "usage", "account_id", ["ZZ901", "ZZ902", "ZZ903"])
 
 
-@case("invalid", "error: cs_activities.csv: column account_id: account ids not in accounts "
-                 f"(e.g. ZZ901) {LINES}")
+@case("invalid", f"error: cs_activities.csv: column account_id: account ids not in accounts (e.g. ZZ901) {LINES}")
 def orphan_cs_activities(folder):
     _set(folder, "cs_activities", "account_id", "ZZ901")
 
 
-@case("invalid", "error: subscriptions.csv: column account_id: account ids not in accounts",
-      f"; 3 match an account id but for upper/lower case, and ids are case-sensitive {LINES}")
+@case(
+    "invalid",
+    "error: subscriptions.csv: column account_id: account ids not in accounts",
+    f"; 3 match an account id but for upper/lower case, and ids are case-sensitive {LINES}",
+)
 def ids_differing_in_case(folder):
     """Three subscription lines whose account id is written in lower case (a00003 for A00003).
 
@@ -429,8 +450,11 @@ def utf16_usage_no_bom(folder):
     (folder / "usage.csv").write_bytes(_text(folder, "usage").encode("utf-16-le"))
 
 
-@case("invalid", "error: accounts.csv: is not valid UTF-8 (byte 0xe9 on line 5; 3 lines in all: 5, "
-                 "12, 19; column name); save it as UTF-8 (it reads as Latin-1 / Windows-1252)")
+@case(
+    "invalid",
+    "error: accounts.csv: is not valid UTF-8 (byte 0xe9 on line 5; 3 lines in all: 5, "
+    "12, 19; column name); save it as UTF-8 (it reads as Latin-1 / Windows-1252)",
+)
 def latin1_accounts(folder):
     """Three company names with accents, the file saved as Latin-1."""
     accounts = _read(folder, "accounts")
@@ -438,15 +462,16 @@ def latin1_accounts(folder):
     _write(folder, "accounts", accounts, encoding="latin-1")
 
 
-@case("invalid", "error: usage.csv: is not valid UTF-8 (byte 0xe9 on line 5; 3 lines in all: 5, "
-                 "12, 19; column metric)")
+@case("invalid", "error: usage.csv: is not valid UTF-8 (byte 0xe9 on line 5; 3 lines in all: 5, 12, 19; column metric)")
 def latin1_usage(folder):
     _set(folder, "usage", "metric", "données")
     (folder / "usage.csv").write_bytes(_text(folder, "usage").encode("latin-1"))
 
 
-@case("invalid", "error: usage.csv: is not valid UTF-8 (byte 0xe9 on line 3002; 3 lines in all: "
-                 "3002, 3003, 3004; column metric)")
+@case(
+    "invalid",
+    "error: usage.csv: is not valid UTF-8 (byte 0xe9 on line 3002; 3 lines in all: 3002, 3003, 3004; column metric)",
+)
 def latin1_deep_in_usage(folder):
     """Latin-1 bytes only past the first 64 kB of usage.csv, which DuckDB finds while scanning."""
     usage = _read(folder, "usage")
@@ -457,8 +482,7 @@ def latin1_deep_in_usage(folder):
 # --------------------------------------------------------------------------------------------
 # Broken CSV layout
 # --------------------------------------------------------------------------------------------
-@case("invalid", "error: accounts.csv: more cells than the header's 8 (a separator inside an "
-                 f"unquoted value?) {LINES}")
+@case("invalid", f"error: accounts.csv: more cells than the header's 8 (a separator inside an unquoted value?) {LINES}")
 def unquoted_comma_in_names(folder):
     """Company names holding a comma, written without quotes (a hand-made export)."""
     lines = _text(folder, "accounts").split("\n")
@@ -469,8 +493,7 @@ def unquoted_comma_in_names(folder):
     (folder / "accounts.csv").write_text("\n".join(lines))
 
 
-@case("invalid", "error: accounts.csv: quote never closed (the rest of the file reads as one cell) "
-                 "in 1 row (line 12)")
+@case("invalid", "error: accounts.csv: quote never closed (the rest of the file reads as one cell) in 1 row (line 12)")
 def unclosed_quote(folder):
     lines = _text(folder, "accounts").split("\n")
     cells = lines[ROWS[1] + 1].split(",")
@@ -487,8 +510,11 @@ def duplicate_header(folder):
     (folder / "subscriptions.csv").write_text(header.replace("seats", "mrr") + "\n" + rest)
 
 
-@case("invalid", "fixed: subscriptions.csv: blank lines skipped in 1,000,000 rows (lines 52, 53, ",
-      "error: subscriptions.csv: column mrr: negative in 1 row (line 1000102)")
+@case(
+    "invalid",
+    "fixed: subscriptions.csv: blank lines skipped in 1,000,000 rows (lines 52, 53, ",
+    "error: subscriptions.csv: column mrr: negative in 1 row (line 1000102)",
+)
 def blank_lines_then_negative_mrr(folder):
     """A million blank lines after line 51, then a negative MRR on data row 100: its line number
     must be the one an editor shows (1,000,102), not its position among the rows."""
@@ -500,8 +526,7 @@ def blank_lines_then_negative_mrr(folder):
     (folder / "subscriptions.csv").write_text(text)
 
 
-@case("invalid", "error: usage.csv: more cells than the header's 4 (a separator inside an unquoted "
-                 f"value?) {LINES}")
+@case("invalid", f"error: usage.csv: more cells than the header's 4 (a separator inside an unquoted value?) {LINES}")
 def usage_rows_with_extra_cells(folder):
     """Three usage rows with a fifth cell (a value written 1,5 in a ',' file)."""
     lines = _text(folder, "usage").split("\n")
@@ -524,10 +549,12 @@ def usage_blank_lines_then_bad_date(folder):
 # --------------------------------------------------------------------------------------------
 # Odd but usable: fixed, and the report says how
 # --------------------------------------------------------------------------------------------
-@case("fixed", f"fixed: subscriptions.csv: column account_id: ids padded with spaces; spaces "
-               f"removed {LINES}",
-      f"fixed: accounts.csv: column account_id: ids padded with spaces; spaces removed {LINES}",
-      f"fixed: usage.csv: column account_id: ids padded with spaces; spaces removed {LINES}")
+@case(
+    "fixed",
+    f"fixed: subscriptions.csv: column account_id: ids padded with spaces; spaces removed {LINES}",
+    f"fixed: accounts.csv: column account_id: ids padded with spaces; spaces removed {LINES}",
+    f"fixed: usage.csv: column account_id: ids padded with spaces; spaces removed {LINES}",
+)
 def padded_ids(folder):
     for table in ("subscriptions", "accounts", "usage"):
         frame = _read(folder, table)
@@ -535,8 +562,11 @@ def padded_ids(folder):
         _write(folder, table, frame)
 
 
-@case("fixed", "fixed: subscriptions.csv: starts with a UTF-8 byte-order mark; removed",
-      "fixed: usage.csv: starts with a UTF-8 byte-order mark; removed")
+@case(
+    "fixed",
+    "fixed: subscriptions.csv: starts with a UTF-8 byte-order mark; removed",
+    "fixed: usage.csv: starts with a UTF-8 byte-order mark; removed",
+)
 def byte_order_mark(folder):
     """Excel's 'CSV UTF-8' export starts with a byte-order mark."""
     for table in ("subscriptions", "usage"):
@@ -544,8 +574,11 @@ def byte_order_mark(folder):
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
 
 
-@case("fixed", "fixed: cs_activities.csv: uses ';' as the separator (and decimal commas); read as such",
-      "fixed: usage.csv: uses ';' as the separator (and decimal commas); read as such")
+@case(
+    "fixed",
+    "fixed: cs_activities.csv: uses ';' as the separator (and decimal commas); read as such",
+    "fixed: usage.csv: uses ';' as the separator (and decimal commas); read as such",
+)
 def semicolons_and_decimal_commas(folder):
     """A European spreadsheet export: ';' between cells, ',' before decimals (hours 4,9)."""
     for table, numbers in (("cs_activities", ["hours"]), ("usage", ["value"])):
@@ -563,17 +596,23 @@ def million_blank_lines(folder):
     (folder / "subscriptions.csv").write_text(text)
 
 
-@case("fixed", "fixed: cs_activities.csv: rows with fewer cells than the header's 5; the missing "
-               "cells are read as empty in ")
+@case(
+    "fixed",
+    "fixed: cs_activities.csv: rows with fewer cells than the header's 5; the missing cells are read as empty in ",
+)
 def short_rows(folder):
     """Rows whose empty trailing cells (no CSM) were left out altogether."""
     text = _text(folder, "cs_activities")
     (folder / "cs_activities.csv").write_text(
-        "\n".join(line[:-1] if line.endswith(",") else line for line in text.split("\n")))
+        "\n".join(line[:-1] if line.endswith(",") else line for line in text.split("\n"))
+    )
 
 
-@case("fixed", "warning: accounts.csv: column account_id: ids that differ only in case (e.g. A00004, "
-               "a00004); ids are case-sensitive, so they are read as different accounts in 2 rows")
+@case(
+    "fixed",
+    "warning: accounts.csv: column account_id: ids that differ only in case (e.g. A00004, "
+    "a00004); ids are case-sensitive, so they are read as different accounts in 2 rows",
+)
 def account_ids_differing_in_case(folder):
     """An extra account a00004 beside A00004: two accounts to the kit, and a warning says so."""
     accounts = _read(folder, "accounts")

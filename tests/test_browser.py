@@ -19,7 +19,6 @@ import os
 import select
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -32,11 +31,25 @@ from cslab.data.synth import generate
 
 PARAMS = {"n_bootstrap": 2, "shap_sample": 200, "min_cohort_size": 10}
 SCREENSHOTS = config.REPORTS_DIR / "test-output" / "browser"
-HOSTILE_NAMES = ["<script>alert('name')</script> Ltd", '"Quoted" <b>Bold</b> & Co',
-                 "Tom & Jerry's", "<img src=x onerror=alert(2)> Inc"]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--window-size=1100,3000", "--remote-debugging-pipe"]
+HOSTILE_NAMES = [
+    "<script>alert('name')</script> Ltd",
+    '"Quoted" <b>Bold</b> & Co',
+    "Tom & Jerry's",
+    "<img src=x onerror=alert(2)> Inc",
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1100,3000",
+    "--remote-debugging-pipe",
+]
 
 # What a page reports about itself once loaded.
 PAGE_FACTS = """(() => {
@@ -61,10 +74,20 @@ class Chromium:
         self._from_browser, from_browser_w = os.pipe()
         # Chromium reads commands on fd 3 and writes replies on fd 4 (bash: dash cannot redirect fds > 9).
         self.process = subprocess.Popen(
-            ["bash", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}', binary,
-             *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+            [
+                "bash",
+                "-c",
+                f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+                binary,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "wb"),
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer = b""
@@ -85,8 +108,7 @@ class Chromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def send(self, method: str, params: dict | None = None, timeout: float = 60,
-             session: bool = True) -> dict:
+    def send(self, method: str, params: dict | None = None, timeout: float = 60, session: bool = True) -> dict:
         self._next_id += 1
         number = self._next_id
         message = {"id": number, "method": method, "params": params or {}}
@@ -107,9 +129,18 @@ class Chromium:
         if event.get("method") == "Page.javascriptDialogOpening":
             # an alert() ran: answer it so that the page goes on (the test fails on the event)
             self._next_id += 1
-            os.write(self._to_browser, json.dumps({
-                "id": self._next_id, "method": "Page.handleJavaScriptDialog",
-                "params": {"accept": True}, "sessionId": self.session}).encode() + b"\0")
+            os.write(
+                self._to_browser,
+                json.dumps(
+                    {
+                        "id": self._next_id,
+                        "method": "Page.handleJavaScriptDialog",
+                        "params": {"accept": True},
+                        "sessionId": self.session,
+                    }
+                ).encode()
+                + b"\0",
+            )
 
     def wait_for(self, method: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -121,20 +152,24 @@ class Chromium:
 
     def open_page(self) -> None:
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 session=False)["sessionId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": 1100, "height": 3000, "deviceScaleFactor": 1, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1100, "height": 3000, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     def visit(self, path: Path) -> dict:
         """Load a file; return its facts and the problems the browser reported while loading it."""
         self.events.clear()
         self.send("Page.navigate", {"url": path.resolve().as_uri()})
         self.wait_for("Page.loadEventFired")
-        facts = json.loads(self.send("Runtime.evaluate", {"expression": PAGE_FACTS,
-                                                          "returnByValue": True})["result"]["value"])
+        facts = json.loads(
+            self.send("Runtime.evaluate", {"expression": PAGE_FACTS, "returnByValue": True})["result"]["value"]
+        )
         time.sleep(0.3)  # late errors (a script after load) still count
         self.send("Runtime.evaluate", {"expression": "1"})
         facts["problems"] = problems(self.events)
@@ -144,8 +179,10 @@ class Chromium:
         params = {"format": "png"}
         if full_page:
             size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-            params.update(captureBeyondViewport=True, clip={
-                "x": 0, "y": 0, "width": 1100, "height": min(size["height"], 16000), "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": 1100, "height": min(size["height"], 16000), "scale": 1},
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", params)["data"]))
 
@@ -171,8 +208,12 @@ def problems(events: list[dict]) -> list[str]:
             details = params["exceptionDetails"]
             found.append(f"exception: {details.get('exception', {}).get('description') or details.get('text')}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in {"error", "assert"}:
-            found.append("console." + params["type"] + ": "
-                         + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            found.append(
+                "console."
+                + params["type"]
+                + ": "
+                + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
             found.append(f"console ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}".strip())
@@ -222,8 +263,10 @@ def check_audit_in_browser(out: Path, browser: Chromium, screenshot: Path | None
 
 def chromium_binary() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, ("Chromium is not installed: the browser test needs Debian's `chromium` package "
-                    "(`apt-get install -y chromium`; .ci/run installs it when it can)")
+    assert binary, (
+        "Chromium is not installed: the browser test needs Debian's `chromium` package "
+        "(`apt-get install -y chromium`; .ci/run installs it when it can)"
+    )
     return binary
 
 
@@ -247,8 +290,7 @@ def hostile_audit(tmp_path_factory):
     accounts["name"] = [f"{HOSTILE_NAMES[i % len(HOSTILE_NAMES)]} {i}" for i in range(len(accounts))]
     data = book.write(base / "book")
     out = base / "audit"
-    result = run_audit(data, out, client="Browser & <Co>", params=PARAMS, progress=False,
-                       echo=lambda _: None)
+    result = run_audit(data, out, client="Browser & <Co>", params=PARAMS, progress=False, echo=lambda _: None)
     return out, result
 
 
@@ -258,11 +300,18 @@ def test_checker_catches_broken_pages(tmp_path, browser):
     (tmp_path / "index.html").write_text(
         "<html><body><p>" + "words " * 60 + '</p><img src="missing.png"><a href="gone.html">x</a>'
         '<a href="ok.html">ok</a><a href="#nowhere">y</a>'
-        "<script>console.error('boom'); alert('injected')</script></body></html>")
+        "<script>console.error('boom'); alert('injected')</script></body></html>"
+    )
     found = check_audit_in_browser(tmp_path, browser)
     text = "\n".join(found["index.html"])
-    for expected in ("image did not load", "broken link: gone.html", "missing anchor: #nowhere",
-                     "boom", "dialog: 'injected'", "request failed"):
+    for expected in (
+        "image did not load",
+        "broken link: gone.html",
+        "missing anchor: #nowhere",
+        "boom",
+        "dialog: 'injected'",
+        "request failed",
+    ):
         assert expected in text, (expected, text)
     assert found["ok.html"] == []
 

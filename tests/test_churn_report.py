@@ -11,8 +11,16 @@ from cslab import churn_report, drivers, leakage
 from cslab.data.synth import generate
 from cslab.session import Session
 
-PARAMS = {"horizon_months": 3, "observation_step": 1, "min_tenure_months": 0, "test_months": 6,
-          "data_dir": "", "metric_roles": "", "include_attributes": "", "exclude_attributes": ""}
+PARAMS = {
+    "horizon_months": 3,
+    "observation_step": 1,
+    "min_tenure_months": 0,
+    "test_months": 6,
+    "data_dir": "",
+    "metric_roles": "",
+    "include_attributes": "",
+    "exclude_attributes": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +30,13 @@ def session(tmp_path_factory):
     data = cslab.load(folder)
     monthly = cslab.panel(data)
     screen = leakage.screen_attributes(monthly)
-    return Session(name="02_churn_drivers", params={**PARAMS, "data_dir": str(folder)}, data=data,
-                   monthly=screen.apply(monthly), screen=screen)
+    return Session(
+        name="02_churn_drivers",
+        params={**PARAMS, "data_dir": str(folder)},
+        data=data,
+        monthly=screen.apply(monthly),
+        screen=screen,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +51,28 @@ def models(study):
 
 def test_prepare_splits_by_time_and_describes_the_data(study):
     assert not study.stop and study.test_months == 6
-    gap = (study.test["observation_date"].min().to_period("M")
-           - study.train["observation_date"].max().to_period("M")).n
+    gap = (study.test["observation_date"].min().to_period("M") - study.train["observation_date"].max().to_period("M")).n
     assert gap == 3 and study.test["observation_date"].nunique() == 6
     assert f"**{len(study.dataset):,} observations**" in study.notes[0]
     assert study.notes[-1].startswith(f"{len(study.numeric)} numeric and {len(study.categorical)} categorical")
 
 
 def test_prepare_shortens_the_test_and_stops_when_it_must(session):
-    longer = churn_report.prepare(Session(name="02", params={**session.params, "test_months": 40},
-                                          data=session.data, monthly=session.monthly, screen=session.screen))
+    longer = churn_report.prepare(
+        Session(
+            name="02",
+            params={**session.params, "test_months": 40},
+            data=session.data,
+            monthly=session.monthly,
+            screen=session.screen,
+        )
+    )
     n_dates = longer.dataset["observation_date"].nunique()
     assert longer.test_months == n_dates - 3 - 1 and longer.notes[0].startswith("*Short history:*")
     short = session.monthly[session.monthly["month"] >= session.monthly["month"].max() - pd.DateOffset(months=6)]
-    stopped = churn_report.prepare(Session(name="02", params=session.params, data=session.data,
-                                           monthly=short, screen=session.screen))
+    stopped = churn_report.prepare(
+        Session(name="02", params=session.params, data=session.data, monthly=short, screen=session.screen)
+    )
     assert "too few to train on earlier months" in stopped.stop and stopped.train is None
 
 
@@ -69,8 +89,9 @@ def test_decile_spread_ranks_features_by_their_spread(study):
 
 def test_compare_models_evaluates_both_on_the_test_rows(study, models):
     trees = drivers.ChurnModel("trees").fit(study.train)
-    assert models.ev_trees["auc"] == pytest.approx(drivers.evaluate(study.test["label"],
-                                                                     trees.predict_proba(study.test))["auc"])
+    assert models.ev_trees["auc"] == pytest.approx(
+        drivers.evaluate(study.test["label"], trees.predict_proba(study.test))["auc"]
+    )
     table = churn_report.model_table(models)
     assert table.loc["ROC AUC", "logistic regression"] == models.ev_logistic["auc"]
     assert list(models.backtest.columns) == ["account_id", "observation_date", "label", "score"]
@@ -101,8 +122,16 @@ def test_health_and_at_risk_views(study, models):
     n_red = int((drivers.health_scores(p_now, (85, 95))["band"] == "red").sum())
     assert view["bands"].loc["red", "n_accounts"] == n_red and "within 3 months" in view["sentence"]
     assert view["shown"] is view["bands"]
-    risk = churn_report.at_risk_view(models.trees, study, view["p_now"], view["health"], snapshot=False,
-                                     segment_col="segment", shap_sample=50, horizon_months=3)
+    risk = churn_report.at_risk_view(
+        models.trees,
+        study,
+        view["p_now"],
+        view["health"],
+        snapshot=False,
+        segment_col="segment",
+        shap_sample=50,
+        horizon_months=3,
+    )
     assert risk["n_red"] == n_red and len(risk["table"]) == len(study.scoring)
     assert risk["arr_at_risk"] == pytest.approx(float((study.scoring["arr"] * p_now).sum()))
     assert risk["table"]["top_reasons"].ne("").sum() == 50 and len(risk["shown"]) == 15
@@ -116,8 +145,7 @@ def test_shared_model_is_reused_only_on_the_same_context(session, study, models,
     assert drivers.load_shared_model(str(tmp_path), "churn_model", context) == (None, "")
     drivers.save_shared_model(str(tmp_path), "churn_model", models.trees, context)
     model, why = drivers.load_shared_model(str(tmp_path), "churn_model", context)
-    assert why == "" and np.array_equal(model.predict_proba(study.scoring),
-                                        models.trees.predict_proba(study.scoring))
+    assert why == "" and np.array_equal(model.predict_proba(study.scoring), models.trees.predict_proba(study.scoring))
     other = churn_report.model_context(session, test_months=4, observation_step=2)
     model, why = drivers.load_shared_model(str(tmp_path), "churn_model", other)
     assert model is None and why == "the saved model was fitted with another observation_step, test_months"

@@ -90,8 +90,7 @@ def foreign_edge(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"foreign_{request.param}")
     truth = FOREIGN_CASES[request.param](base / "data")
     out = base / "out"
-    result = run_audit(base / "data", out, client="Edge GmbH", params=PARAMS, progress=False,
-                       echo=lambda _: None)
+    result = run_audit(base / "data", out, client="Edge GmbH", params=PARAMS, progress=False, echo=lambda _: None)
     return request.param, truth, result, out, json.loads((out / "results.json").read_text())
 
 

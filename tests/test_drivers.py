@@ -24,8 +24,15 @@ def planted(demo_book):
     model = drivers.ChurnModel("trees").fit(train)
     truth = json.loads((folder / "truth.json").read_text())
     truth_panel = pd.read_csv(folder / "truth_panel.csv", parse_dates=["month"])
-    return {"train": train, "test": test, "model": model, "truth": truth, "truth_panel": truth_panel,
-            "scoring": scoring, "dataset": dataset}
+    return {
+        "train": train,
+        "test": test,
+        "model": model,
+        "truth": truth,
+        "truth_panel": truth_panel,
+        "scoring": scoring,
+        "dataset": dataset,
+    }
 
 
 def test_time_split_leaves_a_gap_of_one_horizon(planted):
@@ -93,8 +100,9 @@ def test_cox_hazard_ratios_and_concordance(planted):
 
 
 def test_retention_impact_signs_follow_the_truth(planted):
-    impact = drivers.retention_impact(planted["model"], planted["test"],
-                                      features=["seat_utilisation", "tickets_90d", "segment"]).set_index("feature")
+    impact = drivers.retention_impact(
+        planted["model"], planted["test"], features=["seat_utilisation", "tickets_90d", "segment"]
+    ).set_index("feature")
     assert impact.loc["seat_utilisation", "change"] < 0 < impact.loc["tickets_90d", "change"]
     assert " -> " in impact.loc["segment", "move"]
 

@@ -26,10 +26,18 @@ def planted(demo_book):
     churn, scoring = features.build_dataset(data, panel, horizon_months=HORIZON)
     upsell, upsell_scoring = features.build_dataset(data, panel, horizon_months=HORIZON, target="expansion")
     fitted = expansion.fit_expansion(upsell, test_months=6, horizon_months=HORIZON, shap_sample=1000)
-    return {"folder": folder, "data": data, "panel": panel, "churn": churn, "scoring": scoring,
-            "upsell": upsell, "upsell_scoring": upsell_scoring, "fitted": fitted,
-            "truth": json.loads((folder / "truth.json").read_text()),
-            "truth_panel": pd.read_csv(folder / "truth_panel.csv", parse_dates=["month"])}
+    return {
+        "folder": folder,
+        "data": data,
+        "panel": panel,
+        "churn": churn,
+        "scoring": scoring,
+        "upsell": upsell,
+        "upsell_scoring": upsell_scoring,
+        "fitted": fitted,
+        "truth": json.loads((folder / "truth.json").read_text()),
+        "truth_panel": pd.read_csv(folder / "truth_panel.csv", parse_dates=["month"]),
+    }
 
 
 def test_expansion_target_keeps_the_churn_rows_and_features(planted):
@@ -81,8 +89,7 @@ def test_auc_close_to_the_true_probabilities(planted):
 @pytest.mark.parametrize("by", [None, "segment", "csm_id", "cohort_year"])
 def test_nrr_decomposition_adds_up_every_month(planted, by):
     parts = expansion.nrr_components(planted["panel"], months=12, by=by)
-    rebuilt = (1 + parts["expansion_rate"] - parts["contraction_rate"] - parts["churn_rate"]
-               + parts["reactivation_rate"])
+    rebuilt = 1 + parts["expansion_rate"] - parts["contraction_rate"] - parts["churn_rate"] + parts["reactivation_rate"]
     assert np.abs(parts["nrr"] - rebuilt).max() < 1e-9
     assert parts["month"].nunique() == 36 - 12
     if by is None:
@@ -106,8 +113,9 @@ def ranked(planted):
     _, summary = expansion.whitespace(planted["data"], panel)
     explained = scoring.iloc[np.argsort(-p)[:50]]
     why = expansion.expansion_reasons(fitted["model"], explained)
-    table = expansion.opportunities(scoring, p, uplift, health["band"], reasons=why, whitespace=summary,
-                                    min_probability=0.15)
+    table = expansion.opportunities(
+        scoring, p, uplift, health["band"], reasons=why, whitespace=summary, min_probability=0.15
+    )
     return uplift, table
 
 
@@ -166,26 +174,29 @@ def test_seat_utilisation_matches_the_features(planted):
 # ------------------------------------------------------------------------------------------------
 # A hand-made book: products, seats and usage checked by hand
 # ------------------------------------------------------------------------------------------------
-SUBS = ("account_id,start_date,end_date,mrr,product,plan,seats\n"
-        "A,2024-01-01,2024-03-31,20,Core,Team,2\nA,2024-04-01,,100,Core,Team,10\n"   # +80 seats, April
-        "A,2024-01-01,,30,Analytics,Team,\n"
-        "B,2024-01-01,,100,Core,Team,10\nB,2024-03-01,,30,Analytics,Team,\n"         # +30 product, March
-        "C,2024-01-01,,100,Core,Team,10\n"
-        "D,2024-01-01,2024-04-30,40,Core,Team,4\nD,2024-05-01,,100,Core,Team,10\n"   # +60 seats, May
-        "D,2024-01-01,,25,Automation,Team,\n"
-        "E,2024-01-01,,100,Core,Team,10\nE,2024-01-01,,30,Analytics,Team,\n"
-        "E,2024-05-01,,25,Automation,Team,\n"                                        # +25 product, May
-        "F,2024-01-01,,500,Core,Business,50\nF,2024-01-01,,100,Integrations,Business,\n"
-        "G,2024-01-01,2024-04-30,100,Core,Team,10\nG,2024-01-01,2024-04-30,30,Analytics,Team,\n")  # churns in May
-ACCOUNTS = ("account_id,name,segment,employees\nA,Alpha,SMB,\nB,Beta,SMB,\nC,Gamma,SMB,10\nD,Delta,SMB,\n"
-            "E,Epsilon,SMB,\nF,Foxtrot,Enterprise,\nG,Golf,SMB,\n")
+SUBS = (
+    "account_id,start_date,end_date,mrr,product,plan,seats\n"
+    "A,2024-01-01,2024-03-31,20,Core,Team,2\nA,2024-04-01,,100,Core,Team,10\n"  # +80 seats, April
+    "A,2024-01-01,,30,Analytics,Team,\n"
+    "B,2024-01-01,,100,Core,Team,10\nB,2024-03-01,,30,Analytics,Team,\n"  # +30 product, March
+    "C,2024-01-01,,100,Core,Team,10\n"
+    "D,2024-01-01,2024-04-30,40,Core,Team,4\nD,2024-05-01,,100,Core,Team,10\n"  # +60 seats, May
+    "D,2024-01-01,,25,Automation,Team,\n"
+    "E,2024-01-01,,100,Core,Team,10\nE,2024-01-01,,30,Analytics,Team,\n"
+    "E,2024-05-01,,25,Automation,Team,\n"  # +25 product, May
+    "F,2024-01-01,,500,Core,Business,50\nF,2024-01-01,,100,Integrations,Business,\n"
+    "G,2024-01-01,2024-04-30,100,Core,Team,10\nG,2024-01-01,2024-04-30,30,Analytics,Team,\n"
+)  # churns in May
+ACCOUNTS = (
+    "account_id,name,segment,employees\nA,Alpha,SMB,\nB,Beta,SMB,\nC,Gamma,SMB,10\nD,Delta,SMB,\n"
+    "E,Epsilon,SMB,\nF,Foxtrot,Enterprise,\nG,Golf,SMB,\n"
+)
 USERS = {"A": 10, "B": 5, "C": 9, "D": 2, "E": 8, "F": 45}  # active users on 2024-06-30
 
 
 @pytest.fixture
 def hand(tmp_path):
-    usage = "account_id,date,metric,value\n" + "".join(f"{a},2024-06-30,active_users,{u}\n"
-                                                        for a, u in USERS.items())
+    usage = "account_id,date,metric,value\n" + "".join(f"{a},2024-06-30,active_users,{u}\n" for a, u in USERS.items())
     folder = write_folder(tmp_path / "hand", {"subscriptions": SUBS, "accounts": ACCOUNTS, "usage": usage})
     data = cslab.load(folder)
     return data, cslab.panel(data, as_of="2024-06-30")
@@ -199,9 +210,15 @@ def test_whitespace_by_hand(hand):
     got = {(r.account_id, r.product): round(r.peer_adoption, 6) for r in table.itertuples()}
     # SMB peers are the four other SMB accounts: Analytics A, B, E; Automation D, E; Integrations none.
     # F, alone in Enterprise, is compared with all five other active accounts.
-    assert got == {("A", "Automation"): 0.5, ("B", "Automation"): 0.5, ("C", "Analytics"): 0.75,
-                   ("C", "Automation"): 0.5, ("D", "Analytics"): 0.75,
-                   ("F", "Analytics"): 0.6, ("F", "Automation"): 0.4}
+    assert got == {
+        ("A", "Automation"): 0.5,
+        ("B", "Automation"): 0.5,
+        ("C", "Analytics"): 0.75,
+        ("C", "Automation"): 0.5,
+        ("D", "Analytics"): 0.75,
+        ("F", "Analytics"): 0.6,
+        ("F", "Automation"): 0.4,
+    }
     assert table.set_index("account_id").loc["F", "peer_group"].eq("all active accounts").all()
     assert table.set_index("account_id").loc["C", "peer_group"].eq("same segment").all()
     assert summary["C"] == "Analytics (75% of peers); Automation (50% of peers)"
@@ -216,8 +233,7 @@ def test_whitespace_by_hand(hand):
 def test_seat_utilisation_and_uplift_by_hand(hand):
     _, panel = hand
     flags = expansion.at_capacity(panel).set_index("account_id")
-    assert flags["seat_utilisation"].round(6).to_dict() == {"A": 1.0, "B": 0.5, "C": 0.9, "D": 0.2, "E": 0.8,
-                                                            "F": 0.9}
+    assert flags["seat_utilisation"].round(6).to_dict() == {"A": 1.0, "B": 0.5, "C": 0.9, "D": 0.2, "E": 0.8, "F": 0.9}
     assert flags["at_capacity"].to_dict() == {"A": True, "B": False, "C": True, "D": False, "E": False, "F": True}
     summary = expansion.seat_utilisation(panel)
     assert summary.loc["SMB", "share_at_capacity"] == pytest.approx(2 / 5)
@@ -231,18 +247,28 @@ def test_seat_utilisation_and_uplift_by_hand(hand):
     # Each is then sized to the account's MRR now (A 130, B 130, C 100, D 125, E 155, F 600).
     # (Before the uplift was sized to the account, every SMB account got the same 45 or 27.5.)
     everything, seatless = 15.9 / 26, 16 / 65
-    expected = {"A": 130 * everything, "B": 130 * seatless, "C": 100 * seatless, "D": 125 * seatless,
-                "E": 155 * seatless, "F": 600 * everything}
+    expected = {
+        "A": 130 * everything,
+        "B": 130 * seatless,
+        "C": 100 * seatless,
+        "D": 125 * seatless,
+        "E": 155 * seatless,
+        "F": 600 * everything,
+    }
     assert uplift["expected_uplift_mrr"].to_dict() == pytest.approx(expected, rel=1e-12)
     assert uplift["relative_uplift"].to_dict() == pytest.approx(
-        {"A": everything, "B": seatless, "C": seatless, "D": seatless, "E": seatless, "F": everything})
+        {"A": everything, "B": seatless, "C": seatless, "D": seatless, "E": seatless, "F": everything}
+    )
     assert uplift.loc["A", "headroom"] == "at capacity: may add seats"  # employees unknown: no seat cap
     assert uplift.loc["C", "headroom"].startswith("a seat for every employee")  # 10 seats, 10 employees
-    assert uplift.loc["B", "uplift_basis"] == ("24.6% of MRR: median relative uplift of comparable expansions "
-                                               "(same segment and plan, no seats added)")
+    assert uplift.loc["B", "uplift_basis"] == (
+        "24.6% of MRR: median relative uplift of comparable expansions (same segment and plan, no seats added)"
+    )
     # F (600 MRR) is larger than any SMB account was when it expanded (at most 130): said in words
-    assert uplift.loc["F", "uplift_basis"].endswith("(all expansions); MRR above every comparable account's: "
-                                                    "extrapolated") and uplift.loc["F", "n_comparable"] == 4
+    assert (
+        uplift.loc["F", "uplift_basis"].endswith("(all expansions); MRR above every comparable account's: extrapolated")
+        and uplift.loc["F", "n_comparable"] == 4
+    )
     assert uplift.loc["A", "expected_uplift_arr"] == pytest.approx(12 * 79.5)
     assert uplift["seat_cap_mrr"].isna().all()  # no account at capacity has a known number of employees
 
@@ -259,26 +285,30 @@ def test_seat_utilisation_and_uplift_by_hand(hand):
 # ------------------------------------------------------------------------------------------------
 # A second hand-made book: the uplift sized to the account, and capped by its seat headroom
 # ------------------------------------------------------------------------------------------------
-SIZED_SUBS = ("account_id,start_date,end_date,mrr,product,plan,seats\n"
-              "P,2024-01-01,2024-03-31,1000,Core,Team,10\nP,2024-04-01,,1500,Core,Team,15\n"  # +0.5, seats
-              "Q,2024-01-01,2024-02-29,2000,Core,Team,20\nQ,2024-03-01,,2600,Core,Team,26\n"  # +0.3, seats
-              "R,2024-01-01,,1000,Core,Team,10\nR,2024-05-01,,100,Analytics,Team,\n"          # +0.1, product
-              "S,2024-01-01,,4000,Core,Team,40\nS,2024-04-01,,200,Analytics,Team,\n"          # +0.05, product
-              "X,2024-01-01,,1000,Core,Team,10\nY,2024-01-01,,10000,Core,Team,100\n"
-              "U,2024-01-01,,1000,Core,Team,10\nV,2024-01-01,,10000,Core,Team,100\n"
-              "Z,2024-01-01,,1000,Core,Team,10\nW,2024-01-01,,1000,Core,Team,10\n"
-              "K,2024-01-01,,1000,Core,Team,10\nL,2024-01-01,,1000,Core,Team,100\n")
-SIZED_ACCOUNTS = ("account_id,segment,employees\nP,SMB,\nQ,SMB,\nR,SMB,\nS,SMB,\nX,SMB,\nY,SMB,\n"
-                  "U,SMB,\nV,SMB,\nZ,SMB,11\nW,SMB,10\nK,SMB,200\nL,SMB,101\n")
+SIZED_SUBS = (
+    "account_id,start_date,end_date,mrr,product,plan,seats\n"
+    "P,2024-01-01,2024-03-31,1000,Core,Team,10\nP,2024-04-01,,1500,Core,Team,15\n"  # +0.5, seats
+    "Q,2024-01-01,2024-02-29,2000,Core,Team,20\nQ,2024-03-01,,2600,Core,Team,26\n"  # +0.3, seats
+    "R,2024-01-01,,1000,Core,Team,10\nR,2024-05-01,,100,Analytics,Team,\n"  # +0.1, product
+    "S,2024-01-01,,4000,Core,Team,40\nS,2024-04-01,,200,Analytics,Team,\n"  # +0.05, product
+    "X,2024-01-01,,1000,Core,Team,10\nY,2024-01-01,,10000,Core,Team,100\n"
+    "U,2024-01-01,,1000,Core,Team,10\nV,2024-01-01,,10000,Core,Team,100\n"
+    "Z,2024-01-01,,1000,Core,Team,10\nW,2024-01-01,,1000,Core,Team,10\n"
+    "K,2024-01-01,,1000,Core,Team,10\nL,2024-01-01,,1000,Core,Team,100\n"
+)
+SIZED_ACCOUNTS = (
+    "account_id,segment,employees\nP,SMB,\nQ,SMB,\nR,SMB,\nS,SMB,\nX,SMB,\nY,SMB,\n"
+    "U,SMB,\nV,SMB,\nZ,SMB,11\nW,SMB,10\nK,SMB,200\nL,SMB,101\n"
+)
 SIZED_USERS = {"X": 10, "Y": 100, "U": 5, "V": 50, "Z": 10, "W": 10, "K": 10, "L": 100}
 
 
 @pytest.fixture
 def sized(tmp_path):
-    usage = "account_id,date,metric,value\n" + "".join(f"{a},2024-06-30,active_users,{u}\n"
-                                                        for a, u in SIZED_USERS.items())
-    folder = write_folder(tmp_path / "sized", {"subscriptions": SIZED_SUBS, "accounts": SIZED_ACCOUNTS,
-                                               "usage": usage})
+    usage = "account_id,date,metric,value\n" + "".join(
+        f"{a},2024-06-30,active_users,{u}\n" for a, u in SIZED_USERS.items()
+    )
+    folder = write_folder(tmp_path / "sized", {"subscriptions": SIZED_SUBS, "accounts": SIZED_ACCOUNTS, "usage": usage})
     return cslab.panel(cslab.load(folder), as_of="2024-06-30")
 
 
@@ -306,8 +336,7 @@ def test_uplift_sized_to_the_account_and_capped_by_seats(sized):
     assert got["L"] == pytest.approx(75) and uplift.loc["L", "uplift_basis"].endswith("no seats added)")
     # a capped account never gets more than its headroom x seat price, or than upgrades and products add
     capped = uplift[uplift["seat_cap_mrr"].notna()]
-    assert (capped["expected_uplift_mrr"]
-            <= np.fmax(capped["seat_cap_mrr"], 0.075 * capped["mrr"]) + 1e-9).all()
+    assert (capped["expected_uplift_mrr"] <= np.fmax(capped["seat_cap_mrr"], 0.075 * capped["mrr"]) + 1e-9).all()
     by_seats = uplift["uplift_basis"].str.contains("more seats")
     assert list(uplift.index[by_seats]) == ["Z"]
     assert (uplift.loc[by_seats, "expected_uplift_mrr"] <= uplift.loc[by_seats, "seat_cap_mrr"] + 1e-9).all()
@@ -328,8 +357,9 @@ def test_uplift_without_mrr_falls_back_to_the_absolute_median(sized):
     assert uplift.loc["X", "expected_uplift_mrr"] == pytest.approx(350)
     assert uplift.loc["U", "expected_uplift_mrr"] == pytest.approx(150)
     assert uplift.loc[["X", "U"], "relative_uplift"].isna().all()
-    assert uplift.loc["X", "uplift_basis"] == ("MRR 0 or unknown: the median MRR added by comparable "
-                                               "expansions (same segment and plan)")
+    assert uplift.loc["X", "uplift_basis"] == (
+        "MRR 0 or unknown: the median MRR added by comparable expansions (same segment and plan)"
+    )
     assert uplift.loc["U", "uplift_basis"].endswith("(same segment and plan, no seats added)")
     assert uplift.loc["Y", "expected_uplift_mrr"] == pytest.approx(2000)  # the others unchanged
 
@@ -349,5 +379,5 @@ def test_expansion_and_churn_labels_by_hand(hand):
     assert labels(upsell, "A") == ([0, 1, 1, 0], [2, 2, 1, 2])  # expanded in April
     assert labels(upsell, "B") == ([1, 1, 0, 0], [2, 1, 2, 2])  # expanded in March
     assert labels(upsell, "G") == ([0, 0, 0, 0], [2, 2, 2, 2])
-    assert labels(churn, "G") == ([0, 0, 1, 1], [2, 2, 2, 1])   # churned in May
+    assert labels(churn, "G") == ([0, 0, 1, 1], [2, 2, 2, 1])  # churned in May
     assert labels(churn, "A") == ([0, 0, 0, 0], [2, 2, 2, 2])

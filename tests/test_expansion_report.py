@@ -11,8 +11,7 @@ from cslab import churn_report, drivers, expansion, expansion_report, features, 
 from cslab.data.synth import generate
 from cslab.session import Session
 
-PARAMS = {"horizon_months": 3, "test_months": 6, "metric_roles": "", "include_attributes": "",
-          "exclude_attributes": ""}
+PARAMS = {"horizon_months": 3, "test_months": 6, "metric_roles": "", "include_attributes": "", "exclude_attributes": ""}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +21,13 @@ def session(tmp_path_factory):
     data = cslab.load(folder)
     monthly = cslab.panel(data)
     screen = leakage.screen_attributes(monthly)
-    return Session(name="04_expansion_opportunity", params={**PARAMS, "data_dir": str(folder)}, data=data,
-                   monthly=screen.apply(monthly), screen=screen)
+    return Session(
+        name="04_expansion_opportunity",
+        params={**PARAMS, "data_dir": str(folder)},
+        data=data,
+        monthly=screen.apply(monthly),
+        screen=screen,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,13 @@ def test_nrr_view_reads_the_latest_window_and_its_groups(session):
     assert set(expansion_report.NRR_FORMAT) <= set(view["shown"].columns)
     assert view["csm_sentence"].startswith("By CSM")
     figures = expansion_report.nrr_figures(view["latest"])
-    assert figures["nrr_12m"] == pytest.approx(1 + figures["expansion_rate_12m"] - figures["contraction_rate_12m"]
-                                               - figures["churn_rate_12m"] + figures["reactivation_rate_12m"])
+    assert figures["nrr_12m"] == pytest.approx(
+        1
+        + figures["expansion_rate_12m"]
+        - figures["contraction_rate_12m"]
+        - figures["churn_rate_12m"]
+        + figures["reactivation_rate_12m"]
+    )
 
 
 def test_nrr_view_on_a_short_book(session):
@@ -76,8 +85,12 @@ def test_prepare_fits_the_expansion_model_or_says_why_not(session, study):
     assert study.fitted["evaluation"]["auc"] == fitted["evaluation"]["auc"]
     assert f"ROC AUC {fitted['evaluation']['auc']:.3f}" in expansion_report.model_sentence(study, 3)
     short = session.monthly[session.monthly["month"] >= session.monthly["month"].max() - pd.DateOffset(months=6)]
-    stopped = expansion_report.prepare(Session(name="04", params=session.params, data=session.data, monthly=short),
-                                       horizon_months=3, test_months=6, shap_sample=100)
+    stopped = expansion_report.prepare(
+        Session(name="04", params=session.params, data=session.data, monthly=short),
+        horizon_months=3,
+        test_months=6,
+        shap_sample=100,
+    )
     assert "too few to train on earlier months" in stopped.stop and stopped.fitted is None
 
 
@@ -90,21 +103,22 @@ def test_churn_health_refits_or_reuses_the_churn_drivers_model(session, tmp_path
     bands = drivers.health_scores(model.predict_proba(churn_scoring), (85, 95))["band"]
     assert alone["band"].to_numpy().tolist() == bands.tolist()
     # notebook 02 with the same data and design leaves its model: reused, same bands
-    drivers.save_shared_model(str(tmp_path), "churn_model", model,
-                              churn_report.model_context(session, test_months=6))
+    drivers.save_shared_model(str(tmp_path), "churn_model", model, churn_report.model_context(session, test_months=6))
     shared = expansion_report.churn_health(session, test_months=6, bands=(85, 95), work_dir=str(tmp_path))
     assert shared["reused"] and "reused" in shared["note"] and shared["band"].equals(alone["band"])
     # another design: refitted, and said
     other = expansion_report.churn_health(session, test_months=5, bands=(85, 95), work_dir=str(tmp_path))
-    assert not other["reused"] and other["note"] == ("The churn model is refitted here: the saved model was "
-                                                     "fitted with another test_months.")
+    assert not other["reused"] and other["note"] == (
+        "The churn model is refitted here: the saved model was fitted with another test_months."
+    )
 
 
 def test_rank_pipeline_figures_and_sentences(session, study):
     health = expansion_report.churn_health(session, test_months=6, bands=(85, 95))
     ws = expansion_report.whitespace_view(session.data, session.monthly)
-    ranked = expansion_report.rank_pipeline(session, study, health["band"], ws["summary"], capacity_threshold=0.9,
-                                            min_probability=0.15, shap_sample=40)
+    ranked = expansion_report.rank_pipeline(
+        session, study, health["band"], ws["summary"], capacity_threshold=0.9, min_probability=0.15, shap_sample=40
+    )
     table = ranked["table"]
     assert table["expected_expansion_arr"].is_monotonic_decreasing
     assert table["reasons"].ne("").sum() <= 40 and table["reasons"].head(40).ne("").any()
@@ -112,7 +126,8 @@ def test_rank_pipeline_figures_and_sentences(session, study):
     assert ranked["by_band"]["accounts"].sum() == len(table) and len(ranked["shown"]) == 15
     figures = expansion_report.pipeline_figures(table)
     assert figures["pipeline_expected_arr"] == pytest.approx(
-        figures["pipeline_expected_arr_healthy"] + figures["pipeline_expected_arr_red"])
+        figures["pipeline_expected_arr_healthy"] + figures["pipeline_expected_arr_red"]
+    )
     assert figures["n_opportunities"] == int(table["action"].eq("expand").sum())
     sentences = expansion_report.pipeline_sentences(ranked, horizon_months=3, min_probability=0.15)
     assert sentences[0].startswith("**Pipeline to expand:") and len(sentences) == 3

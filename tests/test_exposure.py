@@ -26,8 +26,11 @@ def _activities():
 
 def test_types_classified_from_repeats_and_spacing():
     table = classify_programmes(_activities())
-    assert table["exposure"].to_dict() == {"business_review": "recurring", "escalation": "recurring",
-                                           "kickoff_call": "one_time"}
+    assert table["exposure"].to_dict() == {
+        "business_review": "recurring",
+        "escalation": "recurring",
+        "kickoff_call": "one_time",
+    }
     review = table.loc["business_review"]
     assert review["repeat_share"] == 1.0 and review["median_gap_days"] == 91
     assert "100% of the 100 accounts" in review["reason"] and "91 days apart" in review["reason"]
@@ -47,10 +50,10 @@ def test_overrides_win_and_are_checked():
 
 
 def test_recurring_exposure_fades_and_follows_calendar_months():
-    dates = pd.to_datetime(["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30",
-                            "2024-08-31", "2024-09-30"])  # paused May-July
-    rows = pd.DataFrame({"account_id": "A", "observation_date": dates,
-                         "cs_qbr_count": [1, 1, 2, 2, 2, 3]})
+    dates = pd.to_datetime(
+        ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-08-31", "2024-09-30"]
+    )  # paused May-July
+    rows = pd.DataFrame({"account_id": "A", "observation_date": dates, "cs_qbr_count": [1, 1, 2, 2, 2, 3]})
     assert exposure(rows, "qbr", "recurring", exposure_months=3).tolist() == [True, True, True, True, False, True]
     assert exposure(rows, "qbr", "recurring", exposure_months=3, dose=True).tolist() == [1, 1, 2, 1, 0, 1]
     assert exposure(rows, "qbr", "one_time").all()

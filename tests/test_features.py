@@ -28,7 +28,8 @@ def truncate(tables: dict[str, pd.DataFrame], cut: pd.Timestamp) -> dict[str, pd
     t["usage"] = t["usage"][pd.to_datetime(t["usage"]["date"]) <= cut]
     t["tickets"] = t["tickets"][pd.to_datetime(t["tickets"]["opened_at"]) <= cut].copy()
     t["tickets"]["closed_at"] = pd.to_datetime(t["tickets"]["closed_at"]).where(
-        pd.to_datetime(t["tickets"]["closed_at"]) <= cut)
+        pd.to_datetime(t["tickets"]["closed_at"]) <= cut
+    )
     t["cs_activities"] = t["cs_activities"][pd.to_datetime(t["cs_activities"]["date"]) <= cut]
     o = t["outcomes"][pd.to_datetime(t["outcomes"]["committed_date"]) <= cut].copy()
     o["achieved_date"] = pd.to_datetime(o["achieved_date"]).where(pd.to_datetime(o["achieved_date"]) <= cut)
@@ -68,11 +69,18 @@ def test_labels_look_ahead_exactly_the_horizon(book):
     row = dataset[dataset["label"].eq(1)].iloc[0]
     month = row["observation_date"].to_period("M").to_timestamp()
     history = panel[panel["account_id"].eq(row["account_id"])].set_index("month")["movement"]
-    window = history.loc[month + pd.DateOffset(months=1): month + pd.DateOffset(months=3)]
+    window = history.loc[month + pd.DateOffset(months=1) : month + pd.DateOffset(months=3)]
     assert "churn" in window.tolist()
     numeric, categorical = feature_columns(dataset)
-    assert {"seat_utilisation", "usage_logins_trend", "tickets_90d", "csat_90d",
-            "outcomes_achieved_share", "days_since_cs_activity", "months_to_renewal"} <= set(numeric)
+    assert {
+        "seat_utilisation",
+        "usage_logins_trend",
+        "tickets_90d",
+        "csat_90d",
+        "outcomes_achieved_share",
+        "days_since_cs_activity",
+        "months_to_renewal",
+    } <= set(numeric)
     assert {"segment", "plan", "region"} <= set(categorical) and "label" not in numeric + categorical
 
 

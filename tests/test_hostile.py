@@ -33,13 +33,23 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 INVALID = [name for name, c in CASES.items() if c.outcome == "invalid"]
 FIXED = [name for name, c in CASES.items() if c.outcome == "fixed"]
 
-LINE = re.compile(r"^(?P<severity>error|warning|fixed): (?P<file>[^:]+): "
-                  r"(?:column (?P<column>[^:]+): )?(?P<message>.+)$")
+LINE = re.compile(
+    r"^(?P<severity>error|warning|fixed): (?P<file>[^:]+): "
+    r"(?:column (?P<column>[^:]+): )?(?P<message>.+)$"
+)
 COUNT = re.compile(r" in [\d,]+ rows? \(lines? \d+(?:, \d+)*(?:, \.\.\.)?\)$")
 # Problems of a whole file or of its header: no rows to count.
-WHOLE_FILE = ("is empty", "has a header but no data rows", "is not a text file", "is UTF-16 text",
-              "is a zip archive", "a second file for table", "no subscriptions file",
-              "required column missing", "times in the header")
+WHOLE_FILE = (
+    "is empty",
+    "has a header but no data rows",
+    "is not a text file",
+    "is UTF-16 text",
+    "is a zip archive",
+    "a second file for table",
+    "no subscriptions file",
+    "required column missing",
+    "times in the header",
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +64,7 @@ def book_data(book):
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file()}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def problem_lines(output: str, folder: Path) -> list[str]:
@@ -65,16 +74,14 @@ def problem_lines(output: str, folder: Path) -> list[str]:
     for line in output.splitlines():
         if not line.strip() or line == f"{folder}: valid" or line.startswith(f"{folder}: valid ("):
             continue
-        if re.fullmatch(rf"{re.escape(str(folder))}: \d+ problems?; no file was changed or written",
-                        line):
+        if re.fullmatch(rf"{re.escape(str(folder))}: \d+ problems?; no file was changed or written", line):
             continue
         match = LINE.match(line)
         assert match, f"not a one-line problem: {line!r}"
         assert match["file"] in files, f"names no input file: {line!r}"
         if match["severity"] == "error":
             counted = COUNT.search(line) or re.search(r" on line \d+", line)
-            assert counted or any(k in line for k in WHOLE_FILE), \
-                f"no count and example lines: {line!r}"
+            assert counted or any(k in line for k in WHOLE_FILE), f"no count and example lines: {line!r}"
         lines.append(line)
     return lines
 
@@ -83,20 +90,31 @@ def test_corpus_covers_the_issue(book_data):
     """At least 30 invalid cases, every kind of the hardening issue, from a book ending on AS_OF."""
     assert len(INVALID) >= 30 and len(FIXED) >= 5
     kinds = {
-        "missing required column": "missing_", "wrong types": "text_in_",
-        "unparseable dates": "unparseable_", "end before start": "end_before_start",
-        "dates in 1900": "1900", "dates after as_of": "after_as_of", "negative MRR": "negative_mrr",
-        "duplicate ids": "duplicate_account_ids", "orphan ids": "orphan_", "empty file": "empty_",
-        "header-only file": "header_only_", "binary .csv": "xlsx_named_csv", "UTF-16": "utf16_",
-        "Latin-1": "latin1_", "mixed date formats": "mixed_date_formats", "case": "in_case",
-        "huge numbers": "huge_", "a million blank lines": "million_blank_lines",
-        "padded ids": "padded_ids", "BOM": "byte_order_mark",
+        "missing required column": "missing_",
+        "wrong types": "text_in_",
+        "unparseable dates": "unparseable_",
+        "end before start": "end_before_start",
+        "dates in 1900": "1900",
+        "dates after as_of": "after_as_of",
+        "negative MRR": "negative_mrr",
+        "duplicate ids": "duplicate_account_ids",
+        "orphan ids": "orphan_",
+        "empty file": "empty_",
+        "header-only file": "header_only_",
+        "binary .csv": "xlsx_named_csv",
+        "UTF-16": "utf16_",
+        "Latin-1": "latin1_",
+        "mixed date formats": "mixed_date_formats",
+        "case": "in_case",
+        "huge numbers": "huge_",
+        "a million blank lines": "million_blank_lines",
+        "padded ids": "padded_ids",
+        "BOM": "byte_order_mark",
         "';' and decimal commas": "semicolons_and_decimal_commas",
     }
     for kind, marker in kinds.items():
         assert any(marker in name for name in CASES), f"no case for {kind}"
-    for table in ("subscriptions", "accounts", "usage", "cs_activities", "tickets", "outcomes",
-                  "cs_costs"):
+    for table in ("subscriptions", "accounts", "usage", "cs_activities", "tickets", "outcomes", "cs_costs"):
         assert f"missing_{table}_" in " ".join(CASES), table
     assert book_data.default_as_of() == pd.Timestamp(AS_OF)
 
@@ -121,9 +139,14 @@ def corpus(tmp_path_factory, book) -> dict[str, dict]:
     for k in range(WORKERS):
         part = jobs[k::WORKERS]
         (root / f"jobs{k}.json").write_text(json.dumps([argv for _, _, argv in part]))
-        proc = subprocess.Popen([sys.executable, "-m", "tests.hostile", str(root / f"jobs{k}.json"),
-                                 str(root / f"results{k}.json")], cwd=ROOT, env=ENV, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.hostile", str(root / f"jobs{k}.json"), str(root / f"results{k}.json")],
+            cwd=ROOT,
+            env=ENV,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         workers.append((proc, part, root / f"results{k}.json"))
     for proc, part, results in workers:
         stdout, stderr = proc.communicate(timeout=900)
@@ -133,8 +156,9 @@ def corpus(tmp_path_factory, book) -> dict[str, dict]:
     return cases
 
 
-def check_refused(name: str, runs: dict[str, dict], folder: Path, reports: Path, out: Path,
-                  before: dict[str, str]) -> None:
+def check_refused(
+    name: str, runs: dict[str, dict], folder: Path, reports: Path, out: Path, before: dict[str, str]
+) -> None:
     """Exit 2 from validate and audit, one line per problem, no traceback, nothing written."""
     found = {}
     for command in ("validate", "audit"):
@@ -174,10 +198,11 @@ def test_invalid_input_in_a_real_process(name, book, tmp_path):
     reports.mkdir()
     out = reports / "audit"
     # The two commands run side by side: two cores, and each spends most of its time importing.
-    commands = {"validate": CLI + ["validate", str(folder)],
-                "audit": CLI + ["audit", str(folder), "--out", str(out)]}
-    procs = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=ENV, cwd=tmp_path) for k, c in commands.items()}
+    commands = {"validate": CLI + ["validate", str(folder)], "audit": CLI + ["audit", str(folder), "--out", str(out)]}
+    procs = {
+        k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+        for k, c in commands.items()
+    }
     runs = {}
     for command, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=300)

@@ -37,15 +37,13 @@ HAND_SUBSCRIPTIONS = (
     "G,2023-08-01,2023-09-15,40,Basic\n"
     "H,2024-01-10,,70,Basic\n"
 )
-HAND_ACCOUNTS = ("account_id,segment\nA,SMB\nB,SMB\nC,SMB\nD,Enterprise\nE,SMB\nF,Enterprise\n"
-                 "G,SMB\nH,SMB\n")
+HAND_ACCOUNTS = "account_id,segment\nA,SMB\nB,SMB\nC,SMB\nD,Enterprise\nE,SMB\nF,Enterprise\nG,SMB\nH,SMB\n"
 small_sample = pytest.mark.filterwarnings("ignore::cslab.errors.StatisticalWarning")
 
 
 @pytest.fixture
 def hand(tmp_path):
-    folder = write_folder(tmp_path / "hand", {"subscriptions": HAND_SUBSCRIPTIONS,
-                                              "accounts": HAND_ACCOUNTS})
+    folder = write_folder(tmp_path / "hand", {"subscriptions": HAND_SUBSCRIPTIONS, "accounts": HAND_ACCOUNTS})
     return cslab.panel(cslab.load(folder), as_of="2024-01-31")
 
 
@@ -58,15 +56,15 @@ def test_revenue_retention_by_hand(hand):
     # cohort = active in January 2023: A, B, C, D, F; E, G and H joined later and are left out
     assert (r["start_month"], r["end_month"]) == (pd.Timestamp("2023-01-01"), pd.Timestamp("2024-01-01"))
     assert r["n_accounts"] == 5
-    assert r["start_mrr"] == 550                               # 100 + 100 + 50 + 200 + 100
-    assert r["nrr"] == pytest.approx(380 / 550)                # now: A 150 + B 0 + C 30 + D 100 + F 100
+    assert r["start_mrr"] == 550  # 100 + 100 + 50 + 200 + 100
+    assert r["nrr"] == pytest.approx(380 / 550)  # now: A 150 + B 0 + C 30 + D 100 + F 100
     # capped per account: min(150,100) + min(0,100) + min(30,50) + min(100,200) + min(100,100)
     assert r["grr"] == pytest.approx(330 / 550)
-    assert r["expansion_rate"] == pytest.approx(90 / 550)     # A 50 + F 40
-    assert r["contraction_rate"] == pytest.approx(60 / 550)   # C 20 + F 40
-    assert r["churn_rate"] == pytest.approx(300 / 550)        # B 100 + D 200
+    assert r["expansion_rate"] == pytest.approx(90 / 550)  # A 50 + F 40
+    assert r["contraction_rate"] == pytest.approx(60 / 550)  # C 20 + F 40
+    assert r["churn_rate"] == pytest.approx(300 / 550)  # B 100 + D 200
     assert r["reactivation_rate"] == pytest.approx(100 / 550)  # D back at 100
-    assert r["headwind"] == pytest.approx(360 / 550)          # churn 300 + contraction 60
+    assert r["headwind"] == pytest.approx(360 / 550)  # churn 300 + contraction 60
     assert r["tailwind"] == pytest.approx(90 / 550)
     # 1 + (90 - 60 - 300 + 100) / 550 = 380 / 550: the decomposition is exact
     parts = 1 + r["expansion_rate"] - r["contraction_rate"] - r["churn_rate"] + r["reactivation_rate"]
@@ -81,7 +79,7 @@ def test_revenue_retention_over_a_shorter_window_and_as_of(hand):
         r = metrics.revenue_retention(hand, months=6, as_of="2023-07-20")
     # January -> July 2023: A 150, B 0, C 50, D 0 (back only in August), F 100 = 300
     assert r["end_month"] == pd.Timestamp("2023-07-01") and r["nrr"] == pytest.approx(300 / 550)
-    assert r["grr"] == pytest.approx(250 / 550)                # 100 + 0 + 50 + 0 + 100
+    assert r["grr"] == pytest.approx(250 / 550)  # 100 + 0 + 50 + 0 + 100
     assert r["reactivation_rate"] == 0 and r["churn_rate"] == pytest.approx(300 / 550)
     with pytest.raises(ValueError, match="history"):
         metrics.revenue_retention(hand, months=13)
@@ -117,11 +115,16 @@ def test_logo_and_revenue_churn_by_hand(hand):
 def test_bridge_and_movements_by_hand(hand):
     bridge = metrics.mrr_bridge(hand, start="2023-01-15", end="2024-01-31")
     # 550 + new (E 80 + G 40 + H 70) + 90 + 100 - 60 - 340 = 530
-    assert bridge["step"].tolist() == ["start", "new", "expansion", "reactivation", "contraction",
-                                       "churn", "end"]
+    assert bridge["step"].tolist() == ["start", "new", "expansion", "reactivation", "contraction", "churn", "end"]
     assert bridge.set_index("step")["amount"].to_dict() == {
-        "start": 550, "new": 190, "expansion": 90, "reactivation": 100, "contraction": -60,
-        "churn": -340, "end": 530}
+        "start": 550,
+        "new": 190,
+        "expansion": 90,
+        "reactivation": 100,
+        "contraction": -60,
+        "churn": -340,
+        "end": 530,
+    }
     assert bridge["amount"].iloc[:-1].sum() == bridge["amount"].iloc[-1]
     with pytest.raises(ValueError):
         metrics.mrr_bridge(hand, start="2023-06-01", end="2023-03-01")
@@ -159,9 +162,9 @@ def test_cohort_tables_by_hand(hand):
     assert logo[0].tolist() == list(logo.attrs["cohort_sizes"].values()) == [5, 1, 1, 1]
 
     pct = metrics.cohort_table(hand, period="M", kind="logo", values="pct")
-    assert pct.loc["2023-01"].tolist() == pytest.approx([1, 1, 1, .8, .6, .6, .6, .8, .8, .8, .8, .8, .8])
+    assert pct.loc["2023-01"].tolist() == pytest.approx([1, 1, 1, 0.8, 0.6, 0.6, 0.6, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8])
     revenue = metrics.cohort_table(hand, period="M", kind="revenue", values="pct")
-    assert revenue.loc["2023-01", 5] == pytest.approx(300 / 550)   # June: A 150 + C 50 + F 100
+    assert revenue.loc["2023-01", 5] == pytest.approx(300 / 550)  # June: A 150 + C 50 + F 100
     assert revenue.loc["2023-01", 12] == pytest.approx(380 / 550)  # = the NRR of this cohort
     money = metrics.cohort_table(hand, period="M", kind="revenue", values="count")
     assert money.loc["2023-01", 2] == 510 and money.attrs["cohort_start"]["2023-01"] == 550
@@ -182,8 +185,8 @@ def test_quarterly_cohorts_are_measured_at_quarter_ends(hand):
     assert logo.loc["2024Q1"].isna().all()
     assert logo.attrs["cohort_sizes"] == {"2023Q1": 5, "2023Q3": 2, "2024Q1": 1}
     pct = metrics.cohort_table(hand, period="Q", kind="logo", values="pct")
-    assert pct.loc["2023Q1"].tolist() == pytest.approx([1, .6, .8, .8])
-    assert pct.loc["2023Q3", 0] == pytest.approx(.5)  # divided by the cohort's size, not its age 0
+    assert pct.loc["2023Q1"].tolist() == pytest.approx([1, 0.6, 0.8, 0.8])
+    assert pct.loc["2023Q3", 0] == pytest.approx(0.5)  # divided by the cohort's size, not its age 0
     revenue = metrics.cohort_table(hand, period="Q", kind="revenue", values="pct")
     assert revenue.loc["2023Q3", 0] == pytest.approx(80 / 120)  # E 80 of first-month E 80 + G 40
     assert revenue.loc["2023Q1", 3] == pytest.approx(380 / 550)  # December: A150 C30 D100 F100
@@ -214,9 +217,15 @@ def test_retention_over_time_by_hand(hand):
 def test_a_return_after_the_reactivation_window_counts_as_reactivation_for_the_cohort(tmp_path):
     # X pays 100 in Jan-Feb 2023 and comes back at 120 in June 2024 after 15 months away: the
     # panel calls it new (a second lifetime), the starting cohort of January 2023 a return
-    folder = write_folder(tmp_path / "x", {"subscriptions": (
-        "account_id,start_date,end_date,mrr\nX,2023-01-01,2023-02-28,100\nX,2024-06-01,,120\n"
-        "Y,2023-01-01,,100\n")})
+    folder = write_folder(
+        tmp_path / "x",
+        {
+            "subscriptions": (
+                "account_id,start_date,end_date,mrr\nX,2023-01-01,2023-02-28,100\nX,2024-06-01,,120\n"
+                "Y,2023-01-01,,100\n"
+            )
+        },
+    )
     panel = cslab.panel(cslab.load(folder), as_of="2024-07-31")
     assert panel.loc[panel["account_id"].eq("X") & panel["month"].eq("2024-06-01"), "movement"].item() == "new"
     with pytest.warns(cslab.StatisticalWarning):
@@ -231,8 +240,14 @@ def test_metric_definitions_cover_the_module():
     assert list(table.columns) == ["metric", "formula", "in_plain_words", "function"]
     assert table["metric"].is_unique and table.notna().all().all()
     local = {f for f in table["function"] if "." not in f}
-    assert local == {"mrr_movements", "mrr_bridge", "logo_churn_rate", "revenue_churn",
-                     "revenue_retention", "cohort_table"}
+    assert local == {
+        "mrr_movements",
+        "mrr_bridge",
+        "logo_churn_rate",
+        "revenue_churn",
+        "revenue_retention",
+        "cohort_table",
+    }
     assert set(local) <= set(metrics.__all__)
 
 
@@ -240,22 +255,29 @@ def test_metric_definitions_cover_the_module():
 # Identities on random books (hypothesis) and on a generated book
 # ------------------------------------------------------------------------------------------------
 BASE = pd.Timestamp("2023-01-01")
-lines = st.lists(st.tuples(
-    st.sampled_from("abcdefg"),                                   # account
-    st.integers(0, 700),                                          # start, days after BASE
-    st.one_of(st.none(), st.integers(0, 400)),                    # days to the last paid day
-    st.sampled_from([0.0, 10.0, 25.5, 99.99, 100.0, 250.0]),      # MRR, $0 lines included
-), min_size=1, max_size=14)
+lines = st.lists(
+    st.tuples(
+        st.sampled_from("abcdefg"),  # account
+        st.integers(0, 700),  # start, days after BASE
+        st.one_of(st.none(), st.integers(0, 400)),  # days to the last paid day
+        st.sampled_from([0.0, 10.0, 25.5, 99.99, 100.0, 250.0]),  # MRR, $0 lines included
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
 def random_panel(rows, as_of_days):
-    subs = pd.DataFrame({
-        "account_id": pd.Series([r[0] for r in rows], dtype=object),
-        "start_date": BASE + pd.to_timedelta([r[1] for r in rows], unit="D"),
-        "end_date": pd.to_datetime([BASE + pd.Timedelta(days=r[1] + r[2]) if r[2] is not None else pd.NaT
-                                    for r in rows]),
-        "mrr": [float(r[3]) for r in rows],
-    })
+    subs = pd.DataFrame(
+        {
+            "account_id": pd.Series([r[0] for r in rows], dtype=object),
+            "start_date": BASE + pd.to_timedelta([r[1] for r in rows], unit="D"),
+            "end_date": pd.to_datetime(
+                [BASE + pd.Timedelta(days=r[1] + r[2]) if r[2] is not None else pd.NaT for r in rows]
+            ),
+            "mrr": [float(r[3]) for r in rows],
+        }
+    )
     as_of = BASE + pd.Timedelta(days=as_of_days)
     subs = subs[subs["start_date"] <= as_of]
     if subs.empty:
@@ -272,16 +294,21 @@ def test_bridge_and_retention_identities_on_random_books(rows, as_of_days):
         return
     moves = metrics.mrr_movements(panel)
     # the bridge identity, every month
-    identity = (moves["start_mrr"] + moves["new"] + moves["expansion"] - moves["contraction"]
-                - moves["churn"] + moves["reactivation"])
+    identity = (
+        moves["start_mrr"]
+        + moves["new"]
+        + moves["expansion"]
+        - moves["contraction"]
+        - moves["churn"]
+        + moves["reactivation"]
+    )
     np.testing.assert_allclose(identity, moves["end_mrr"], atol=1e-6)
     # start MRR is the previous month's end MRR, and end MRR is what the lines say at the snapshot
     np.testing.assert_allclose(moves["start_mrr"].iloc[1:], moves["end_mrr"].iloc[:-1], atol=1e-6)
     assert moves["start_mrr"].iloc[0] == 0
     for month, end_mrr, active_end in moves[["month", "end_mrr", "active_end"]].itertuples(index=False):
         snapshot = min(month + pd.offsets.MonthEnd(0), as_of)
-        running = subs[(subs["start_date"] <= snapshot)
-                       & (subs["end_date"].isna() | (subs["end_date"] >= snapshot))]
+        running = subs[(subs["start_date"] <= snapshot) & (subs["end_date"].isna() | (subs["end_date"] >= snapshot))]
         per_account = running.groupby("account_id")["mrr"].sum()
         assert end_mrr == pytest.approx(per_account.sum(), abs=1e-6)
         assert active_end == (per_account > 0).sum()
@@ -304,10 +331,14 @@ def test_bridge_and_retention_identities_on_random_books(rows, as_of_days):
             members = then > 0
             assert row.n_accounts == members.sum()
             assert row.nrr == pytest.approx(now[members].sum() / then[members].sum(), rel=1e-9)
-            assert row.grr == pytest.approx(np.minimum(now, then)[members].sum() / then[members].sum(),
-                                            rel=1e-9)
-        parts = (1 + series["expansion_rate"] - series["contraction_rate"] - series["churn_rate"]
-                 + series["reactivation_rate"])
+            assert row.grr == pytest.approx(np.minimum(now, then)[members].sum() / then[members].sum(), rel=1e-9)
+        parts = (
+            1
+            + series["expansion_rate"]
+            - series["contraction_rate"]
+            - series["churn_rate"]
+            + series["reactivation_rate"]
+        )
         np.testing.assert_allclose(parts, series["nrr"], atol=1e-9)
         # the true invariants: 1 - headwind <= GRR <= min(1, NRR)
         assert (series["grr"] <= 1 + 1e-12).all() and (series["grr"] <= series["nrr"] + 1e-12).all()

@@ -12,13 +12,25 @@ import pytest
 import cslab
 from cslab import config, metrics, retention, survival
 from cslab.audit import NOTEBOOKS, run_audit
-from cslab.data.synth import generate
 from cslab.notebook import declared_parameters
 from tests.conftest import PYSURVIVAL
 
-COHORT_KEYS = {"logo_churn_monthly", "logo_churn_annual", "grr_12m", "nrr_12m", "headwind_12m",
-               "tailwind_12m", "km_survival_12", "km_survival_24", "median_lifetime_months",
-               "sbg_alpha", "sbg_beta", "n_accounts", "n_active", "mrr_end"}
+COHORT_KEYS = {
+    "logo_churn_monthly",
+    "logo_churn_annual",
+    "grr_12m",
+    "nrr_12m",
+    "headwind_12m",
+    "tailwind_12m",
+    "km_survival_12",
+    "km_survival_24",
+    "median_lifetime_months",
+    "sbg_alpha",
+    "sbg_beta",
+    "n_accounts",
+    "n_active",
+    "mrr_end",
+}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
@@ -38,8 +50,9 @@ def test_notebook_conventions(name):
     # notebooks narrate: no function or class defined in a notebook
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert not any(line.lstrip().startswith(("def ", "class ")) or "lambda" in line
-                           for line in cell.source.splitlines()), cell.source[:200]
+            assert not any(
+                line.lstrip().startswith(("def ", "class ")) or "lambda" in line for line in cell.source.splitlines()
+            ), cell.source[:200]
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +79,19 @@ def test_cohort_notebook_records_what_the_library_computes(small_book, audit_run
     fitter = survival.kaplan_meier(survival.account_lifetimes(panel))["all"]
     at = survival.survival_at(fitter, times=(12, 24))["survival"]
     pooled = retention.fit_cohorts(panel, period="Q", min_cohort_size=10)["pooled"]
-    expected = {"nrr_12m": kept["nrr"], "grr_12m": kept["grr"], "headwind_12m": kept["headwind"],
-                "tailwind_12m": kept["tailwind"], "logo_churn_monthly": logo["monthly"],
-                "logo_churn_annual": logo["annual"], "km_survival_12": at[12],
-                "km_survival_24": at[24], "sbg_alpha": pooled.alpha_, "sbg_beta": pooled.beta_,
-                "mrr_end": panel.loc[panel["month"].eq(panel["month"].max()), "mrr"].sum()}
+    expected = {
+        "nrr_12m": kept["nrr"],
+        "grr_12m": kept["grr"],
+        "headwind_12m": kept["headwind"],
+        "tailwind_12m": kept["tailwind"],
+        "logo_churn_monthly": logo["monthly"],
+        "logo_churn_annual": logo["annual"],
+        "km_survival_12": at[12],
+        "km_survival_24": at[24],
+        "sbg_alpha": pooled.alpha_,
+        "sbg_beta": pooled.beta_,
+        "mrr_end": panel.loc[panel["month"].eq(panel["month"].max()), "mrr"].sum(),
+    }
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-9), key
     assert got["n_active"] == int(panel.loc[panel["month"].eq(panel["month"].max()), "active"].sum())
@@ -80,8 +101,13 @@ def test_cohort_notebook_records_what_the_library_computes(small_book, audit_run
 def test_cohort_notebook_report_and_tables(audit_run):
     _, out = audit_run
     tables = sorted(p.name for p in (out / "tables").iterdir())
-    assert {"cohort_logo_retention.csv", "cohort_revenue_retention.csv", "mrr_movements.csv",
-            "sbg_cohort_projection.csv", "cohort_lifetime_value.csv"} <= set(tables)
+    assert {
+        "cohort_logo_retention.csv",
+        "cohort_revenue_retention.csv",
+        "mrr_movements.csv",
+        "sbg_cohort_projection.csv",
+        "cohort_lifetime_value.csv",
+    } <= set(tables)
     report = (out / "01_cohort_retention.html").read_text()
     assert report.count("<img") >= 8  # every figure embedded: the folder stands alone
     assert "data:image/png;base64" in report
@@ -90,8 +116,18 @@ def test_cohort_notebook_report_and_tables(audit_run):
     assert "Net revenue retention (12 months)" in index and "Test Co" in index
 
 
-DRIVER_KEYS = {"n_observations", "base_rate", "auc", "auc_logistic", "top_decile_lift", "brier",
-               "top_features", "c_index_cox", "n_at_risk_red", "arr_at_risk"}
+DRIVER_KEYS = {
+    "n_observations",
+    "base_rate",
+    "auc",
+    "auc_logistic",
+    "top_decile_lift",
+    "brier",
+    "top_features",
+    "c_index_cox",
+    "n_at_risk_red",
+    "arr_at_risk",
+}
 
 
 def test_churn_notebook_records_what_the_library_computes(small_book, audit_run):
@@ -122,9 +158,23 @@ def test_churn_notebook_records_what_the_library_computes(small_book, audit_run)
     assert len(backtest) == len(test)
 
 
-ROI_KEYS = {"hr_outcome_achieved", "ro_attainment_rate", "attributable_value", "cs_cost",
-            "cs_cost_share_of_revenue", "roi", "roi_low", "roi_high", "cs_efficiency_ratio", "value_window",
-            "cost_window", "gross_margin", "value_horizon_months", "n_bootstrap", "n_bootstrap_failed"}
+ROI_KEYS = {
+    "hr_outcome_achieved",
+    "ro_attainment_rate",
+    "attributable_value",
+    "cs_cost",
+    "cs_cost_share_of_revenue",
+    "roi",
+    "roi_low",
+    "roi_high",
+    "cs_efficiency_ratio",
+    "value_window",
+    "cost_window",
+    "gross_margin",
+    "value_horizon_months",
+    "n_bootstrap",
+    "n_bootstrap_failed",
+}
 
 
 def test_roi_notebook_records_what_the_library_computes(small_book, audit_run):
@@ -137,9 +187,15 @@ def test_roi_notebook_records_what_the_library_computes(small_book, audit_run):
     got = recorded["results"]
     assert ROI_KEYS <= set(got) and "magic_number" not in got
     for programme in got["programmes"]:
-        assert {f"naive_hr_{programme}", f"effect_hr_{programme}", f"effect_hr_{programme}_low",
-                f"effect_hr_{programme}_high", f"max_smd_after_{programme}", f"evalue_{programme}",
-                f"direct_hr_{programme}"} <= set(got)
+        assert {
+            f"naive_hr_{programme}",
+            f"effect_hr_{programme}",
+            f"effect_hr_{programme}_low",
+            f"effect_hr_{programme}_high",
+            f"max_smd_after_{programme}",
+            f"evalue_{programme}",
+            f"direct_hr_{programme}",
+        } <= set(got)
         assert got[f"exposure_{programme}"] in {"one_time", "recurring"}
     data = cslab.load(small_book)
     panel = cslab.panel(data)
@@ -152,8 +208,11 @@ def test_roi_notebook_records_what_the_library_computes(small_book, audit_run):
     assert got["evalue_onboarding"] == pytest.approx(model.effects_["onboarding"]["evalue"], rel=1e-6)
     # cost and value cover the same 12 calendar months up to the analysis date
     as_of = pd.Timestamp(panel.attrs["as_of"])
-    assert got["cost_window"] == got["value_window"] == \
-        f"{(as_of.to_period('M') - 11).strftime('%Y-%m')} to {as_of.strftime('%Y-%m')}"
+    assert (
+        got["cost_window"]
+        == got["value_window"]
+        == f"{(as_of.to_period('M') - 11).strftime('%Y-%m')} to {as_of.strftime('%Y-%m')}"
+    )
     months = data.cs_costs["month"].dt.to_period("M")
     window = (months > as_of.to_period("M") - 12) & (months <= as_of.to_period("M"))
     assert window.sum() == 12 and got["cs_cost"] == pytest.approx(data.cs_costs.loc[window, "cost"].sum())
@@ -185,9 +244,18 @@ def test_roi_notebook_is_skipped_without_cs_activities(small_book, tmp_path):
     assert "needs the cs_activities table" in (tmp_path / "out" / "index.html").read_text()
 
 
-EXPANSION_KEYS = {"nrr_12m", "expansion_rate_12m", "contraction_rate_12m", "churn_rate_12m",
-                  "reactivation_rate_12m", "expansion_auc", "top_expansion_drivers", "pipeline_expected_arr",
-                  "n_opportunities", "share_at_capacity"}
+EXPANSION_KEYS = {
+    "nrr_12m",
+    "expansion_rate_12m",
+    "contraction_rate_12m",
+    "churn_rate_12m",
+    "reactivation_rate_12m",
+    "expansion_auc",
+    "top_expansion_drivers",
+    "pipeline_expected_arr",
+    "n_opportunities",
+    "share_at_capacity",
+}
 
 
 def test_expansion_notebook_records_and_ranks(audit_run):
@@ -200,14 +268,29 @@ def test_expansion_notebook_records_and_ranks(audit_run):
     got = recorded["results"]
     assert EXPANSION_KEYS <= set(got) and len(got["top_expansion_drivers"]) >= 5
     # the decomposition adds up, and agrees with the cohort report's NRR
-    assert got["nrr_12m"] == pytest.approx(1 + got["expansion_rate_12m"] - got["contraction_rate_12m"]
-                                           - got["churn_rate_12m"] + got["reactivation_rate_12m"], abs=1e-12)
+    assert got["nrr_12m"] == pytest.approx(
+        1
+        + got["expansion_rate_12m"]
+        - got["contraction_rate_12m"]
+        - got["churn_rate_12m"]
+        + got["reactivation_rate_12m"],
+        abs=1e-12,
+    )
     assert got["nrr_12m"] == pytest.approx(notebooks["01_cohort_retention"]["results"]["nrr_12m"], rel=1e-12)
     assert 0.55 < got["expansion_auc"] < 1
     table = pd.read_csv(out / "tables" / "expansion_opportunities.csv", keep_default_na=False)
     assert set(table.columns) <= set(expansion.EXPANSION_COLUMNS)
-    assert {"account_id", "arr", "probability", "expected_uplift_arr", "expected_expansion_arr", "reasons",
-            "whitespace_products", "health_band", "action"} <= set(table.columns)
+    assert {
+        "account_id",
+        "arr",
+        "probability",
+        "expected_uplift_arr",
+        "expected_expansion_arr",
+        "reasons",
+        "whitespace_products",
+        "health_band",
+        "action",
+    } <= set(table.columns)
     assert table["expected_expansion_arr"].astype(float).is_monotonic_decreasing
     assert table.loc[table["health_band"].eq("red"), "action"].eq(expansion.STABILISE).all()
     assert got["pipeline_expected_arr"] == pytest.approx(table["expected_expansion_arr"].astype(float).sum())
@@ -236,10 +319,19 @@ def test_index_opens_with_an_executive_summary(audit_run):
 
 def test_snapshot_mode_on_public_data(tmp_path):
     out = tmp_path / "snap"
-    result = run_audit(None, out, customers={"customers_file": str(PYSURVIVAL), "id_col": "",
-                                            "event_col": "churned", "duration_col": "months_active",
-                                            "segment_col": "company_size"},
-                       progress=False, echo=lambda _: None)
+    result = run_audit(
+        None,
+        out,
+        customers={
+            "customers_file": str(PYSURVIVAL),
+            "id_col": "",
+            "event_col": "churned",
+            "duration_col": "months_active",
+            "segment_col": "company_size",
+        },
+        progress=False,
+        echo=lambda _: None,
+    )
     assert result.exit_code == 0
     notebooks = json.loads((out / "results.json").read_text())["notebooks"]
     drivers_got = notebooks["02_churn_drivers"]["results"]

@@ -11,12 +11,14 @@ import cslab
 from cslab.data.io import CSData
 from tests.conftest import write_folder
 
-SUBS = ("account_id,start_date,end_date,mrr,seats\n"
-        "A,2024-01-15,2024-03-14,100,10\nA,2024-03-15,,150,15\n"   # upgrade mid-March
-        "B,2024-01-01,2024-02-29,50,5\nB,2024-05-01,,60,6\n"        # churn, back after 2 months
-        "C,2024-02-01,2024-02-10,30,3\n"                            # never at a month-end snapshot
-        "D,2024-01-01,2024-01-31,40,4\nD,2024-06-01,,40,4\n"        # back after 4 months
-        "E,2024-02-01,,0,1\n")                                      # a $0 (free) account
+SUBS = (
+    "account_id,start_date,end_date,mrr,seats\n"
+    "A,2024-01-15,2024-03-14,100,10\nA,2024-03-15,,150,15\n"  # upgrade mid-March
+    "B,2024-01-01,2024-02-29,50,5\nB,2024-05-01,,60,6\n"  # churn, back after 2 months
+    "C,2024-02-01,2024-02-10,30,3\n"  # never at a month-end snapshot
+    "D,2024-01-01,2024-01-31,40,4\nD,2024-06-01,,40,4\n"  # back after 4 months
+    "E,2024-02-01,,0,1\n"
+)  # a $0 (free) account
 
 
 def build(tmp_path, **kw):
@@ -73,11 +75,12 @@ def test_bridge_on_hand_book(tmp_path):
 lines = st.lists(
     st.tuples(
         st.sampled_from(list("ABCDEFG")),
-        st.integers(0, 700),                       # start: days after 2023-01-01
+        st.integers(0, 700),  # start: days after 2023-01-01
         st.one_of(st.none(), st.integers(0, 400)),  # duration in days, None = running
         st.sampled_from([0.0, 10.0, 25.5, 100.0, 999.0]),
     ),
-    min_size=1, max_size=30,
+    min_size=1,
+    max_size=30,
 )
 
 
@@ -85,20 +88,20 @@ lines = st.lists(
 @given(lines, st.integers(0, 24), st.integers(0, 800))
 def test_mrr_bridge_holds_every_month(rows, window, as_of_days):
     base = pd.Timestamp("2023-01-01")
-    subs = pd.DataFrame({
-        "account_id": [r[0] for r in rows],
-        "start_date": [base + pd.Timedelta(days=r[1]) for r in rows],
-        "end_date": [base + pd.Timedelta(days=r[1] + r[2]) if r[2] is not None else pd.NaT
-                     for r in rows],
-        "mrr": [r[3] for r in rows],
-    })
+    subs = pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "start_date": [base + pd.Timedelta(days=r[1]) for r in rows],
+            "end_date": [base + pd.Timedelta(days=r[1] + r[2]) if r[2] is not None else pd.NaT for r in rows],
+            "mrr": [r[3] for r in rows],
+        }
+    )
     as_of = base + pd.Timedelta(days=max(as_of_days, int(subs["start_date"].dt.dayofyear.min())))
     if (subs["start_date"] > as_of).all():
         return
     p = cslab.panel(CSData(subscriptions=subs), as_of=as_of, reactivation_months=window)
     by_month = p.groupby("month").agg(mrr=("mrr", "sum"), moves=("movement_mrr", "sum"))
-    full = by_month.reindex(pd.date_range(by_month.index.min(), by_month.index.max(), freq="MS"),
-                            fill_value=0.0)
+    full = by_month.reindex(pd.date_range(by_month.index.min(), by_month.index.max(), freq="MS"), fill_value=0.0)
     assert np.allclose(full["mrr"].shift(1, fill_value=0.0) + full["moves"], full["mrr"])
     signs = {"new": 1, "expansion": 1, "reactivation": 1, "contraction": -1, "churn": -1}
     for movement, sign in signs.items():

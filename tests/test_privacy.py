@@ -17,8 +17,15 @@ import pytest
 import cslab
 from cslab.audit import AuditError, run_audit
 from cslab.data.synth import generate
-from cslab.privacy import (KEY_ENV, AnonymizationError, Pseudonymizer, anonymize_customers,
-                           anonymize_folder, key_file_for, resolve_key)
+from cslab.privacy import (
+    KEY_ENV,
+    AnonymizationError,
+    Pseudonymizer,
+    anonymize_customers,
+    anonymize_folder,
+    key_file_for,
+    resolve_key,
+)
 from tests.conftest import write_folder
 
 KEY = "k" * 16 + "0123456789abcdef"
@@ -29,8 +36,10 @@ SPECIAL_NAMES = ['Tom & Jerry\'s "Cartoons"', "Société Générale Ω", "<b>Bol
 
 def _fingerprint(folder):
     """Every file and folder under ``folder``, files with their SHA-256."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def _client_book(folder, seed=11):
@@ -44,16 +53,23 @@ def _client_book(folder, seed=11):
     csms = {c: f"{c.lower()}.smith@acme-client.example" for c in accounts["csm_id"].unique() if c}
     for name in ("accounts", "cs_activities"):
         book.tables[name]["csm_id"] = book.tables[name]["csm_id"].map(lambda c: csms.get(c, ""))
-    accounts["name"] = [SPECIAL_NAMES[i] if i < len(SPECIAL_NAMES) else f"{n} Holdings {i}"
-                        for i, n in enumerate(accounts["name"])]
+    accounts["name"] = [
+        SPECIAL_NAMES[i] if i < len(SPECIAL_NAMES) else f"{n} Holdings {i}" for i, n in enumerate(accounts["name"])
+    ]
     return book.write(folder), list(ids.values()), list(accounts["name"]), list(csms.values())
 
 
 def _forms(text: str) -> set[bytes]:
     """A value as it may be written: raw, HTML-escaped, JSON-escaped (both with and without \\u)."""
-    forms = {text, html.escape(text), html.escape(text, quote=False), json.dumps(text)[1:-1],
-             json.dumps(text, ensure_ascii=False)[1:-1],
-             html.escape(text).replace("&#x27;", "&#39;"), text.replace('"', '""')}
+    forms = {
+        text,
+        html.escape(text),
+        html.escape(text, quote=False),
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        html.escape(text).replace("&#x27;", "&#39;"),
+        text.replace('"', '""'),
+    }
     return {f.encode("utf-8") for f in forms}
 
 
@@ -136,9 +152,22 @@ def test_snapshot_table_is_anonymized_in_its_own_format(tmp_path):
 def test_cli_rejects_a_short_key_and_writes_nothing(tmp_path):
     data, *_ = _client_book(tmp_path / "book", seed=4)
     before = _fingerprint(tmp_path)
-    run = subprocess.run([sys.executable, "-m", "cslab.cli", "audit", str(data), "--out",
-                          str(tmp_path / "out"), "--anonymize-key", "short"],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cslab.cli",
+            "audit",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--anonymize-key",
+            "short",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert run.returncode == 2, run.stderr
     assert "at least 16" in run.stderr and "Traceback" not in run.stderr
     assert _fingerprint(tmp_path) == before
@@ -164,21 +193,37 @@ def anonymized_audit(tmp_path_factory):
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(KEY_ENV, raising=False)  # the key file beside the data folder is created
-        result = run_audit(data, base / "audit", client="Test Co", params=PARAMS, anonymize=True,
-                           progress=False, echo=lines.append)
-    return {"data": data, "out": base / "audit", "result": result, "ids": ids, "names": names,
-            "csms": csms, "before": before, "lines": lines,
-            "key": (base / "acme-confidential-export.cslab-key").read_text().strip()}
+        result = run_audit(
+            data, base / "audit", client="Test Co", params=PARAMS, anonymize=True, progress=False, echo=lines.append
+        )
+    return {
+        "data": data,
+        "out": base / "audit",
+        "result": result,
+        "ids": ids,
+        "names": names,
+        "csms": csms,
+        "before": before,
+        "lines": lines,
+        "key": (base / "acme-confidential-export.cslab-key").read_text().strip(),
+    }
 
 
 def test_no_original_name_or_id_in_any_output_byte(anonymized_audit):
     run = anonymized_audit
-    assert all(r.status == "ok" for r in run["result"].runs.values()), \
-        {n: r.error for n, r in run["result"].runs.items()}
+    assert all(r.status == "ok" for r in run["result"].runs.values()), {
+        n: r.error for n, r in run["result"].runs.items()
+    }
     files = [p for p in sorted(run["out"].rglob("*")) if p.is_file()]
-    assert {p.name for p in files} >= {"index.html", "results.json", "01_cohort_retention.html",
-                                       "02_churn_drivers.html", "at_risk_accounts.csv",
-                                       "expansion_opportunities.csv", "03_cs_roi.ipynb"}
+    assert {p.name for p in files} >= {
+        "index.html",
+        "results.json",
+        "01_cohort_retention.html",
+        "02_churn_drivers.html",
+        "at_risk_accounts.csv",
+        "expansion_opportunities.csv",
+        "03_cs_roi.ipynb",
+    }
     secrets_ = [run["key"], "acme-confidential-export", "acme-client.example", "acme-0"]
     needles = {f: v for v in run["ids"] + run["names"] + run["csms"] + secrets_ for f in _forms(v)}
     leaks = []

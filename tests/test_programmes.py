@@ -17,8 +17,8 @@ from cslab.exposure import RECURRING_REPEAT_SHARE
 from cslab.programmes import ProgrammeEffects, kinds_from_rows
 
 DIRECT_HR = {"coaching": 0.8, "review": 0.6}
-BOOST = 0.6       # coaching raises adoption by this much (on its z-scale), for good
-ADOPTION = -0.9   # log hazard ratio per unit of adoption
+BOOST = 0.6  # coaching raises adoption by this much (on its z-scale), for good
+ADOPTION = -0.9  # log hazard ratio per unit of adoption
 
 
 def simulate(n=4000, months=24, seed=0, force=None):
@@ -45,14 +45,28 @@ def simulate(n=4000, months=24, seed=0, force=None):
         # adoption drifts (AR(1), 0.9); coaching lifts it from the month after, by BOOST in the long run
         adoption = 0.9 * adoption + rng.normal(0, 0.35, n) + np.where(coached & ~coach_now, BOOST * 0.1, 0.0)
         exposed_review = (t - last_review) < 3  # a review in months t-2..t
-        rows.append(pd.DataFrame({
-            "account_id": np.char.add("S", np.arange(n).astype(str)), "month": t, "alive": alive.copy(),
-            "usage_adoption": adoption.copy(), "cs_coaching_now": coach_now.astype(int),
-            "cs_review_now": review_now.astype(int), "coached": coached.copy(), "review_on": exposed_review,
-            "mrr": 100.0 + 0 * adoption}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "account_id": np.char.add("S", np.arange(n).astype(str)),
+                    "month": t,
+                    "alive": alive.copy(),
+                    "usage_adoption": adoption.copy(),
+                    "cs_coaching_now": coach_now.astype(int),
+                    "cs_review_now": review_now.astype(int),
+                    "coached": coached.copy(),
+                    "review_on": exposed_review,
+                    "mrr": 100.0 + 0 * adoption,
+                }
+            )
+        )
         # churn in month t+1 from the end-of-month state
-        eta = -3.6 + ADOPTION * adoption + np.log(DIRECT_HR["coaching"]) * coached \
+        eta = (
+            -3.6
+            + ADOPTION * adoption
+            + np.log(DIRECT_HR["coaching"]) * coached
             + np.log(DIRECT_HR["review"]) * exposed_review
+        )
         churn = alive & (u3 < -np.expm1(-np.exp(eta)))
         rows[-1]["label"] = churn.astype(float)
         alive &= ~churn
@@ -72,8 +86,9 @@ def true_total_hr(programme):
     the forced exposure and the month (common random numbers across the two worlds)."""
     on, off = simulate(n=20000, seed=99, force=(programme, True)), simulate(n=20000, seed=99, force=(programme, False))
     both = pd.concat([on.assign(world=1.0), off.assign(world=0.0)], ignore_index=True)
-    X = np.column_stack([np.ones(len(both)), both["world"],
-                         *[(both["month"] == m).astype(float) for m in range(2, 24)]])
+    X = np.column_stack(
+        [np.ones(len(both)), both["world"], *[(both["month"] == m).astype(float) for m in range(2, 24)]]
+    )
     return float(np.exp(glm.fit_binary(X, both["label"].to_numpy(), link="cloglog").coef[1]))
 
 
@@ -84,8 +99,9 @@ def book():
 
 @pytest.fixture(scope="module")
 def fitted(book):
-    return ProgrammeEffects(exposure_months=3).fit(book, ["coaching", "review"],
-                                                   kinds={"coaching": "one_time", "review": "recurring"})
+    return ProgrammeEffects(exposure_months=3).fit(
+        book, ["coaching", "review"], kinds={"coaching": "one_time", "review": "recurring"}
+    )
 
 
 def test_glm_matches_statsmodels_and_frequency_weights_equal_copies():
@@ -99,7 +115,8 @@ def test_glm_matches_statsmodels_and_frequency_weights_equal_copies():
     for link, sm_link in (("cloglog", sm.families.links.CLogLog()), ("logit", sm.families.links.Logit())):
         fit = glm.fit_binary(X, y, w, link=link)
         ref = sm.GLM(y, X, family=sm.families.Binomial(link=sm_link), var_weights=w).fit(
-            cov_type="cluster", cov_kwds={"groups": groups})
+            cov_type="cluster", cov_kwds={"groups": groups}
+        )
         assert np.abs(fit.coef - ref.params).max() < 1e-6
         se = np.sqrt(np.diag(glm.cluster_covariance(X, y, fit, groups, w)))
         assert np.abs(se / ref.bse - 1).max() < 0.02
@@ -112,8 +129,9 @@ def test_glm_matches_statsmodels_and_frequency_weights_equal_copies():
     # an offset is a part of the linear predictor with its coefficient fixed at 1 (as statsmodels')
     offset = 0.4 * X[:, 1]
     fixed = glm.fit_binary(X[:, [0, 2, 3]], y, w, link="cloglog", offset=offset)
-    ref = sm.GLM(y, X[:, [0, 2, 3]], family=sm.families.Binomial(link=sm.families.links.CLogLog()),
-                 var_weights=w, offset=offset).fit()
+    ref = sm.GLM(
+        y, X[:, [0, 2, 3]], family=sm.families.Binomial(link=sm.families.links.CLogLog()), var_weights=w, offset=offset
+    ).fit()
     assert np.abs(fixed.coef - ref.params).max() < 1e-6
 
 
@@ -157,8 +175,9 @@ def test_value_is_zero_without_effects_and_counts_each_window_delivery_once(fitt
     assert len(plan["accounts"]) == len(set(plan["accounts"])) > 100
     value = model.value(gross_margin=0.5)
     assert value["retained"] > 0 and value["expansion"] == 0.0  # no expansion outcome in this book
-    neutral = {"programmes": {p: {**e, "churn_coef": np.r_[e["churn_coef"][:-1], 0.0]}
-                              for p, e in model.effects_.items()}}
+    neutral = {
+        "programmes": {p: {**e, "churn_coef": np.r_[e["churn_coef"][:-1], 0.0]} for p, e in model.effects_.items()}
+    }
     nothing = model.value(neutral, gross_margin=0.5)
     assert nothing["total"] == pytest.approx(0.0, abs=1e-6)
     assert all(abs(v) < 1e-6 for v in nothing["by_programme"].values())
@@ -202,11 +221,17 @@ def test_a_failing_replicate_is_counted_not_dropped(fitted, monkeypatch):
 
 def test_efficiency_ratios_by_hand():
     months = pd.date_range("2024-01-01", periods=16, freq="MS")
-    panel = pd.DataFrame([{"account_id": a, "month": m, "mrr": mrr, "active": True}
-                          for a, mrr in (("A", 100.0), ("B", 200.0)) for m in months])
+    panel = pd.DataFrame(
+        [
+            {"account_id": a, "month": m, "mrr": mrr, "active": True}
+            for a, mrr in (("A", 100.0), ("B", 200.0))
+            for m in months
+        ]
+    )
     panel.loc[(panel["account_id"] == "B") & (panel["month"] >= "2025-01-01"), "mrr"] = 300.0
-    panel["movement"] = np.where((panel["account_id"] == "B") & (panel["month"] == pd.Timestamp("2025-01-01")),
-                                 "expansion", "flat")
+    panel["movement"] = np.where(
+        (panel["account_id"] == "B") & (panel["month"] == pd.Timestamp("2025-01-01")), "expansion", "flat"
+    )
     panel["movement_mrr"] = np.where(panel["movement"] == "expansion", 100.0, 0.0)
     cost = pd.Series(1000.0, index=months)
     got = roi.efficiency_ratios(panel, cost, months=12, cost_lag_months=3)

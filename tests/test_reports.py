@@ -57,8 +57,7 @@ def test_survival_summary_and_recorded_results(book):
     pooled, fits, why_not = report.fit_pooled_sbg(lifetimes, monthly, "Q", 10)
     assert why_not is None and 0 < pooled.alpha_ and "α =" in report.describe_sbg(pooled, "quarters")
     headline = report.headline_metrics(monthly)
-    results = report.recorded_results(surv, pooled, lifetimes, headline=headline,
-                                      book=metrics.book_summary(monthly))
+    results = report.recorded_results(surv, pooled, lifetimes, headline=headline, book=metrics.book_summary(monthly))
     assert results["nrr_12m"] == pytest.approx(headline.kept["nrr"]) and results["sbg_alpha"] == pooled.alpha_
     steps = report.next_steps(headline.kept, surv)
     assert steps.count("\n- ") >= 1 and ("shrinks" in steps) == (headline.kept["nrr"] < 1)
@@ -81,11 +80,20 @@ def test_roi_report_steps(book):
     assert table.loc["onboarding", "churned, covered"] == pytest.approx(lifetimes.loc[covered, "event"].mean())
     assert len(fig.axes) >= len(prepared.programmes)
     assert roi.cost_share(50.0, 1000.0) == 0.05 and np.isnan(roi.cost_share(50.0, 0.0))
-    ratios = {"cs_efficiency_ratio": 2.0, "saas_magic_number": None, "formulas": {"cs_efficiency_ratio": "A / B"},
-              "retained_expanded_arr": 2e6, "efficiency_cost": 1e6, "efficiency_cost_window": "2024-01 to 2024-12",
-              "notes": ["no quarters of cost"]}
+    ratios = {
+        "cs_efficiency_ratio": 2.0,
+        "saas_magic_number": None,
+        "formulas": {"cs_efficiency_ratio": "A / B"},
+        "retained_expanded_arr": 2e6,
+        "efficiency_cost": 1e6,
+        "efficiency_cost_window": "2024-01 to 2024-12",
+        "notes": ["no quarters of cost"],
+    }
     said = roi.describe_efficiency(ratios)
-    assert said[0].startswith("**CS efficiency ratio: 2.0** = A / B = USD 2M / USD 1M (cost of 2024-01 to 2024-12)") and len(said) == 2
+    assert (
+        said[0].startswith("**CS efficiency ratio: 2.0** = A / B = USD 2M / USD 1M (cost of 2024-01 to 2024-12)")
+        and len(said) == 2
+    )
     per_csm = pd.DataFrame({"accounts": [10, 30, 5], "arr": [1e5, 3e5, 1e4]}, index=["c1", "c2", "(none)"])
     coverage = roi.describe_coverage(per_csm, None, csm_on_activities=True)
     assert "2 CSMs hold 40 active accounts" in coverage[0] and "5 accounts have no CSM" in coverage[0]

@@ -31,8 +31,7 @@ def two_audits(tmp_path_factory):
     for out, hash_seed in zip(outs, ("0", "4242")):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("PYTHONHASHSEED", hash_seed)  # inherited by the notebooks' kernels
-            results.append(run_audit(book, out, client="Repro Co", params=PARAMS, progress=False,
-                                     echo=lambda _: None))
+            results.append(run_audit(book, out, client="Repro Co", params=PARAMS, progress=False, echo=lambda _: None))
     return book, outs, results
 
 
@@ -58,6 +57,7 @@ def test_byte_identical_tables_and_reports(two_audits):
     assert len(tables) >= 15 and tables == sorted(p.name for p in (second / "tables").glob("*.csv"))
     differ = [t for t in tables if (first / "tables" / t).read_bytes() != (second / "tables" / t).read_bytes()]
     assert not differ, f"tables differ between identical runs: {differ}"
+
     # reports (figures included) and the index differ at most in timings and the index's date
     def timeless(path):
         text = path.read_text(encoding="utf-8")
@@ -82,11 +82,11 @@ def test_report_states_version_parameters_and_input_checksums(two_audits):
         assert results["inputs"][path.name] == digest and digest in index
     assert results["parameters"] == PARAMS
     section = index.split("<h3>Parameters</h3>", 1)[1]
-    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td><code>(.*?)</code></td>\s*<td>(.*?)</td><td>(\w+)</td>",
-                      section)
+    rows = re.findall(
+        r"<tr><td><code>(\w+)</code></td><td><code>(.*?)</code></td>\s*<td>(.*?)</td><td>(\w+)</td>", section
+    )
     shown = {(name, value, origin) for name, value, _, origin in rows}
-    assert {("n_bootstrap", "2", "given"), ("shap_sample", "200", "given"),
-            ("min_cohort_size", "10", "given")} <= shown
+    assert {("n_bootstrap", "2", "given"), ("shap_sample", "200", "given"), ("min_cohort_size", "10", "given")} <= shown
     for name in NOTEBOOKS:
         declared = declared_parameters(name)
         recorded = results["notebooks"][name]["parameters"]

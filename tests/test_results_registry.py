@@ -68,24 +68,30 @@ def test_declare_lets_a_notebook_of_ones_own_record():
         ResultKey("x", "99", "percentage", "X", "x")
 
 
-@pytest.mark.parametrize("value, kind, shown", [
-    (0.05189413596263622, "share", "5.2%"),
-    (1422375.0, "money", "EUR 1,422,375"),
-    (6467, "count", "6,467"),
-    (0.8612960826762321, "ratio", "0.861"),
-    (None, "months", "not reached"),
-    (31.5, "months", "31.5 months"),
-    (12, "months", "12 months"),
-    (None, "share", "n/a"),
-    (["usage_features_used", "csat_90d", "months_to_renewal"], "features",
-     "features used, CSAT (90 days), months to renewal"),
-    (["escalation", "qbr"], "list", "escalation, qbr"),
-    ([], "records", "none"),
-    ([{"column": "churn_reason", "reason": "written at churn"}], "records", "churn_reason"),
-    ({"logins": "logins"}, "mapping", "logins: logins"),
-    (False, "flag", "no"),
-    ("2024-07 to 2025-06", "text", "2024-07 to 2025-06"),
-])
+@pytest.mark.parametrize(
+    "value, kind, shown",
+    [
+        (0.05189413596263622, "share", "5.2%"),
+        (1422375.0, "money", "EUR 1,422,375"),
+        (6467, "count", "6,467"),
+        (0.8612960826762321, "ratio", "0.861"),
+        (None, "months", "not reached"),
+        (31.5, "months", "31.5 months"),
+        (12, "months", "12 months"),
+        (None, "share", "n/a"),
+        (
+            ["usage_features_used", "csat_90d", "months_to_renewal"],
+            "features",
+            "features used, CSAT (90 days), months to renewal",
+        ),
+        (["escalation", "qbr"], "list", "escalation, qbr"),
+        ([], "records", "none"),
+        ([{"column": "churn_reason", "reason": "written at churn"}], "records", "churn_reason"),
+        ({"logins": "logins"}, "mapping", "logins: logins"),
+        (False, "flag", "no"),
+        ("2024-07 to 2025-06", "text", "2024-07 to 2025-06"),
+    ],
+)
 def test_values_are_formatted_by_kind(value, kind, shown):
     assert results.format_value(value, kind, "EUR") == shown
 
@@ -110,21 +116,30 @@ def test_key_figures_table_shows_labels_and_formatted_values_not_raw_json():
     assert dict(zip(drivers["key"], drivers["figure"], strict=True))["horizon_months"] == "Label horizon"
 
 
-@pytest.mark.parametrize("name, figures, says", [
-    ("roi", {"roi": 0.5, "roi_low": 0.1, "roi_high": 0.9}, "CS pays for itself"),
-    ("roi", {"roi": -0.7, "roi_low": -1.1, "roi_high": -0.3}, "the programmes evaluated do not recover CS's cost"),
-    ("roi", {"roi": 0.1, "roi_low": -0.2, "roi_high": 0.4},
-     "whether CS pays for itself cannot be told from these data"),
-    ("nrr_12m", {"nrr_12m": 1.04}, "the customers of a year ago pay more now than they did then"),
-    ("nrr_12m", {"nrr_12m": 0.9}, "the customers of a year ago pay 10.0% less now, expansion included"),
-    ("grr_12m", {"grr_12m": 0.85}, "below the 90% that B2B companies commonly aim for"),
-    ("cs_cost_share_of_revenue", {"cs_cost_share_of_revenue": 0.25}, "within the 10-25% typical of SaaS companies"),
-    ("effect_hr_qbr", {"effect_hr_qbr": 0.6, "effect_hr_qbr_low": 0.4, "effect_hr_qbr_high": 0.9}, "lowers churn"),
-    ("effect_hr_qbr", {"effect_hr_qbr": 0.6, "effect_hr_qbr_low": 0.1, "effect_hr_qbr_high": 4.0},
-     "has no clear effect"),
-    ("roi", {"roi": None}, None),
-    ("auc", {"auc": 0.8}, None),  # no rules: no verdict
-])
+@pytest.mark.parametrize(
+    "name, figures, says",
+    [
+        ("roi", {"roi": 0.5, "roi_low": 0.1, "roi_high": 0.9}, "CS pays for itself"),
+        ("roi", {"roi": -0.7, "roi_low": -1.1, "roi_high": -0.3}, "the programmes evaluated do not recover CS's cost"),
+        (
+            "roi",
+            {"roi": 0.1, "roi_low": -0.2, "roi_high": 0.4},
+            "whether CS pays for itself cannot be told from these data",
+        ),
+        ("nrr_12m", {"nrr_12m": 1.04}, "the customers of a year ago pay more now than they did then"),
+        ("nrr_12m", {"nrr_12m": 0.9}, "the customers of a year ago pay 10.0% less now, expansion included"),
+        ("grr_12m", {"grr_12m": 0.85}, "below the 90% that B2B companies commonly aim for"),
+        ("cs_cost_share_of_revenue", {"cs_cost_share_of_revenue": 0.25}, "within the 10-25% typical of SaaS companies"),
+        ("effect_hr_qbr", {"effect_hr_qbr": 0.6, "effect_hr_qbr_low": 0.4, "effect_hr_qbr_high": 0.9}, "lowers churn"),
+        (
+            "effect_hr_qbr",
+            {"effect_hr_qbr": 0.6, "effect_hr_qbr_low": 0.1, "effect_hr_qbr_high": 4.0},
+            "has no clear effect",
+        ),
+        ("roi", {"roi": None}, None),
+        ("auc", {"auc": 0.8}, None),  # no rules: no verdict
+    ],
+)
 def test_verdicts_follow_the_declared_rules(name, figures, says):
     assert results.verdict(name, figures) == says
 
@@ -137,6 +152,7 @@ def test_verdict_rules_read_as_conditions():
 def test_readme_key_table_is_generated_from_the_registry():
     readme = (ROOT / "README.md").read_text()
     table = results.markdown_table()
-    assert table in readme, ("README's table of recorded keys is out of date: replace it with "
-                             "cslab.results.markdown_table()")
+    assert table in readme, (
+        "README's table of recorded keys is out of date: replace it with cslab.results.markdown_table()"
+    )
     assert readme.count("| notebook | key | kind | meaning |") == 1

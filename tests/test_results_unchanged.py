@@ -62,8 +62,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "book"
         generate(**AUDIT_BOOK).write(folder)
-        run_audit(folder, Path(tmp) / "out", client="Test Co", params=AUDIT_PARAMS, progress=False,
-                  echo=lambda _: None)
+        run_audit(folder, Path(tmp) / "out", client="Test Co", params=AUDIT_PARAMS, progress=False, echo=lambda _: None)
         STORED.parent.mkdir(exist_ok=True)
         STORED.write_text(json.dumps(recorded(Path(tmp) / "out"), indent=1, sort_keys=True) + "\n")
         print(f"wrote {STORED}")

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import cslab
-from cslab.retention import (ShiftedBetaGeometric, cohort_survival_table, fit_cohorts,
-                             lifetime_value, period_discount_rate, project_cohorts, to_periods)
+from cslab.retention import (
+    ShiftedBetaGeometric,
+    cohort_survival_table,
+    fit_cohorts,
+    lifetime_value,
+    period_discount_rate,
+    project_cohorts,
+    to_periods,
+)
 from tests.conftest import write_folder
 
 # Fader & Hardie (2007), Table 1: customers alive at the start of years 0..12, two cohorts of 1,000.
@@ -15,10 +22,13 @@ REGULAR = [1000, 631, 468, 382, 326, 289, 262, 241, 223, 207, 194, 183, 173]
 HIGH_END = [1000, 869, 743, 653, 593, 551, 517, 491, 468, 445, 427, 409, 394]
 
 
-@pytest.mark.parametrize("alive, alpha, beta, loglik", [
-    (REGULAR, 0.704, 1.182, -1680.3),   # the paper's estimates from years 0-7
-    (HIGH_END, 0.668, 3.806, -1611.2),
-])
+@pytest.mark.parametrize(
+    "alive, alpha, beta, loglik",
+    [
+        (REGULAR, 0.704, 1.182, -1680.3),  # the paper's estimates from years 0-7
+        (HIGH_END, 0.668, 3.806, -1611.2),
+    ],
+)
 def test_reproduces_published_estimates(alive, alpha, beta, loglik):
     model = ShiftedBetaGeometric().fit(alive[:8])
     assert model.alpha_ == pytest.approx(alpha, abs=5e-4)
@@ -107,18 +117,23 @@ def test_lifetime_value_and_rates():
     assert residual == pytest.approx(100 * 12 * 0.5 * model.derl(0.10, 2))
     new = lifetime_value(100.0, 0.5, model, 0.10, period_months=12)
     t = np.arange(0, 3000)
-    assert new == pytest.approx(600 * np.sum(model.survival_function(t) / 1.1 ** t), rel=1e-9)
+    assert new == pytest.approx(600 * np.sum(model.survival_function(t) / 1.1**t), rel=1e-9)
     assert to_periods([0, 1, 3, 4, 3], [1, 1, 1, 1, 0], 3).tolist() == [1, 1, 1, 2, 1]
 
 
 def test_cohort_survival_table_on_a_hand_book(tmp_path):
-    folder = write_folder(tmp_path / "d", {"subscriptions": (
-        "account_id,start_date,end_date,mrr\n"
-        "A,2024-01-01,,10\n"            # January cohort, never churns
-        "B,2024-01-01,2024-02-29,10\n"  # January cohort, churns in month 2 (paid Jan-Feb)
-        "C,2024-01-01,2024-01-31,10\n"  # January cohort, churns in month 1
-        "D,2024-03-01,,10\n"            # March cohort
-    )})
+    folder = write_folder(
+        tmp_path / "d",
+        {
+            "subscriptions": (
+                "account_id,start_date,end_date,mrr\n"
+                "A,2024-01-01,,10\n"  # January cohort, never churns
+                "B,2024-01-01,2024-02-29,10\n"  # January cohort, churns in month 2 (paid Jan-Feb)
+                "C,2024-01-01,2024-01-31,10\n"  # January cohort, churns in month 1
+                "D,2024-03-01,,10\n"  # March cohort
+            )
+        },
+    )
     panel = cslab.panel(cslab.load(folder), as_of="2024-05-31")
     table = cohort_survival_table(panel, period="M")
     assert table.loc["2024-01"].tolist() == [3, 2, 1, 1, 1]

@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cslab.roi import (e_value, ipw_weights, propensity_scores, standardised_mean_differences,
-                       weighted_hazard_ratio, weighted_kaplan_meier)
+from cslab.roi import (
+    e_value,
+    ipw_weights,
+    propensity_scores,
+    standardised_mean_differences,
+    weighted_hazard_ratio,
+    weighted_kaplan_meier,
+)
 
 
 def test_e_value_by_hand():
@@ -43,8 +49,15 @@ def simulate(n=6000, seed=0, hr=0.7):
     hazard = 0.05 * np.exp(risk) * np.where(treated, hr, 1.0)
     time = rng.exponential(1 / hazard)
     follow = rng.uniform(6, 24, n)
-    return pd.DataFrame({"x": x, "segment": segment, "treated": treated.astype(int),
-                         "duration": np.minimum(time, follow), "event": (time <= follow).astype(int)})
+    return pd.DataFrame(
+        {
+            "x": x,
+            "segment": segment,
+            "treated": treated.astype(int),
+            "duration": np.minimum(time, follow),
+            "event": (time <= follow).astype(int),
+        }
+    )
 
 
 def test_weighting_removes_the_selection_bias_of_a_naive_comparison():
@@ -60,8 +73,10 @@ def test_weighting_removes_the_selection_bias_of_a_naive_comparison():
     # the marginal HR is pulled a little towards 1 from the conditional 0.7 (non-collapsibility)
     assert 0.6 < adjusted["hr"] < 0.85 and adjusted["upper"] < 1
     curves = weighted_kaplan_meier(df["duration"], df["event"], df["treated"], weights=w)
-    assert curves["covered"].survival_function_at_times(12).iloc[0] > \
-        curves["not covered"].survival_function_at_times(12).iloc[0]
+    assert (
+        curves["covered"].survival_function_at_times(12).iloc[0]
+        > curves["not covered"].survival_function_at_times(12).iloc[0]
+    )
 
 
 def test_achieved_outcome_effect_on_the_demo_book(demo_book):
@@ -72,8 +87,9 @@ def test_achieved_outcome_effect_on_the_demo_book(demo_book):
     book, folder = demo_book
     data = cslab.load(folder)
     rows = person_months(features.build_dataset(data, cslab.panel(data), horizon_months=1)[0])
-    result = programme_effect(rows, "outcome_achieved", others=list(book.truth["programme_hr"]),
-                              treated=rows["outcomes_achieved_share"].gt(0))
+    result = programme_effect(
+        rows, "outcome_achieved", others=list(book.truth["programme_hr"]), treated=rows["outcomes_achieved_share"].gt(0)
+    )
     truth = book.truth["outcome_achieved_hr"]
     assert result["hr_low"] <= truth <= result["hr_high"]
     # accounts that achieve outcomes are the engaged ones: the naive ratio overstates the effect
@@ -118,7 +134,7 @@ def small_rows(tmp_path_factory):
 
 
 def test_expansion_outcome_and_money_follow_the_panel(small_rows):
-    from cslab.roi import person_months, programme_effect
+    from cslab.roi import programme_effect
 
     data, panel, rows = small_rows
     # the expansion label is the next month's movement in the panel, checked on one account

@@ -49,11 +49,28 @@ def study(tmp_path_factory):
         cost = roi.cs_cost(data, start - pd.Timedelta(days=1), panel.attrs["as_of"])["total"]
         result = roi.cs_roi(model, cost, n_bootstrap=REPLICATES, seed=seed, n_jobs=2)
         for programme, row in result.effects.iterrows():
-            effects.append({"seed": seed, "programme": programme, "truth": book.truth["programme_hr"][programme],
-                            "hr": row["hr"], "low": row["hr_low"], "high": row["hr_high"]})
-        money.append({"seed": seed, "truth": book.truth["roi"], "roi": result.roi, "low": result.roi_low,
-                      "high": result.roi_high, "failed": result.n_failed, "window": result.cost_window,
-                      "truth_window": book.truth["roi_cost_window"]})
+            effects.append(
+                {
+                    "seed": seed,
+                    "programme": programme,
+                    "truth": book.truth["programme_hr"][programme],
+                    "hr": row["hr"],
+                    "low": row["hr_low"],
+                    "high": row["hr_high"],
+                }
+            )
+        money.append(
+            {
+                "seed": seed,
+                "truth": book.truth["roi"],
+                "roi": result.roi,
+                "low": result.roi_low,
+                "high": result.roi_high,
+                "failed": result.n_failed,
+                "window": result.cost_window,
+                "truth_window": book.truth["roi_cost_window"],
+            }
+        )
     return pd.DataFrame(effects), pd.DataFrame(money)
 
 

@@ -43,10 +43,13 @@ def _measured(data, panel) -> dict:
         cost = roi.cs_cost(data, start, as_of)["total"] / roi.revenue(panel, start, as_of)
         signed = data.accounts.loc[data.accounts["signup_date"] > start, "account_id"]
         onboarded = data.cs_activities.loc[data.cs_activities["activity_type"].eq("onboarding"), "account_id"]
-        return {"churn": metrics.logo_churn_rate(panel, months=12)["monthly"],
-                "nrr": metrics.revenue_retention(panel, months=12)["nrr"],
-                "grr": metrics.revenue_retention(panel, months=12)["grr"],
-                "cost_share": cost, "onboarded": signed.isin(onboarded).mean()}
+        return {
+            "churn": metrics.logo_churn_rate(panel, months=12)["monthly"],
+            "nrr": metrics.revenue_retention(panel, months=12)["nrr"],
+            "grr": metrics.revenue_retention(panel, months=12)["grr"],
+            "cost_share": cost,
+            "onboarded": signed.isin(onboarded).mean(),
+        }
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -91,7 +94,7 @@ def test_hidden_risk(books, seed):
 
 
 def test_truth_tells_the_story_and_the_realised_figures(books):
-    for (name, seed), (book, data, panel) in books.items():
+    for (name, _seed), (book, data, panel) in books.items():
         story = json.loads((Path(data.source) / "truth.json").read_text())["scenario"]
         assert story["name"] == name and story["story"] == SCENARIOS[name].story
         assert set(story["bands"]) == set(SCENARIOS[name].bands) and all(story["in_band"].values()), story
@@ -106,8 +109,14 @@ def test_early_churn_by_cohort_by_hand():
     rows = []
     for cohort, stay in (("2024-01-01", 8), ("2024-02-01", 5)):
         for k in range(10):
-            rows.append({"account_id": f"{cohort}-{k}", "start_date": cohort,
-                         "end_date": "" if k < stay else "2024-03-31", "mrr": 100})
+            rows.append(
+                {
+                    "account_id": f"{cohort}-{k}",
+                    "start_date": cohort,
+                    "end_date": "" if k < stay else "2024-03-31",
+                    "mrr": 100,
+                }
+            )
     folder = Path(tempfile.mkdtemp())
     pd.DataFrame(rows).to_csv(folder / "subscriptions.csv", index=False)
     panel = cslab.panel(cslab.load(folder), as_of="2024-09-30")
@@ -127,8 +136,9 @@ def test_default_parameters_are_the_demo_book():
 
 def test_cli_synth_scenario(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["synth", "--scenario", "expansion-led", "--accounts", "600", "--seed", "2",
-                                 "--out", str(tmp_path / "b")])
+    result = runner.invoke(
+        app, ["synth", "--scenario", "expansion-led", "--accounts", "600", "--seed", "2", "--out", str(tmp_path / "b")]
+    )
     assert result.exit_code == 0, result.output
     assert "expansion-led" in result.output and "in its band" in result.output
     truth = json.loads((tmp_path / "b" / "truth.json").read_text())

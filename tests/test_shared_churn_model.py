@@ -12,9 +12,15 @@ from cslab.notebook import RESULTS_MIMETYPE
 def _run(name: str, out, kernel: str, **parameters) -> tuple[dict, str]:
     """(recorded results, every Markdown text shown) of one notebook run."""
     executed = out / f"{name}.ipynb"
-    nb = pm.execute_notebook(str(config.NOTEBOOKS_DIR / f"{name}.ipynb"), str(executed), parameters=parameters,
-                             kernel_name=kernel, progress_bar=False, cwd=str(config.NOTEBOOKS_DIR),
-                             log_output=False)
+    nb = pm.execute_notebook(
+        str(config.NOTEBOOKS_DIR / f"{name}.ipynb"),
+        str(executed),
+        parameters=parameters,
+        kernel_name=kernel,
+        progress_bar=False,
+        cwd=str(config.NOTEBOOKS_DIR),
+        log_output=False,
+    )
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     results = next(o["data"][RESULTS_MIMETYPE] for o in outputs if RESULTS_MIMETYPE in o.get("data", {}))
     text = "\n".join(o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {}))

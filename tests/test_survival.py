@@ -22,8 +22,7 @@ PYSURVIVAL = SHARED_DATA / "saas_churn_pysurvival.csv"
 
 @pytest.fixture
 def lifetimes(tmp_path):
-    folder = write_folder(tmp_path / "hand", {"subscriptions": HAND_SUBSCRIPTIONS,
-                                              "accounts": HAND_ACCOUNTS})
+    folder = write_folder(tmp_path / "hand", {"subscriptions": HAND_SUBSCRIPTIONS, "accounts": HAND_ACCOUNTS})
     return survival.account_lifetimes(cslab.panel(cslab.load(folder), as_of="2024-01-31"))
 
 

@@ -39,8 +39,15 @@ def test_deterministic_for_a_seed():
 def test_valid_under_the_contract(book):
     generated, data, panel = book
     assert cslab.validate(data.source).ok
-    assert set(data.tables) == {"subscriptions", "accounts", "usage", "cs_activities", "tickets",
-                                "outcomes", "cs_costs"}
+    assert set(data.tables) == {
+        "subscriptions",
+        "accounts",
+        "usage",
+        "cs_activities",
+        "tickets",
+        "outcomes",
+        "cs_costs",
+    }
     subs = data.subscriptions
     assert (subs["mrr"] > 0).all() and ((subs["end_date"] >= subs["start_date"]) | subs["end_date"].isna()).all()
     core = subs[subs["product"].eq("Core")].sort_values(["account_id", "start_date"])
@@ -53,9 +60,17 @@ def test_truth_names_the_planted_effects(book):
     truth = book[0].truth
     assert PROGRAMME_HR is PROGRAMME_DIRECT_HR  # the old name: the formula's direct effects
     assert truth["programme_direct_hr"] == PROGRAMME_DIRECT_HR
-    assert truth["programme_exposure"] == PROGRAMME_EXPOSURE == {
-        "onboarding": "one_time", "training": "one_time", "qbr": "recurring",
-        "health_check": "recurring", "escalation": "recurring"}
+    assert (
+        truth["programme_exposure"]
+        == PROGRAMME_EXPOSURE
+        == {
+            "onboarding": "one_time",
+            "training": "one_time",
+            "qbr": "recurring",
+            "health_check": "recurring",
+            "escalation": "recurring",
+        }
+    )
     assert truth["exposure_months"] == EXPOSURE_MONTHS == 3
     assert truth["programme_engagement_boost"] == PROGRAMME_ENGAGEMENT_BOOST
     assert set(truth["programme_hr"]) == set(truth["programme_hr_se"]) == set(PROGRAMME_DIRECT_HR)
@@ -111,8 +126,14 @@ def test_mrr_bridge_holds_every_month_of_a_generated_book(book):
     from cslab import metrics
 
     moves = metrics.mrr_movements(book[2])
-    identity = (moves["start_mrr"] + moves["new"] + moves["expansion"] - moves["contraction"]
-                - moves["churn"] + moves["reactivation"])
+    identity = (
+        moves["start_mrr"]
+        + moves["new"]
+        + moves["expansion"]
+        - moves["contraction"]
+        - moves["churn"]
+        + moves["reactivation"]
+    )
     assert np.allclose(identity, moves["end_mrr"]) and len(moves) == 30
     assert (moves[["new", "expansion", "contraction", "churn"]].sum() > 0).all()
 
@@ -160,8 +181,7 @@ def test_one_time_and_recurring_programmes(book):
         assert (per_account[p] >= 2).sum() > 20, p  # recurring: repeat deliveries
     # training still goes to accounts whose seats look under-used (last month's utilisation)
     panel = book[2]
-    util = (panel.groupby("account_id")["usage_active_users"].shift(1)
-            / panel.groupby("account_id")["seats"].shift(1))
+    util = panel.groupby("account_id")["usage_active_users"].shift(1) / panel.groupby("account_id")["seats"].shift(1)
     month = acts.assign(month=acts["date"].dt.to_period("M").dt.to_timestamp())
     trained = month[month["activity_type"].eq("training")][["account_id", "month"]].assign(trained=True)
     rows = panel.assign(util=util).merge(trained, on=["account_id", "month"], how="left")

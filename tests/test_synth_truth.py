@@ -29,8 +29,11 @@ def _world(policy=NATURAL, seed=SEED, until=T):
 
 def _same(a: SimState, b: SimState, skip=()) -> list[str]:
     """Fields where two states differ."""
-    return [f.name for f in fields(SimState) if f.name not in skip
-            and not np.array_equal(getattr(a, f.name), getattr(b, f.name))]
+    return [
+        f.name
+        for f in fields(SimState)
+        if f.name not in skip and not np.array_equal(getattr(a, f.name), getattr(b, f.name))
+    ]
 
 
 def test_a_policy_that_changes_nothing_is_the_natural_run():
@@ -87,8 +90,8 @@ def test_forced_policies():
 def test_direct_effects_and_their_timing():
     s = population(4, 12, 1)
     p_hc, p_onb = synth._P["health_check"], synth._P["onboarding"]
-    s.last_del[p_hc, 0] = 5       # a health check in month 5: churn months 6, 7, 8 only
-    s.first_del[p_onb, 1] = 5     # onboarding in month 5: from month 6 on, for good
+    s.last_del[p_hc, 0] = 5  # a health check in month 5: churn months 6, 7, 8 only
+    s.first_del[p_onb, 1] = 5  # onboarding in month 5: from month 6 on, for good
     s.last_del[synth._P["escalation"], 2] = 5
     idx = np.arange(4)
     log_hr = {m: synth._programme_log_hr(s, m, idx) for m in range(5, 13)}
@@ -105,8 +108,10 @@ def test_mediation_only_through_onboarding_and_training():
     base = dict(n_accounts=n, n_months=months, seed=9)
 
     def gap(name):
-        worlds = [simulate(population(**base), months, Noise.for_seed(9, n), Policy(**{k: {name}}))
-                  for k in ("force_on", "force_off")]
+        worlds = [
+            simulate(population(**base), months, Noise.for_seed(9, n), Policy(**{k: {name}}))
+            for k in ("force_on", "force_off")
+        ]
         old = worlds[0].signup_m <= months - 5  # boost fully added; no reactivation in either world
         calm = old & ~worlds[0].churned.any(axis=0) & ~worlds[1].churned.any(axis=0)
         # the other programmes follow their natural policy in both worlds: an onboarded account
@@ -135,8 +140,11 @@ def test_the_fast_roi_pairs_are_the_plain_definition():
         a = simulate(start.copy(), months + 12, noise, Policy(stop_from=months))
         b = simulate(start.copy(), months + 12, noise, Policy(stop_from=w0))
         given = a.delivered[:, w0:months].any(axis=0)
-        value = sum(0.8 * (a.mrr[d + 1:d + 13, i] - b.mrr[d + 1:d + 13, i]).sum()
-                    for i in np.flatnonzero(given.any(axis=0)) for d in [w0 + np.argmax(given[:, i])])
+        value = sum(
+            0.8 * (a.mrr[d + 1 : d + 13, i] - b.mrr[d + 1 : d + 13, i]).sum()
+            for i in np.flatnonzero(given.any(axis=0))
+            for d in [w0 + np.argmax(given[:, i])]
+        )
         cost = (a.n_csm * 8500.0 + 30.0 * a.hours[w0:months].sum(axis=1)).round(0).sum()
         assert fast[k, 0] == pytest.approx(value, abs=1e-6) and fast[k, 1] == cost
         assert fast[k, 2] == given.any(axis=0).sum()

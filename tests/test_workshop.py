@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import nbformat
 import papermill as pm
@@ -41,7 +40,13 @@ def test_hand_book_mrr_and_movements_by_hand(hand):
     moves = metrics.mrr_movements(panel).set_index(metrics.mrr_movements(panel)["month"].dt.strftime("%m"))
     # Jan: A100 B200 C150 D300 E100 F50 J400
     assert moves["end_mrr"].tolist() == [1300, 1400, 1500, 1470, 1520, 1470]
-    assert moves.loc["03", ["new", "expansion", "contraction", "churn", "reactivation"]].tolist() == [200, 100, 100, 100, 0]
+    assert moves.loc["03", ["new", "expansion", "contraction", "churn", "reactivation"]].tolist() == [
+        200,
+        100,
+        100,
+        100,
+        0,
+    ]
     assert moves.loc["04", ["new", "churn", "net_new_mrr"]].tolist() == [120, 150, -30]
     assert moves.loc["05", ["expansion", "churn", "reactivation"]].tolist() == [150, 200, 100]  # G+50, J+100; H; E
     assert moves.loc["06", "churn"] == 50  # F, last paid day 31 May
@@ -65,19 +70,33 @@ def test_hand_book_churn_and_retention_by_hand(hand):
     assert cohorts.loc["2025-01"].tolist() == pytest.approx([1, 1, 6 / 7, 5 / 7, 6 / 7, 5 / 7])
     fitter = survival.kaplan_meier(survival.account_lifetimes(panel))["all"]
     # t=2: 2 of 10 churn (E, H); t=3: 1 of 7 (C; I watched 2 months only); t=5: 1 of 5 (F)
-    assert fitter.survival_function_at_times([2, 3, 5]).tolist() == pytest.approx([0.8, 0.8 * 6 / 7, 0.8 * 6 / 7 * 4 / 5])
+    assert fitter.survival_function_at_times([2, 3, 5]).tolist() == pytest.approx(
+        [0.8, 0.8 * 6 / 7, 0.8 * 6 / 7 * 4 / 5]
+    )
     assert survival.median_lifetime(fitter)["median"] is None
     cost = roi.cs_cost(data, "2024-12-31", workshop.HAND_AS_OF)["total"]
     assert cost / roi.revenue(panel, "2024-12-31", workshop.HAND_AS_OF) == pytest.approx(1200 / 8660)
 
 
-BY_HAND = {"hand-mrr-may": 1520, "hand-expansion": 250, "hand-net-new-apr": -30, "hand-logo-churn": 4 / 39,
-           "hand-gross-mrr-churn": 600 / 7190, "annual-from-3pct": 1 - 0.97 ** 12,
-           "monthly-for-20pct": 1 - 0.8 ** (1 / 12), "hand-nrr": 12 / 13, "hand-grr": 10 / 13,
-           "hand-cohort-jan-5": 5 / 7, "hand-km-3": 24 / 35, "hand-km-5": 96 / 175,
-           "mix-survivors-risky": 0.8 ** 12 / (0.8 ** 12 + 0.98 ** 12),
-           "mix-retention-13": (0.8 ** 13 + 0.98 ** 13) / (0.8 ** 12 + 0.98 ** 12), "health-88": 0.12,
-           "hand-cs-cost-share": 1200 / 8660, "cs-cost-team": 720_000 / 4_800_000}
+BY_HAND = {
+    "hand-mrr-may": 1520,
+    "hand-expansion": 250,
+    "hand-net-new-apr": -30,
+    "hand-logo-churn": 4 / 39,
+    "hand-gross-mrr-churn": 600 / 7190,
+    "annual-from-3pct": 1 - 0.97**12,
+    "monthly-for-20pct": 1 - 0.8 ** (1 / 12),
+    "hand-nrr": 12 / 13,
+    "hand-grr": 10 / 13,
+    "hand-cohort-jan-5": 5 / 7,
+    "hand-km-3": 24 / 35,
+    "hand-km-5": 96 / 175,
+    "mix-survivors-risky": 0.8**12 / (0.8**12 + 0.98**12),
+    "mix-retention-13": (0.8**13 + 0.98**13) / (0.8**12 + 0.98**12),
+    "health-88": 0.12,
+    "hand-cs-cost-share": 1200 / 8660,
+    "cs-cost-team": 720_000 / 4_800_000,
+}
 
 
 def test_answer_key_holds_the_hand_computed_values():
@@ -131,8 +150,13 @@ def bundle(tmp_path_factory):
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "PYTHONPATH": str(clone), "OMP_NUM_THREADS": "1"}
     out = base / "bundle"
-    run = subprocess.run([sys.executable, "-c", "from cslab.cli import main; main()", "workshop",
-                          "--out", str(out), *SMALL], cwd=clone, env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-c", "from cslab.cli import main; main()", "workshop", "--out", str(out), *SMALL],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     return out
 
@@ -141,9 +165,18 @@ def test_bundle_layout(bundle):
     assert (bundle / "README.md").exists()
     assert [p.name for p in (bundle / "student").glob("*.ipynb")] == [f"{PRIMER}.ipynb"]
     assert [p.name for p in (bundle / "teacher").glob("*.ipynb")] == [f"{PRIMER}.ipynb"]
-    assert {p.name for p in (bundle / "data").iterdir()} == {"hand_book", "demo", "leaky-smb", "expansion-led",
-                                                            "under-invested-cs", "hidden-risk"}
-    assert {p.name for p in (bundle / "handouts").glob("*.html")} == {f"{PRIMER}_student.html", f"{PRIMER}_teacher.html"}
+    assert {p.name for p in (bundle / "data").iterdir()} == {
+        "hand_book",
+        "demo",
+        "leaky-smb",
+        "expansion-led",
+        "under-invested-cs",
+        "hidden-risk",
+    }
+    assert {p.name for p in (bundle / "handouts").glob("*.html")} == {
+        f"{PRIMER}_student.html",
+        f"{PRIMER}_teacher.html",
+    }
     figures = sorted((bundle / "figures").glob("*.png"))
     assert len(figures) >= 8 and all(p.stat().st_size > 20_000 for p in figures)
     readme = (bundle / "README.md").read_text()
@@ -170,8 +203,14 @@ def test_student_material_holds_no_solution(bundle):
     teacher_html = (bundle / "handouts" / f"{PRIMER}_teacher.html").read_text(encoding="utf-8")
     import html as html_lib
 
-    plain = {name: (html_lib.unescape(re.sub(r"<[^>]+>", "", text)) if name.endswith(".html")
-                    else text.replace("\\n", "\n").replace('\\"', '"')) for name, text in texts.items()}
+    plain = {
+        name: (
+            html_lib.unescape(re.sub(r"<[^>]+>", "", text))
+            if name.endswith(".html")
+            else text.replace("\\n", "\n").replace('\\"', '"')
+        )
+        for name, text in texts.items()
+    }
     for cell in solutions:
         line = cell.source.strip()
         assert line.startswith("answer = ") and line != "answer = None"
@@ -200,8 +239,13 @@ def test_student_runs_top_to_bottom_and_every_solution_passes(bundle, tmp_path):
     with current_kernel() as kernel:
         for who in ("student", "teacher"):
             folder = bundle / who
-            pm.execute_notebook(str(folder / f"{PRIMER}.ipynb"), str(tmp_path / f"{who}.ipynb"),
-                                kernel_name=kernel, cwd=str(folder), progress_bar=False)
+            pm.execute_notebook(
+                str(folder / f"{PRIMER}.ipynb"),
+                str(tmp_path / f"{who}.ipynb"),
+                kernel_name=kernel,
+                cwd=str(folder),
+                progress_bar=False,
+            )
     student = _checks(nbformat.read(tmp_path / "student.ipynb", as_version=4))
     teacher = _checks(nbformat.read(tmp_path / "teacher.ipynb", as_version=4))
     assert set(student) == set(teacher) == set(EXERCISES)
@@ -225,8 +269,12 @@ def test_cli_workshop_refuses_an_unknown_scenario_and_an_existing_folder(bundle,
 
 # -- the analysis notebooks on the scenario books (a rotation: each notebook, each scenario once) ---
 QUICK = {"min_cohort_size": 10, "shap_sample": 200, "cox_sample": 3000, "n_bootstrap": 4}
-ROTATION = [("01_cohort_retention", "hidden-risk"), ("02_churn_drivers", "leaky-smb"),
-            ("03_cs_roi", "under-invested-cs"), ("04_expansion_opportunity", "expansion-led")]
+ROTATION = [
+    ("01_cohort_retention", "hidden-risk"),
+    ("02_churn_drivers", "leaky-smb"),
+    ("03_cs_roi", "under-invested-cs"),
+    ("04_expansion_opportunity", "expansion-led"),
+]
 
 
 @pytest.mark.parametrize("notebook, scenario", ROTATION)
@@ -235,8 +283,14 @@ def test_analysis_notebooks_run_on_the_scenarios(bundle, tmp_path, notebook, sce
 
     declared = declared_parameters(notebook)
     params = {k: v for k, v in QUICK.items() if k in declared}
-    result = run_audit(bundle / "data" / scenario, tmp_path / "out", only=[notebook], params=params,
-                       progress=False, echo=lambda _: None)
+    result = run_audit(
+        bundle / "data" / scenario,
+        tmp_path / "out",
+        only=[notebook],
+        params=params,
+        progress=False,
+        echo=lambda _: None,
+    )
     run = result.runs[notebook]
     assert run.status == "ok", run.error
     recorded = run.results

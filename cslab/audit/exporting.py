@@ -37,9 +37,13 @@ def _client_safe(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     if output.get("ename") != "NotebookSkipped":  # a skip has said why already
-                        outputs.append(nbformat.v4.new_output(
-                            "stream", name="stderr",
-                            text=f"This step failed: {output.get('ename')}: {output.get('evalue')}\n"))
+                        outputs.append(
+                            nbformat.v4.new_output(
+                                "stream",
+                                name="stderr",
+                                text=f"This step failed: {output.get('ename')}: {output.get('evalue')}\n",
+                            )
+                        )
                     continue
                 output.get("data", {}).pop(RESULTS_MIMETYPE, None)
                 outputs.append(output)
@@ -72,9 +76,14 @@ def export_html(notebook: nbformat.NotebookNode, path: Path, title: str) -> None
     """
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, template_file="cslab_report.html.j2",
-                            extra_loaders=[jinja2.FileSystemLoader(TEMPLATES)])
+    exporter = HTMLExporter(
+        template_name="lab",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        template_file="cslab_report.html.j2",
+        extra_loaders=[jinja2.FileSystemLoader(TEMPLATES)],
+    )
     notebook = _client_safe(notebook)
     notebook.metadata["title"] = title
     body, _ = exporter.from_notebook_node(notebook)
@@ -112,7 +121,8 @@ def lost_figures(notebook: nbformat.NotebookNode, html: str) -> str | None:
                 # nbconvert shows HTML or Markdown in preference to an image in the same output
                 drawn += not ("text/html" in data or "text/markdown" in data)
             elif _FIGURE_REPR.match(str(data.get("text/plain", "")).strip()) or (
-                    "and thus cannot be shown" in str(output.get("text", ""))):
+                "and thus cannot be shown" in str(output.get("text", ""))
+            ):
                 as_text += 1
     shown = len(_HTML_FIGURE.findall(html))
     backend = os.environ.get("MPLBACKEND")
@@ -122,6 +132,5 @@ def lost_figures(notebook: nbformat.NotebookNode, html: str) -> str | None:
             return f"{drawn - shown} of {drawn} figures drawn did not reach the report{hint}"
         return f"figures were drawn but none (of {drawn}) reached the report{hint}"
     if as_text and not drawn:
-        return (f"figures were drawn but none reached the report: {as_text} shown as text, "
-                f"not as images{hint}")
+        return f"figures were drawn but none reached the report: {as_text} shown as text, not as images{hint}"
     return None

@@ -32,8 +32,20 @@ from cslab.audit.index import write_index
 from cslab.audit.spec import AuditError, AuditResult, NotebookRun, NotebookSpec
 from cslab.notebook import RESULTS_MIMETYPE, declared_parameters, type_problems
 
-__all__ = ["KERNEL_NAME", "INLINE_BACKEND", "PATH_PARAMETERS", "WORK_FOLDER", "parse_param", "current_kernel",
-           "read_results", "run_notebook", "inspect_book", "effective_parameters", "parameter_rows", "run_audit"]
+__all__ = [
+    "KERNEL_NAME",
+    "INLINE_BACKEND",
+    "PATH_PARAMETERS",
+    "WORK_FOLDER",
+    "parse_param",
+    "current_kernel",
+    "read_results",
+    "run_notebook",
+    "inspect_book",
+    "effective_parameters",
+    "parameter_rows",
+    "run_audit",
+]
 
 KERNEL_NAME = "cslab-current-python"
 #: The backend every kernel of the audit draws with, whatever the caller's ``MPLBACKEND``.
@@ -84,16 +96,27 @@ def current_kernel() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="cslab-kernel-") as tmp:
         folder = Path(tmp) / "kernels" / KERNEL_NAME
         folder.mkdir(parents=True)
-        (folder / "kernel.json").write_text(json.dumps({
-            # quiet: the kernel's own log lines (TCP warning, shutdown) mean nothing to a reader
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--log-level=CRITICAL"],
-            "display_name": "cslab (current Python)", "language": "python",
-            # jupyter_client starts the kernel with os.environ updated by this "env": figures go
-            # inline into the report even when the caller has MPLBACKEND=Agg (servers, CI images)
-            # CSLAB_BATCH: no progress bars in a report nobody watches being made
-            "env": {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"},
-        }))
+        (folder / "kernel.json").write_text(
+            json.dumps(
+                {
+                    # quiet: the kernel's own log lines (TCP warning, shutdown) mean nothing to a reader
+                    "argv": [
+                        sys.executable,
+                        "-m",
+                        "ipykernel_launcher",
+                        "-f",
+                        "{connection_file}",
+                        "--log-level=CRITICAL",
+                    ],
+                    "display_name": "cslab (current Python)",
+                    "language": "python",
+                    # jupyter_client starts the kernel with os.environ updated by this "env": figures go
+                    # inline into the report even when the caller has MPLBACKEND=Agg (servers, CI images)
+                    # CSLAB_BATCH: no progress bars in a report nobody watches being made
+                    "env": {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"},
+                }
+            )
+        )
         previous = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + previous if previous else "")
         try:
@@ -118,8 +141,9 @@ def read_results(notebook: nbformat.NotebookNode | str | Path) -> dict[str, Any]
     return results
 
 
-def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kernel: str,
-                 progress: bool = True) -> NotebookRun:
+def run_notebook(
+    spec: NotebookSpec, parameters: dict[str, Any], out: Path, kernel: str, progress: bool = True
+) -> NotebookRun:
     """Execute one notebook into ``out/executed`` and export its HTML; never raises on failure."""
     import papermill as pm
 
@@ -128,9 +152,15 @@ def run_notebook(spec: NotebookSpec, parameters: dict[str, Any], out: Path, kern
     run.executed = str(executed.relative_to(out))
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(config.NOTEBOOKS_DIR / f"{spec.name}.ipynb"), str(executed),
-                            parameters=parameters, kernel_name=kernel, progress_bar=progress,
-                            cwd=str(config.NOTEBOOKS_DIR), log_output=False)
+        pm.execute_notebook(
+            str(config.NOTEBOOKS_DIR / f"{spec.name}.ipynb"),
+            str(executed),
+            parameters=parameters,
+            kernel_name=kernel,
+            progress_bar=progress,
+            cwd=str(config.NOTEBOOKS_DIR),
+            log_output=False,
+        )
         run.status = "ok"
     except pm.PapermillExecutionError as exc:
         if exc.ename == "NotebookSkipped":  # the notebook found its question unanswerable, and said why
@@ -160,12 +190,24 @@ PATH_PARAMETERS = frozenset({"data_dir", "tables_dir", "customers_file", "work_d
 #: The working folder inside the audit folder while it is made (removed at the end)
 WORK_FOLDER = "work"
 #: Packages whose versions can change the figures, recorded with every audit
-_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "lifelines", "shap",
-             "duckdb", "matplotlib", "papermill", "nbconvert")
+_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "statsmodels",
+    "lifelines",
+    "shap",
+    "duckdb",
+    "matplotlib",
+    "papermill",
+    "nbconvert",
+)
 
 
-def inspect_book(data, as_of: str | None, *, as_of_given: bool = False,
-                 params: dict[str, Any] | None = None) -> dict[str, Any]:
+def inspect_book(
+    data, as_of: str | None, *, as_of_given: bool = False, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the index and ``results.json`` say about the input before any figure.
 
     Returns ``metric_roles`` (role -> metric), ``role_reasons``, ``left_out`` (the leakage guard's
@@ -189,8 +231,12 @@ def inspect_book(data, as_of: str | None, *, as_of_given: bool = False,
         monthly = build_panel(data, as_of=as_of)
         screen = leakage.screen_attributes(monthly, include=include, exclude=exclude)
         warns = quality.data_warnings(data, monthly, as_of_given=as_of_given, left_out=screen.records())
-    return {"metric_roles": dict(data.metric_roles.roles), "role_reasons": dict(data.metric_roles.reasons),
-            "left_out": screen.records(), "data_warnings": warns}
+    return {
+        "metric_roles": dict(data.metric_roles.roles),
+        "role_reasons": dict(data.metric_roles.reasons),
+        "left_out": screen.records(),
+        "data_warnings": warns,
+    }
 
 
 def effective_parameters(declared: dict[str, dict], values: dict[str, Any]) -> dict[str, Any]:
@@ -205,22 +251,27 @@ def effective_parameters(declared: dict[str, dict], values: dict[str, Any]) -> d
     ...                      {"a": 2, "data_dir": "/d"})
     {'a': 2, 'b': 'x'}
     """
-    return {name: values.get(name, spec["default"]) for name, spec in declared.items()
-            if name not in PATH_PARAMETERS}
+    return {name: values.get(name, spec["default"]) for name, spec in declared.items() if name not in PATH_PARAMETERS}
 
 
-def parameter_rows(effective: dict[str, dict[str, Any]], declared: dict[str, dict[str, dict]],
-                   given: dict[str, Any]) -> list[dict[str, Any]]:
+def parameter_rows(
+    effective: dict[str, dict[str, Any]], declared: dict[str, dict[str, dict]], given: dict[str, Any]
+) -> list[dict[str, Any]]:
     """One row per parameter and value for the index: the notebooks using it and where it came from."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for notebook, values in effective.items():
         for name, value in values.items():
             shown = value if isinstance(value, str) else json.dumps(value)
-            row = rows.setdefault((name, shown), {
-                "name": name, "value": shown, "notebooks": [],
-                "origin": "given" if name in given else "audit" if name in {"as_of", "client_name"}
-                else "default",
-                "help": declared[notebook][name].get("help", "")})
+            row = rows.setdefault(
+                (name, shown),
+                {
+                    "name": name,
+                    "value": shown,
+                    "notebooks": [],
+                    "origin": "given" if name in given else "audit" if name in {"as_of", "client_name"} else "default",
+                    "help": declared[notebook][name].get("help", ""),
+                },
+            )
             row["notebooks"].append(notebook[:2])
     return [rows[k] for k in sorted(rows)]
 
@@ -249,13 +300,23 @@ def _checksums(paths: list[Path]) -> dict[str, str]:
     return sums
 
 
-def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
-              as_of: str | None = None, only: list[str] | None = None,
-              params: dict[str, Any] | None = None, force: bool = False,
-              customers: dict[str, str] | None = None, currency: str | None = None,
-              anonymize: bool = False, anonymize_key: str | bytes | None = None,
-              anonymize_key_file: str | Path | None = None,
-              progress: bool = True, echo: Callable[[str], None] = print) -> AuditResult:
+def run_audit(
+    data_dir: str | Path | None,
+    out: str | Path,
+    *,
+    client: str = "",
+    as_of: str | None = None,
+    only: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    force: bool = False,
+    customers: dict[str, str] | None = None,
+    currency: str | None = None,
+    anonymize: bool = False,
+    anonymize_key: str | bytes | None = None,
+    anonymize_key_file: str | Path | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> AuditResult:
     """Run the audit on a data folder (or a customers table) into ``out``.
 
     Parameters
@@ -329,17 +390,26 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
     if source_path is not None and source_path.is_relative_to(out):
         # the audit folder is replaced at the end: the input must not be inside it
         raise AuditError(f"the input {given} lies inside the audit folder {out}; choose another --out")
-    if anonymize and source_path is not None and (
+    if (
+        anonymize
+        and source_path is not None
+        and (
             out.is_relative_to(source_path)
-            or (anonymize_key_file and Path(anonymize_key_file).resolve().is_relative_to(out))):
-        raise AuditError("with --anonymize, the audit folder must lie outside the input, and the key "
-                         "file outside the audit folder")
+            or (anonymize_key_file and Path(anonymize_key_file).resolve().is_relative_to(out))
+        )
+    ):
+        raise AuditError(
+            "with --anonymize, the audit folder must lie outside the input, and the key file outside the audit folder"
+        )
 
     # Validate first: invalid input means nothing runs and nothing is written.
     if customers:
-        data = load_customers(customers["customers_file"], id_col=customers.get("id_col") or None,
-                              event_col=customers["event_col"],
-                              duration_col=customers.get("duration_col") or None)
+        data = load_customers(
+            customers["customers_file"],
+            id_col=customers.get("id_col") or None,
+            event_col=customers["event_col"],
+            duration_col=customers.get("duration_col") or None,
+        )
         inputs = [Path(customers["customers_file"])]
         period, as_of_text, source = "", "", str(customers["customers_file"])
     else:
@@ -349,18 +419,28 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         as_of_ts = pd.Timestamp(as_of) if as_of else data.default_as_of()
         first = data.subscriptions["start_date"].min()
         if as_of_ts < first:
-            raise AuditError(f"--as-of {as_of_ts:%Y-%m-%d} lies before the first subscription line "
-                             f"({first:%Y-%m-%d}): there is nothing to analyse")
+            raise AuditError(
+                f"--as-of {as_of_ts:%Y-%m-%d} lies before the first subscription line "
+                f"({first:%Y-%m-%d}): there is nothing to analyse"
+            )
         period = f"{first:%Y-%m} to {as_of_ts:%Y-%m}"
         as_of_text, source = f"{as_of_ts:%Y-%m-%d}", str(data_dir)
     label = currency or getattr(data, "currency", None) or "USD"
     try:
         inspection = inspect_book(data, as_of_text or None, as_of_given=bool(as_of), params=params)
     except Exception as exc:  # noqa: BLE001 - the notebooks still run and say what they can
-        inspection = {"metric_roles": dict(data.metric_roles.roles), "role_reasons": {},
-                      "left_out": [], "data_warnings": [
-                          {"code": "inspection_failed", "message": f"the input could not be profiled "
-                           f"({type(exc).__name__}: {exc}); each notebook says what it could compute"}]}
+        inspection = {
+            "metric_roles": dict(data.metric_roles.roles),
+            "role_reasons": {},
+            "left_out": [],
+            "data_warnings": [
+                {
+                    "code": "inspection_failed",
+                    "message": f"the input could not be profiled "
+                    f"({type(exc).__name__}: {exc}); each notebook says what it could compute",
+                }
+            ],
+        }
     input_sums = _checksums(inputs)  # of the files as given, before any copy
 
     anon_dir: Path | None = None
@@ -374,8 +454,9 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
         anon_dir = Path(tempfile.mkdtemp(prefix="cslab-anonymized-"))
         try:
             if customers:
-                copy = privacy.anonymize_customers(customers["customers_file"], anon_dir, key,
-                                                   id_col=customers.get("id_col") or None)
+                copy = privacy.anonymize_customers(
+                    customers["customers_file"], anon_dir, key, id_col=customers.get("id_col") or None
+                )
                 run_customers["customers_file"] = str(copy.path)
             else:
                 copy = privacy.anonymize_folder(data, anon_dir / "data", key)
@@ -384,19 +465,26 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
             shutil.rmtree(anon_dir, ignore_errors=True)
             raise
         source = "pseudonymised copy of the input (path withheld)"
-        echo(f"anonymized: {copy.n_accounts:,} account ids, {copy.n_names:,} names and {copy.n_csms:,} "
-             f"CSM ids replaced; pseudonym key from {origin}")
+        echo(
+            f"anonymized: {copy.n_accounts:,} account ids, {copy.n_names:,} names and {copy.n_csms:,} "
+            f"CSM ids replaced; pseudonym key from {origin}"
+        )
         for column in copy.kept_text_columns:
-            echo(f"note: {column} is kept as it is (only names, account ids and CSM ids are replaced); "
-                 "drop it from the export if it identifies anyone")
+            echo(
+                f"note: {column} is kept as it is (only names, account ids and CSM ids are replaced); "
+                "drop it from the export if it identifies anyone"
+            )
 
     common = {
         "data_dir": str(Path(run_data_dir).resolve()) if run_data_dir else "",
         "as_of": as_of_text,
         "client_name": client,
         "currency": label,
-        **({k: str(Path(v).resolve()) if k == "customers_file" else (v or "")
-            for k, v in run_customers.items()} if run_customers else {}),
+        **(
+            {k: str(Path(v).resolve()) if k == "customers_file" else (v or "") for k, v in run_customers.items()}
+            if run_customers
+            else {}
+        ),
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent if out.parent.exists() else None))
     try:
@@ -408,20 +496,23 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
             for i, name in enumerate(names, 1):
                 spec = notebooks[name]
                 if customers and not spec.snapshot:
-                    runs[name] = NotebookRun(name, "skipped", "needs a subscriptions table; a "
-                                             "one-row-per-customer table has no revenue history")
+                    runs[name] = NotebookRun(
+                        name,
+                        "skipped",
+                        "needs a subscriptions table; a one-row-per-customer table has no revenue history",
+                    )
                     echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
                     continue
                 missing = [(table, why) for table, why in spec.requires if getattr(data, table, None) is None]
                 if not customers and missing:
-                    runs[name] = NotebookRun(name, "skipped", "; ".join(
-                        f"needs the {table} table: {why}" for table, why in missing))
+                    runs[name] = NotebookRun(
+                        name, "skipped", "; ".join(f"needs the {table} table: {why}" for table, why in missing)
+                    )
                     echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
                     continue
                 # the working folder: fitted models shared between the notebooks of this audit (the
                 # churn model of 02 reused by 04), passed only to notebooks that declare work_dir
-                values = {**common, "tables_dir": str(tmp / "tables"), "work_dir": str(tmp / WORK_FOLDER),
-                          **params}
+                values = {**common, "tables_dir": str(tmp / "tables"), "work_dir": str(tmp / WORK_FOLDER), **params}
                 values = {k: v for k, v in values.items() if k in declared[name]}
                 if "work_dir" in values:
                     Path(values["work_dir"]).mkdir(parents=True, exist_ok=True)
@@ -433,26 +524,40 @@ def run_audit(data_dir: str | Path | None, out: str | Path, *, client: str = "",
                 echo(f"[{i}/{len(names)}] {name}: {run.status} in {run.seconds:.1f} s{detail}")
         environment = _environment()
         meta = {
-            "client": client or "(unnamed client)", "source": source, "period": period,
-            "as_of": as_of_text, "version": __version__,
+            "client": client or "(unnamed client)",
+            "source": source,
+            "period": period,
+            "as_of": as_of_text,
+            "version": __version__,
             "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-            "inputs": input_sums, "anonymized": anonymize, "environment": environment,
+            "inputs": input_sums,
+            "anonymized": anonymize,
+            "environment": environment,
             "parameters": parameter_rows(effective, declared, given=params),
         }
-        meta.update(inspection, profile_link="01_cohort_retention.html#Input-profile"
-                    if runs.get("01_cohort_retention") and runs["01_cohort_retention"].report
-                    and not customers else "")
+        meta.update(
+            inspection,
+            profile_link="01_cohort_retention.html#Input-profile"
+            if runs.get("01_cohort_retention") and runs["01_cohort_retention"].report and not customers
+            else "",
+        )
         write_index(tmp, meta, runs, label)
         results = {
-            "client": client, "source": source, "period": period, "as_of": as_of_text,
-            "currency": label, "metric_roles": inspection["metric_roles"],
+            "client": client,
+            "source": source,
+            "period": period,
+            "as_of": as_of_text,
+            "currency": label,
+            "metric_roles": inspection["metric_roles"],
             "metric_role_reasons": inspection["role_reasons"],
             "left_out_attributes": inspection["left_out"],
             "data_warnings": inspection["data_warnings"],
-            "cslab_version": __version__, "parameters": params, "inputs": meta["inputs"],
-            "anonymized": anonymize, "environment": environment,
-            "notebooks": {name: {**run.to_json(), "parameters": effective.get(name, {})}
-                          for name, run in runs.items()},
+            "cslab_version": __version__,
+            "parameters": params,
+            "inputs": meta["inputs"],
+            "anonymized": anonymize,
+            "environment": environment,
+            "notebooks": {name: {**run.to_json(), "parameters": effective.get(name, {})} for name, run in runs.items()},
         }
         (tmp / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         # intermediate models, not part of the audit (and they may hold the client's data)

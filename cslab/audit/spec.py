@@ -34,8 +34,15 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
             "Cohort retention",
             "How well do we keep customers and revenue, cohort by cohort, and where is it heading?",
             snapshot=True,
-            headlines=("nrr_12m", "grr_12m", "logo_churn_annual", "km_survival_12",
-                       "median_lifetime_months", "mrr_end", "n_active"),
+            headlines=(
+                "nrr_12m",
+                "grr_12m",
+                "logo_churn_annual",
+                "km_survival_12",
+                "median_lifetime_months",
+                "mrr_end",
+                "n_active",
+            ),
         ),
         NotebookSpec(
             "02_churn_drivers",
@@ -48,18 +55,36 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
             "03_cs_roi",
             "Customer-success ROI",
             "Which CS programmes really reduce churn or drive expansion, and does customer success pay for itself?",
-            requires=(("cs_activities", "the dated CS activities (account_id, date, activity_type) say who "
-                       "received which programme and when"),),
-            headlines=("roi", "attributable_value", "cs_cost_share_of_revenue", "hr_outcome_achieved",
-                       "ro_attainment_rate", "cs_efficiency_ratio"),
+            requires=(
+                (
+                    "cs_activities",
+                    "the dated CS activities (account_id, date, activity_type) say who "
+                    "received which programme and when",
+                ),
+            ),
+            headlines=(
+                "roi",
+                "attributable_value",
+                "cs_cost_share_of_revenue",
+                "hr_outcome_achieved",
+                "ro_attainment_rate",
+                "cs_efficiency_ratio",
+            ),
         ),
         NotebookSpec(
             "04_expansion_opportunity",
             "Expansion opportunity",
             "Who is ready to expand, how much is it worth, and what should the CSMs do first?",
-            headlines=("nrr_12m", "expansion_rate_12m", "churn_rate_12m", "expansion_auc",
-                       "top_expansion_drivers", "pipeline_expected_arr_healthy", "n_opportunities",
-                       "share_at_capacity"),
+            headlines=(
+                "nrr_12m",
+                "expansion_rate_12m",
+                "churn_rate_12m",
+                "expansion_auc",
+                "top_expansion_drivers",
+                "pipeline_expected_arr_healthy",
+                "n_opportunities",
+                "share_at_capacity",
+            ),
         ),
     ]
 }
@@ -80,8 +105,14 @@ class NotebookRun:
     report: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "error": self.error, "seconds": round(self.seconds, 2),
-                "results": self.results, "executed": self.executed, "report": self.report}
+        return {
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 2),
+            "results": self.results,
+            "executed": self.executed,
+            "report": self.report,
+        }
 
 
 @dataclass

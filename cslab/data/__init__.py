@@ -5,5 +5,14 @@ from cslab.data.panel import MOVEMENTS, panel
 from cslab.data.snapshot import load_customers
 from cslab.data.validation import Problem, ValidationReport
 
-__all__ = ["CSData", "UsageTable", "load", "validate", "panel", "MOVEMENTS", "load_customers",
-           "Problem", "ValidationReport"]
+__all__ = [
+    "CSData",
+    "UsageTable",
+    "load",
+    "validate",
+    "panel",
+    "MOVEMENTS",
+    "load_customers",
+    "Problem",
+    "ValidationReport",
+]

@@ -13,9 +13,24 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-__all__ = ["TableSpec", "TABLES", "TABLE_NAMES", "COMPANION_FILES", "EARLIEST_DATE", "MAX_ABS_NUMBER",
-           "parse_dates", "parse_numbers", "other_date_format", "schema_for", "as_id", "typed",
-           "late_message", "EARLY_MESSAGE", "HUGE_MESSAGE", "DATE_FORMAT_MESSAGE"]
+__all__ = [
+    "TableSpec",
+    "TABLES",
+    "TABLE_NAMES",
+    "COMPANION_FILES",
+    "EARLIEST_DATE",
+    "MAX_ABS_NUMBER",
+    "parse_dates",
+    "parse_numbers",
+    "other_date_format",
+    "schema_for",
+    "as_id",
+    "typed",
+    "late_message",
+    "EARLY_MESSAGE",
+    "HUGE_MESSAGE",
+    "DATE_FORMAT_MESSAGE",
+]
 
 # No subscription-business record predates 1980: earlier dates are placeholders (1900-01-01 is
 # Excel's day zero, 1970-01-01 Unix's) or typos, and would silently stretch every tenure.
@@ -29,8 +44,10 @@ HUGE_MESSAGE = "number too large (1e15 or more, or infinite)"
 DATE_FORMAT_MESSAGE = "date not written as YYYY-MM-DD"
 # Dates written in another format: 15/01/2024, 01.15.2024, 15-Jan-2024, Jan 15, 2024. Day and month
 # order cannot be told apart in general, so they are reported, not guessed.
-OTHER_DATE_FORMAT = (r"^(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}"
-                     r"|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})( .*)?$")
+OTHER_DATE_FORMAT = (
+    r"^(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}"
+    r"|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})( .*)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -214,9 +231,13 @@ def late_message(limit: pd.Timestamp, as_of: pd.Timestamp | None) -> str:
     return f"date after the data's as-of ({as_of:%Y-%m-%d}; later than {limit:%Y-%m-%d})"
 
 
-def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False,
-               latest: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None
-               ) -> pa.DataFrameSchema:
+def schema_for(
+    spec: TableSpec,
+    present: set[str],
+    decimal_comma: bool = False,
+    latest: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> pa.DataFrameSchema:
     """The pandera schema checking the raw (text) cells of one table.
 
     Required columns missing from the file are reported by pandera itself; optional columns are
@@ -246,6 +267,7 @@ def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False,
             failed = dates(v).isna() & ~_blank(v)
             out[failed] = other_date_format(v[failed]).to_numpy(dtype=bool)
             return out
+
         return cached(s, "other", find)
 
     def parseable_date(s: pd.Series) -> pd.Series:
@@ -299,21 +321,18 @@ def schema_for(spec: TableSpec, present: set[str], decimal_comma: bool = False,
     frame_checks = []
     for earlier, later in spec.ordered_dates:
         if earlier in present and later in present:
-
             # A subscription line ending the day before it starts is a zero-length line (a plan
             # replaced on its first day, as billing exports write it): dropped on loading, with a
             # note. An end earlier than that is an error.
             grace = pd.Timedelta(days=1 if spec.name == "subscriptions" else 0)
 
-            def in_order(df: pd.DataFrame, a: str = earlier, b: str = later,
-                         grace: pd.Timedelta = grace) -> pd.Series:
+            def in_order(df: pd.DataFrame, a: str = earlier, b: str = later, grace: pd.Timedelta = grace) -> pd.Series:
                 first, second = dates(df[a]), dates(df[b])
                 return ~(second < first - grace)
 
             message = f"{later} before {earlier}" + (" by more than a day" if grace.days else "")
             frame_checks.append(pa.Check(in_order, error=message))
-    return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False,
-                              name=spec.name)
+    return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False, name=spec.name)
 
 
 def as_id(values: pd.Series) -> pd.Series:
@@ -340,11 +359,13 @@ def typed(frame: pd.DataFrame, spec: TableSpec, decimal_comma: bool = False) -> 
             dates = parse_dates(text) if text.notna().any() else None
             if text.notna().any() and numbers.notna().sum() == text.notna().sum():
                 out[column] = numbers
-            elif dates is not None and dates.notna().sum() == text.notna().sum() \
-                    and text.dropna().str.match(r"^\d{4}-\d{2}-\d{2}").all():
+            elif (
+                dates is not None
+                and dates.notna().sum() == text.notna().sum()
+                and text.dropna().str.match(r"^\d{4}-\d{2}-\d{2}").all()
+            ):
                 out[column] = dates  # an extra attribute of ISO dates (created_date) is a date
             else:
                 # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
                 out[column] = text.astype(object).where(text.notna(), np.nan)
     return out
-

@@ -46,13 +46,17 @@ _STRAY_SHARE = 0.01
 # The dates that tell how far the data goes: those CSData.default_as_of reads, and the outcomes' (a
 # book without usage, tickets or activities still has them); usage is counted by DuckDB. A ticket's
 # closing date is left out: the generator closes tickets a few days after its last day.
-_AS_OF_DATES = {"subscriptions": ("start_date",), "tickets": ("opened_at",), "cs_activities": ("date",),
-                "outcomes": ("committed_date", "achieved_date")}
+_AS_OF_DATES = {
+    "subscriptions": ("start_date",),
+    "tickets": ("opened_at",),
+    "cs_activities": ("date",),
+    "outcomes": ("committed_date", "achieved_date"),
+}
 
 
-
-def _data_as_of(frames: dict[str, pd.DataFrame], usage_months: pd.Series | None = None
-                ) -> tuple[pd.Timestamp | None, pd.Timestamp]:
+def _data_as_of(
+    frames: dict[str, pd.DataFrame], usage_months: pd.Series | None = None
+) -> tuple[pd.Timestamp | None, pd.Timestamp]:
     """The data's as-of and the last date an event may have: ``(as_of, latest)``.
 
     The as-of is the end of the last month with dated rows (starts, usage, tickets opened,
@@ -88,8 +92,9 @@ def _data_as_of(frames: dict[str, pd.DataFrame], usage_months: pd.Series | None 
     return (None, today) if latest >= today else (as_of, latest)
 
 
-def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: ValidationReport,
-             files: dict[str, Path]) -> None:
+def _orphans(
+    data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: ValidationReport, files: dict[str, Path]
+) -> None:
     """Ids in other tables that `accounts` does not hold (checked even in tables with other errors).
 
     Ids are case-sensitive (CRM keys such as Salesforce's 15-character ids differ only in case),
@@ -99,8 +104,9 @@ def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: Va
     folded = {k.lower() for k in known}
 
     def message(examples, n_case: int) -> str:
-        hint = (f"; {n_case:,} match an account id but for upper/lower case, and ids are "
-                "case-sensitive" if n_case else "")
+        hint = (
+            f"; {n_case:,} match an account id but for upper/lower case, and ids are case-sensitive" if n_case else ""
+        )
         return f"account ids not in accounts (e.g. {', '.join(shown(e) for e in examples)}){hint}"
 
     for name in ("subscriptions", "cs_activities", "tickets", "outcomes"):
@@ -110,8 +116,12 @@ def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: Va
             if orphan.any():
                 values = column[orphan]
                 n_case = int(values.map(lambda v: str(v).lower() in folded).sum())
-                report.add(files[name].name, message(values.unique()[:3], n_case),
-                           column="account_id", rows=orphan[orphan].index.tolist())
+                report.add(
+                    files[name].name,
+                    message(values.unique()[:3], n_case),
+                    column="account_id",
+                    rows=orphan[orphan].index.tolist(),
+                )
     if data.usage is not None and usage_ok:
         with duckdb.connect() as con:
             con.register("known", pd.DataFrame({"account_id": sorted(known)}, dtype=object))
@@ -120,14 +130,19 @@ def _orphans(data: CSData, ids: dict[str, pd.Series], usage_ok: bool, report: Va
                 f"FROM {data.usage.raw_sql()}) SELECT count(*), list(row ORDER BY row)[1:5], "
                 f"list(DISTINCT id)[1:3], count(*) FILTER (WHERE lower(id) IN "
                 f"(SELECT lower(account_id) FROM known)) FROM raw WHERE id <> '' AND id NOT IN "
-                f"(SELECT account_id FROM known)").fetchone()
+                f"(SELECT account_id FROM known)"
+            ).fetchone()
         if n:
-            report.add(files["usage"].name, message(list(dict.fromkeys(examples or [])), n_case),
-                       column="account_id", rows=_file_rows(data.usage, rows), n_rows=n)
+            report.add(
+                files["usage"].name,
+                message(list(dict.fromkeys(examples or [])), n_case),
+                column="account_id",
+                rows=_file_rows(data.usage, rows),
+                n_rows=n,
+            )
 
 
-def _subscription_lines(data: CSData, subs: pd.DataFrame, file: str, report: ValidationReport
-                        ) -> pd.DataFrame:
+def _subscription_lines(data: CSData, subs: pd.DataFrame, file: str, report: ValidationReport) -> pd.DataFrame:
     """Drop zero-length lines (with a note) and read the one currency of the book.
 
     Billing exports write a plan replaced on its first day as a line ending the day before it
@@ -137,23 +152,36 @@ def _subscription_lines(data: CSData, subs: pd.DataFrame, file: str, report: Val
     zero = subs["end_date"].notna() & (subs["end_date"] < subs["start_date"])
     if zero.any():
         data.zero_length_lines = int(zero.sum())
-        report.add(file, "zero-length lines (end_date the day before start_date: a plan replaced on "
-                   "its first day) dropped", column="end_date", rows=zero[zero].index.tolist(),
-                   severity="fixed")
+        report.add(
+            file,
+            "zero-length lines (end_date the day before start_date: a plan replaced on its first day) dropped",
+            column="end_date",
+            rows=zero[zero].index.tolist(),
+            severity="fixed",
+        )
         subs = subs[~zero]
     if "currency" in subs:
         codes = subs["currency"].astype("string").str.strip().str.upper()
         counts = codes.value_counts()
         if len(counts) > 1:
             listed = ", ".join(f"{c} ({n:,} rows)" for c, n in counts.items())
-            report.add(file, f"more than one currency: {listed}; MRR in several currencies cannot "
-                       "be added: convert every line to one currency first", column="currency")
+            report.add(
+                file,
+                f"more than one currency: {listed}; MRR in several currencies cannot "
+                "be added: convert every line to one currency first",
+                column="currency",
+            )
         elif len(counts) == 1:
             data.currency = str(counts.index[0])
         if codes.isna().any() and len(counts):
             blank = codes.isna()
-            report.add(file, f"currency blank; read as {counts.index[0]}", column="currency",
-                       rows=blank[blank].index.tolist(), severity="warning")
+            report.add(
+                file,
+                f"currency blank; read as {counts.index[0]}",
+                column="currency",
+                rows=blank[blank].index.tolist(),
+                severity="warning",
+            )
         subs = subs.drop(columns="currency")
     return subs
 
@@ -180,16 +208,17 @@ def _roles(data: CSData, folder: Path, given: str | dict | None, report: Validat
         return
     in_file = data.settings.get("metric_roles", {})
     if not isinstance(in_file, dict) or not all(isinstance(v, str) for v in in_file.values()):
-        report.add(SETTINGS_FILE, "[metric_roles] should map roles to metric names, e.g. "
-                   'active_users = "wau"')
+        report.add(SETTINGS_FILE, '[metric_roles] should map roles to metric names, e.g. active_users = "wau"')
         return
     metrics = data.usage.metrics if data.usage is not None else ()
     where = "metric_roles"
     try:
         explicit = parse_roles(given) if isinstance(given, str) else dict(given or {})
         # `where` outlives the loop: the except clause names the source that failed
-        for settings, origin, where in ((in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),  # noqa: B007
-                                        (explicit, "set by the metric_roles parameter", "metric_roles")):
+        for settings, origin, where in (  # noqa: B007 (`where` is read by the except clause)
+            (in_file, f"set in {SETTINGS_FILE}", SETTINGS_FILE),
+            (explicit, "set by the metric_roles parameter", "metric_roles"),
+        ):
             detect_roles(metrics, settings, origin)  # each source checked on its own, named
         roles = detect_roles(metrics, {**in_file, **explicit})
     except ValueError as exc:
@@ -212,8 +241,9 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
         return data, report
     files = _table_files(folder, report)
     if "subscriptions" not in files:
-        report.add(str(folder), "no subscriptions file (subscriptions.csv, .csv.gz or .parquet): "
-                   "it is the one required table")
+        report.add(
+            str(folder), "no subscriptions file (subscriptions.csv, .csv.gz or .parquet): it is the one required table"
+        )
     # Read every file first: the data's as-of, which bounds the dates of events, needs them all.
     frames: dict[str, tuple[pd.DataFrame, bool]] = {}
     usage: UsageTable | None = None
@@ -227,8 +257,9 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
                     continue
                 delimiter, decimal_comma = _sniff(head.lstrip("\r\n\t ").split("\n", 1)[0])
                 if delimiter == ";":
-                    report.add(file.name, "uses ';' as the separator (and decimal commas); read "
-                               "as such", severity="fixed")
+                    report.add(
+                        file.name, "uses ';' as the separator (and decimal commas); read as such", severity="fixed"
+                    )
             usage = UsageTable(file, delimiter, decimal_comma)
             continue
         frame, decimal_comma = _read_table(file, report, keep_lines=True)

@@ -18,8 +18,17 @@ from cslab.data.io import CSData
 from cslab.data.months import analysis_month, month_index, month_of, month_start
 from cslab.data.roles import snake
 
-__all__ = ["panel", "MOVEMENTS", "month_index", "month_start", "month_of", "analysis_month", "active_in_month",
-           "label_missing", "MISSING_LABEL"]
+__all__ = [
+    "panel",
+    "MOVEMENTS",
+    "month_index",
+    "month_start",
+    "month_of",
+    "analysis_month",
+    "active_in_month",
+    "label_missing",
+    "MISSING_LABEL",
+]
 
 #: The group of accounts whose value of a grouping column is missing.
 MISSING_LABEL = "(missing)"
@@ -63,27 +72,29 @@ def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     end_month_last_day = (pd.DatetimeIndex(end.fillna(as_of)) + pd.offsets.MonthEnd(0)).to_numpy()
     snapshot = np.minimum(end_month_last_day, np.datetime64(as_of))
     # A line ending before its month's snapshot does not count in that month.
-    last = np.where(end.isna(), as_of_m,
-                    np.where(end.to_numpy() >= snapshot, end_m, end_m - 1))
+    last = np.where(end.isna(), as_of_m, np.where(end.to_numpy() >= snapshot, end_m, end_m - 1))
     n = np.clip(last - first + 1, 0, None)
     keep = n > 0
     first, n = first[keep], n[keep]
     line = np.repeat(np.arange(keep.sum()), n)
     offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     kept = subs[keep]
-    rows = pd.DataFrame({
-        "account_id": kept["account_id"].to_numpy()[line],
-        "m": first[line] + offset,
-        "mrr": kept["mrr"].to_numpy()[line],
-        "seats": kept["seats"].to_numpy()[line] if "seats" in kept else np.nan,
-    })
+    rows = pd.DataFrame(
+        {
+            "account_id": kept["account_id"].to_numpy()[line],
+            "m": first[line] + offset,
+            "mrr": kept["mrr"].to_numpy()[line],
+            "seats": kept["seats"].to_numpy()[line] if "seats" in kept else np.nan,
+        }
+    )
     keys = ["account_id", "m"]
     # min_count=1: an account whose lines carry no seats has NaN seats, not 0.
     out = rows.groupby(keys, sort=False).sum(min_count=1).reset_index()
     if "billing_period_months" in kept:
         rows["billing_period_months"] = kept["billing_period_months"].to_numpy()[line]
-        out = out.merge(rows.groupby(keys, sort=False)["billing_period_months"].max().reset_index(),
-                        on=keys, how="left")
+        out = out.merge(
+            rows.groupby(keys, sort=False)["billing_period_months"].max().reset_index(), on=keys, how="left"
+        )
     if "plan" in kept:
         # the plan of the account's largest running line
         rows["plan"] = kept["plan"].to_numpy()[line]
@@ -119,8 +130,7 @@ def _classify(frame: pd.DataFrame, min_mrr: float, reactivation_months: int) -> 
     new = returning & ~reactivation
 
     movement = np.select(
-        [new, reactivation, ~active & prev_active, active & (mrr > prev_mrr),
-         active & (mrr < prev_mrr), active],
+        [new, reactivation, ~active & prev_active, active & (mrr > prev_mrr), active & (mrr < prev_mrr), active],
         ["new", "reactivation", "churn", "expansion", "contraction", "flat"],
         default="inactive",
     )
@@ -132,16 +142,20 @@ def _classify(frame: pd.DataFrame, min_mrr: float, reactivation_months: int) -> 
     return out
 
 
-def _monthly_counts(frame: pd.DataFrame, date_col: str, by: str | None, prefix: str,
-                    as_of: pd.Timestamp) -> pd.DataFrame:
+def _monthly_counts(
+    frame: pd.DataFrame, date_col: str, by: str | None, prefix: str, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Counts of dated events per account and month (optionally one column per category)."""
     frame = frame[frame[date_col] <= as_of]
     keys = pd.DataFrame({"account_id": frame["account_id"].to_numpy(), "m": month_index(frame[date_col])})
     if by is None:
         return keys.value_counts().rename(prefix).reset_index()
     keys["kind"] = prefix + frame[by].map(snake).to_numpy()
-    return keys.pivot_table(index=["account_id", "m"], columns="kind", aggfunc="size",
-                            fill_value=0).reset_index().rename_axis(columns=None)
+    return (
+        keys.pivot_table(index=["account_id", "m"], columns="kind", aggfunc="size", fill_value=0)
+        .reset_index()
+        .rename_axis(columns=None)
+    )
 
 
 def _csm_in_force(frame: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -160,16 +174,23 @@ def _csm_in_force(frame: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
     acts = acts.assign(m=np.maximum(month_index(acts["date"]), first.reindex(acts["account_id"]).to_numpy()))
     acts = acts.sort_values(["account_id", "date"], kind="stable")
     latest = acts.drop_duplicates(["account_id", "m"], keep="last")[["account_id", "m", "csm_id"]]
-    merged = frame[["account_id", "m"]].merge(latest.rename(columns={"csm_id": "_csm"}),
-                                              on=["account_id", "m"], how="left")
+    merged = frame[["account_id", "m"]].merge(
+        latest.rename(columns={"csm_id": "_csm"}), on=["account_id", "m"], how="left"
+    )
     in_force = merged.groupby("account_id", sort=False)["_csm"].ffill().to_numpy()
     current = frame["csm_id"] if "csm_id" in frame else pd.Series(np.nan, index=frame.index, dtype=object)
     frame["csm_id"] = pd.Series(in_force, index=frame.index).where(pd.notna(in_force), current)
     return frame
 
 
-def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation_months: int = 12,
-          min_mrr: float = 0.0, usage_agg: str = "mean") -> pd.DataFrame:
+def panel(
+    data: CSData,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    reactivation_months: int = 12,
+    min_mrr: float = 0.0,
+    usage_agg: str = "mean",
+) -> pd.DataFrame:
     """Build the monthly account panel.
 
     Parameters
@@ -225,10 +246,12 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     if data.usage is not None:
         usage = data.usage.monthly(as_of=as_of, agg=usage_agg)
         if len(usage):
-            usage = usage.assign(m=month_index(usage["month"]),
-                                 metric="usage_" + usage["metric"].map(snake))
-            extras.append(usage.pivot_table(index=["account_id", "m"], columns="metric",
-                                            values="value").reset_index().rename_axis(columns=None))
+            usage = usage.assign(m=month_index(usage["month"]), metric="usage_" + usage["metric"].map(snake))
+            extras.append(
+                usage.pivot_table(index=["account_id", "m"], columns="metric", values="value")
+                .reset_index()
+                .rename_axis(columns=None)
+            )
     if data.tickets is not None:
         counts = _monthly_counts(data.tickets, "opened_at", None, "tickets", as_of)
         if "csat" in data.tickets:
@@ -241,21 +264,25 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
     if data.outcomes is not None:
         o = data.outcomes
         committed = _monthly_counts(o, "committed_date", None, "outcomes_committed", as_of)
-        achieved = _monthly_counts(o[o["achieved_date"].notna()] if "achieved_date" in o else
-                                   o.iloc[:0].assign(achieved_date=pd.Series(dtype="datetime64[ns]")),
-                                   "achieved_date", None, "outcomes_achieved", as_of)
+        achieved = _monthly_counts(
+            o[o["achieved_date"].notna()]
+            if "achieved_date" in o
+            else o.iloc[:0].assign(achieved_date=pd.Series(dtype="datetime64[ns]")),
+            "achieved_date",
+            None,
+            "outcomes_achieved",
+            as_of,
+        )
         extras += [committed, achieved]
     for extra in extras:
         # Events dated before an account's first month count in its first month.
         extra = extra[extra["account_id"].isin(first_month.index)]
-        extra = extra.assign(m=np.maximum(extra["m"].to_numpy(),
-                                          first_month.reindex(extra["account_id"]).to_numpy()))
+        extra = extra.assign(m=np.maximum(extra["m"].to_numpy(), first_month.reindex(extra["account_id"]).to_numpy()))
         value_cols = [c for c in extra.columns if c not in ("account_id", "m")]
         how = {c: ("mean" if c == "csat" or c.startswith("usage_") else "sum") for c in value_cols}
         extra = extra.groupby(["account_id", "m"], as_index=False).agg(how)
         frame = frame.merge(extra, on=["account_id", "m"], how="left")
-    count_cols = [c for c in frame.columns if c == "tickets" or c.startswith("cs_")
-                  or c.startswith("outcomes_")]
+    count_cols = [c for c in frame.columns if c == "tickets" or c.startswith("cs_") or c.startswith("outcomes_")]
     frame[count_cols] = frame[count_cols].fillna(0).astype(int)
     for column in ("outcomes_committed", "outcomes_achieved"):
         if column in frame:  # cumulative: to date, not in the month
@@ -272,10 +299,25 @@ def panel(data: CSData, as_of: str | pd.Timestamp | None = None, *, reactivation
         frame = _csm_in_force(frame, data.cs_activities, as_of)
 
     frame.insert(1, "month", month_start(frame.pop("m").to_numpy()).to_numpy())
-    leading = ["account_id", "month", "mrr", "seats", "active", "movement", "movement_mrr",
-               "cohort_month", "tenure_months", "lifetime"]
+    leading = [
+        "account_id",
+        "month",
+        "mrr",
+        "seats",
+        "active",
+        "movement",
+        "movement_mrr",
+        "cohort_month",
+        "tenure_months",
+        "lifetime",
+    ]
     frame = frame[leading + [c for c in frame.columns if c not in leading]]
-    frame.attrs.update(as_of=as_of, reactivation_months=reactivation_months, min_mrr=min_mrr,
-                       usage_agg=usage_agg, metric_roles=dict(data.metric_roles.roles),
-                       account_columns=joined)
+    frame.attrs.update(
+        as_of=as_of,
+        reactivation_months=reactivation_months,
+        min_mrr=min_mrr,
+        usage_agg=usage_agg,
+        metric_roles=dict(data.metric_roles.roles),
+        account_columns=joined,
+    )
     return frame

@@ -37,8 +37,7 @@ def _table_files(folder: Path, report: ValidationReport) -> dict[str, Path]:
         stem = path.name[: -len(suffix)] if suffix else None
         if stem in TABLES:
             if stem in files:
-                report.add(path.name, f"a second file for table {stem} (also {files[stem].name}); "
-                           "keep one")
+                report.add(path.name, f"a second file for table {stem} (also {files[stem].name}); keep one")
             else:
                 files[stem] = path
         elif path.name not in COMPANION_FILES:
@@ -85,8 +84,16 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError, file: str, report: Validation
     lines = raw.decode("utf-8", errors="surrogateescape").split("\n")
     bad = [i + 1 for i, line in enumerate(lines) if _SURROGATE.search(line)]
     first = bad[0] if bad else raw[: exc.start].count(b"\n") + 1
-    _report_not_utf8(file, report, raw[exc.start], first, len(bad), bad[:MAX_EXAMPLES],
-                     lines[0], [lines[n - 1] for n in bad[:200] if n > 1])
+    _report_not_utf8(
+        file,
+        report,
+        raw[exc.start],
+        first,
+        len(bad),
+        bad[:MAX_EXAMPLES],
+        lines[0],
+        [lines[n - 1] for n in bad[:200] if n > 1],
+    )
 
 
 def _not_utf8_stream(path: Path, report: ValidationReport) -> bool:
@@ -115,8 +122,16 @@ def _not_utf8_stream(path: Path, report: ValidationReport) -> bool:
     return bool(n_bad)
 
 
-def _report_not_utf8(file: str, report: ValidationReport, byte: int, first: int, n_bad: int,
-                     examples: list[int], header: str, samples: list[str]) -> None:
+def _report_not_utf8(
+    file: str,
+    report: ValidationReport,
+    byte: int,
+    first: int,
+    n_bad: int,
+    examples: list[int],
+    header: str,
+    samples: list[str],
+) -> None:
     """One line: the first bad byte and its line; with more lines, how many, where, which column."""
     if n_bad <= 1:
         report.add(file, f"is not valid UTF-8 (byte 0x{byte:02x} on line {first}); save it as UTF-8")
@@ -135,8 +150,11 @@ def _report_not_utf8(file: str, report: ValidationReport, byte: int, first: int,
         guess = " (it reads as Latin-1 / Windows-1252)"
     except UnicodeDecodeError:
         guess = ""
-    report.add(file, f"is not valid UTF-8 (byte 0x{byte:02x} on line {first}; {n_bad:,} lines in "
-               f"all: {shown_lines}{where}); save it as UTF-8{guess}")
+    report.add(
+        file,
+        f"is not valid UTF-8 (byte 0x{byte:02x} on line {first}; {n_bad:,} lines in "
+        f"all: {shown_lines}{where}); save it as UTF-8{guess}",
+    )
 
 
 def _read_text(path: Path, report: ValidationReport, limit: int | None = None) -> str | None:
@@ -146,8 +164,12 @@ def _read_text(path: Path, report: ValidationReport, limit: int | None = None) -
         with opener(path, "rb") as handle:
             raw = handle.read() if limit is None else handle.read(limit)
     except (OSError, EOFError) as exc:
-        report.add(path.name, f"cannot be read ({type(exc).__name__}: {exc.strerror or exc})"
-                   if isinstance(exc, OSError) else f"cannot be read ({exc})")
+        report.add(
+            path.name,
+            f"cannot be read ({type(exc).__name__}: {exc.strerror or exc})"
+            if isinstance(exc, OSError)
+            else f"cannot be read ({exc})",
+        )
         return None
     if not raw.strip():
         report.add(path.name, "is empty")
@@ -199,8 +221,7 @@ def _layout(text: str, sep: str) -> tuple[list[int], list[int], list[int]]:
     return starts, widths, blank
 
 
-def _read_table(path: Path, report: ValidationReport,
-                keep_lines: bool = False) -> tuple[pd.DataFrame | None, bool]:
+def _read_table(path: Path, report: ValidationReport, keep_lines: bool = False) -> tuple[pd.DataFrame | None, bool]:
     """Read a CSV or Parquet table with every column as text. Returns (frame, decimal_comma).
 
     Blank lines and rows of empty cells are skipped (and reported as fixed). With ``keep_lines``
@@ -222,8 +243,7 @@ def _read_table(path: Path, report: ValidationReport,
     header = text.lstrip("\r\n\t ").split("\n", 1)[0].rstrip("\r")
     sep, decimal_comma = _sniff(header)
     if sep == ";":
-        report.add(file, "uses ';' as the separator (and decimal commas); read as such",
-                   severity="fixed")
+        report.add(file, "uses ';' as the separator (and decimal commas); read as such", severity="fixed")
     names = [n.strip() for n in _cells(header, sep)]
     repeated = sorted({n for n in names if n and names.count(n) > 1})
     for name in repeated:
@@ -233,8 +253,9 @@ def _read_table(path: Path, report: ValidationReport,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                                skip_blank_lines=True, index_col=False)
+            frame = pd.read_csv(
+                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True, index_col=False
+            )
             error = ""
         except (pd.errors.ParserError, ValueError) as exc:
             frame, error = None, (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
@@ -247,12 +268,12 @@ def _read_table(path: Path, report: ValidationReport,
     if "EOF inside string" in error:
         row = re.search(r"row (\d+)", error)
         line = starts[-1] if starts else (int(row.group(1)) + 1 if row else None)
-        report.add(file, "quote never closed (the rest of the file reads as one cell)",
-                   rows=[line - 2] if line else None)
+        report.add(
+            file, "quote never closed (the rest of the file reads as one cell)", rows=[line - 2] if line else None
+        )
         return None, False
     if wide:
-        report.add(file, f"more cells than the header's {width} (a separator inside an unquoted "
-                   "value?)", rows=wide)
+        report.add(file, f"more cells than the header's {width} (a separator inside an unquoted value?)", rows=wide)
         return None, False
     if frame is None or any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         why = shown(error or "rows do not match the header", 120)
@@ -264,8 +285,12 @@ def _read_table(path: Path, report: ValidationReport,
         frame.index = pd.Index([s - 2 for s in starts[1:]])
         short = [s - 2 for s, w in zip(starts[1:], widths[1:]) if w < width]
         if short:
-            report.add(file, f"rows with fewer cells than the header's {width}; the missing cells "
-                       "are read as empty", rows=short, severity="fixed")
+            report.add(
+                file,
+                f"rows with fewer cells than the header's {width}; the missing cells are read as empty",
+                rows=short,
+                severity="fixed",
+            )
     empty = frame.eq("").all(axis=1) if frame.shape[1] else pd.Series(False, index=frame.index)
     skipped = list(empty[empty].index)
     if len(frame):
@@ -281,13 +306,21 @@ def _read_table(path: Path, report: ValidationReport,
 
 def date_format_message(example: object, mixed: bool) -> str:
     """The error for dates written as 15/01/2024: mixed with ISO dates, or all of them."""
-    return (f"{'mixed date formats: ' if mixed else ''}dates written like {shown(example)}, not "
-            "YYYY-MM-DD (day and month order cannot be told apart)")
+    return (
+        f"{'mixed date formats: ' if mixed else ''}dates written like {shown(example)}, not "
+        "YYYY-MM-DD (day and month order cannot be told apart)"
+    )
 
 
-def _schema_problems(frame: pd.DataFrame, spec: TableSpec, file: str, decimal_comma: bool,
-                     report: ValidationReport, latest: pd.Timestamp | None = None,
-                     as_of: pd.Timestamp | None = None) -> None:
+def _schema_problems(
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    file: str,
+    decimal_comma: bool,
+    report: ValidationReport,
+    latest: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> None:
     """Validate the raw cells with the table's pandera schema; one line per column and check."""
     schema = schema_for(spec, set(frame.columns), decimal_comma, latest, as_of)
     try:
@@ -297,7 +330,8 @@ def _schema_problems(frame: pd.DataFrame, spec: TableSpec, file: str, decimal_co
         # A check on the whole frame (end_date before start_date) lists each failing row once per
         # column: one line per check, not per column.
         frame_level = cases["schema_context"].eq("DataFrameSchema") & ~cases["check"].isin(
-            ["column_in_dataframe", "field_uniqueness"])
+            ["column_in_dataframe", "field_uniqueness"]
+        )
         cases = cases.assign(column=cases["column"].where(~frame_level, cases["check"]))
         for (context, column, check), group in cases.groupby(
             ["schema_context", "column", "check"], dropna=False, sort=False
@@ -314,8 +348,11 @@ def _schema_problems(frame: pd.DataFrame, spec: TableSpec, file: str, decimal_co
             else:
                 message = str(check)
             if not len(rows):  # the check itself failed on these cells: say so, do not guess
-                report.add(file, f"{message}: could not be checked "
-                           f"({shown(group['failure_case'].iloc[0], 80)})", column=str(column))
+                report.add(
+                    file,
+                    f"{message}: could not be checked ({shown(group['failure_case'].iloc[0], 80)})",
+                    column=str(column),
+                )
                 continue
             if message == DATE_FORMAT_MESSAGE:
                 example = frame.loc[rows.iloc[0], column]
@@ -330,15 +367,24 @@ def _strip_ids(frame: pd.DataFrame, spec: TableSpec, file: str, report: Validati
             text = frame[column].astype("string")
             padded = text.notna() & text.ne(text.str.strip()) & text.str.strip().ne("")
             if padded.any():
-                report.add(file, "ids padded with spaces; spaces removed", column=column,
-                           rows=padded[padded].index.tolist(), severity="fixed")
+                report.add(
+                    file,
+                    "ids padded with spaces; spaces removed",
+                    column=column,
+                    rows=padded[padded].index.tolist(),
+                    severity="fixed",
+                )
     for column in spec.unique:
         ids = as_id(frame[column]).astype("string")
         lower = ids.str.lower()
         clash = ids.notna() & ids.groupby(lower).transform("nunique").gt(1)
         if clash.any():
             examples = ", ".join(shown(v) for v in ids[clash].unique()[:2])
-            report.add(file, f"ids that differ only in case (e.g. {examples}); ids are case-"
-                       "sensitive, so they are read as different accounts", column=column,
-                       rows=clash[clash].index.tolist(), severity="warning")
-
+            report.add(
+                file,
+                f"ids that differ only in case (e.g. {examples}); ids are case-"
+                "sensitive, so they are read as different accounts",
+                column=column,
+                rows=clash[clash].index.tolist(),
+                severity="warning",
+            )

@@ -31,28 +31,92 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ROLES", "MetricRoles", "detect_roles", "parse_roles", "read_settings", "usage_column",
-           "snake", "SETTINGS_FILE"]
+__all__ = [
+    "ROLES",
+    "MetricRoles",
+    "detect_roles",
+    "parse_roles",
+    "read_settings",
+    "usage_column",
+    "snake",
+    "SETTINGS_FILE",
+]
 
 SETTINGS_FILE = "cslab.toml"
 
 #: Each role: what it means, then the names it is recognised by (snake case, period prefix removed),
 #: most specific first. Detection picks the metric whose name comes earliest in this list.
 ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "active_users": ("people using the product in the period (gives seat utilisation and capacity)", (
-        "active_users", "active_user", "mau", "monthly_active_users", "active_seats", "seats_active",
-        "seats_used", "used_seats", "seats_in_use", "wau", "dau", "unique_users", "distinct_users",
-        "users_active", "active_members", "members_active", "actives", "users")),
-    "logins": ("visits: logins, sessions, sign-ins (engagement)", (
-        "logins", "login", "login_count", "sign_ins", "signins", "sign_in", "signin", "sessions",
-        "session", "session_count", "visits")),
-    "features_used": ("breadth of adoption: features or modules used", (
-        "features_used", "features", "feature_count", "distinct_features", "features_adopted",
-        "modules_used", "modules", "breadth", "feature_breadth")),
+    "active_users": (
+        "people using the product in the period (gives seat utilisation and capacity)",
+        (
+            "active_users",
+            "active_user",
+            "mau",
+            "monthly_active_users",
+            "active_seats",
+            "seats_active",
+            "seats_used",
+            "used_seats",
+            "seats_in_use",
+            "wau",
+            "dau",
+            "unique_users",
+            "distinct_users",
+            "users_active",
+            "active_members",
+            "members_active",
+            "actives",
+            "users",
+        ),
+    ),
+    "logins": (
+        "visits: logins, sessions, sign-ins (engagement)",
+        (
+            "logins",
+            "login",
+            "login_count",
+            "sign_ins",
+            "signins",
+            "sign_in",
+            "signin",
+            "sessions",
+            "session",
+            "session_count",
+            "visits",
+        ),
+    ),
+    "features_used": (
+        "breadth of adoption: features or modules used",
+        (
+            "features_used",
+            "features",
+            "feature_count",
+            "distinct_features",
+            "features_adopted",
+            "modules_used",
+            "modules",
+            "breadth",
+            "feature_breadth",
+        ),
+    ),
 }
 # Prefixes that say over which period or how a metric was counted, dropped before matching.
-_PREFIXES = ("weekly", "monthly", "daily", "avg", "average", "mean", "total", "num", "number_of",
-             "n", "count", "unique", "distinct")
+_PREFIXES = (
+    "weekly",
+    "monthly",
+    "daily",
+    "avg",
+    "average",
+    "mean",
+    "total",
+    "num",
+    "number_of",
+    "n",
+    "count",
+    "unique",
+    "distinct",
+)
 _PERIOD_WORDS = {"wau": "weekly active users", "mau": "monthly active users", "dau": "daily active users"}
 
 
@@ -76,7 +140,7 @@ def _candidates(name: str) -> list[str]:
         changed = False
         for prefix in _PREFIXES:
             if out[-1].startswith(prefix + "_") and len(out[-1]) > len(prefix) + 1:
-                out.append(out[-1][len(prefix) + 1:])
+                out.append(out[-1][len(prefix) + 1 :])
                 changed = True
                 break
     return out
@@ -87,10 +151,14 @@ _PERIODS = ("weekly_", "monthly_", "daily_")
 
 def _rank(metric: str, synonyms: tuple[str, ...]) -> int | None:
     name = snake(metric)
-    ranks = [synonyms.index(c) for c in _candidates(metric) if c in synonyms
-             # "users" alone or per period ("monthly users") are people using the product; "total
-             # users" or a user count are provisioned users, whose share of seats says nothing
-             and (c != "users" or name == "users" or name.startswith(_PERIODS))]
+    ranks = [
+        synonyms.index(c)
+        for c in _candidates(metric)
+        if c in synonyms
+        # "users" alone or per period ("monthly users") are people using the product; "total
+        # users" or a user count are provisioned users, whose share of seats says nothing
+        and (c != "users" or name == "users" or name.startswith(_PERIODS))
+    ]
     return min(ranks) if ranks else None
 
 
@@ -115,13 +183,23 @@ class MetricRoles:
 
     def summary(self) -> pd.DataFrame:
         """One row per role: the metric and how it was decided; then the plain signals."""
-        rows = [{"role": role, "metric": self.roles.get(role, "(none)"),
-                 "how": self.reasons.get(role, "no metric of the usage table is named like it")}
-                for role in ROLES]
+        rows = [
+            {
+                "role": role,
+                "metric": self.roles.get(role, "(none)"),
+                "how": self.reasons.get(role, "no metric of the usage table is named like it"),
+            }
+            for role in ROLES
+        ]
         others = [m for m in self.metrics if m not in self.roles.values()]
         if others:
-            rows.append({"role": "other signals", "metric": ", ".join(others),
-                         "how": "every other metric: its level and trend are features"})
+            rows.append(
+                {
+                    "role": "other signals",
+                    "metric": ", ".join(others),
+                    "how": "every other metric: its level and trend are features",
+                }
+            )
         return pd.DataFrame(rows)
 
     def sentence(self) -> str:
@@ -204,8 +282,9 @@ def read_settings(folder: str | Path) -> dict:
         raise ValueError(f"{SETTINGS_FILE}: not valid TOML ({exc})") from exc
 
 
-def detect_roles(metrics: Iterable[str], explicit: Mapping[str, str] | None = None,
-                 origin: str = "set explicitly") -> MetricRoles:
+def detect_roles(
+    metrics: Iterable[str], explicit: Mapping[str, str] | None = None, origin: str = "set explicitly"
+) -> MetricRoles:
     """Give each role a metric: the explicit setting, else the best-named metric.
 
     Parameters
@@ -249,8 +328,7 @@ def detect_roles(metrics: Iterable[str], explicit: Mapping[str, str] | None = No
     for role, (_, synonyms) in ROLES.items():
         if role in explicit:
             continue
-        ranked = sorted((r, m) for m in metrics if m not in taken
-                        and (r := _rank(m, synonyms)) is not None)
+        ranked = sorted((r, m) for m in metrics if m not in taken and (r := _rank(m, synonyms)) is not None)
         if not ranked:
             continue
         metric = ranked[0][1]
@@ -276,8 +354,9 @@ def usage_column(frame: pd.DataFrame, role: str) -> str | None:
     """
     roles = frame.attrs.get("metric_roles")
     if roles is None:
-        metrics = [c[len("usage_"):] for c in frame.columns
-                   if str(c).startswith("usage_") and not str(c).endswith("_trend")]
+        metrics = [
+            c[len("usage_") :] for c in frame.columns if str(c).startswith("usage_") and not str(c).endswith("_trend")
+        ]
         roles = detect_roles(metrics).roles
     metric = roles.get(role)
     column = f"usage_{snake(metric)}" if metric is not None else None

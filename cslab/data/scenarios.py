@@ -39,8 +39,17 @@ import pandas as pd
 
 from cslab.data.synth import BookParams, SyntheticBook, generate
 
-__all__ = ["Scenario", "SCENARIOS", "SCENARIO_ACCOUNTS", "SCENARIO_MONTHS", "generate_scenario",
-           "write_scenario", "realised_metrics", "early_churn_by_cohort", "in_band"]
+__all__ = [
+    "Scenario",
+    "SCENARIOS",
+    "SCENARIO_ACCOUNTS",
+    "SCENARIO_MONTHS",
+    "generate_scenario",
+    "write_scenario",
+    "realised_metrics",
+    "early_churn_by_cohort",
+    "in_band",
+]
 
 #: Default size of a scenario book: small enough for a laptop, large enough for every notebook.
 SCENARIO_ACCOUNTS = 800
@@ -64,58 +73,89 @@ class Scenario:
     accounts: int = SCENARIO_ACCOUNTS
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
-    Scenario(
-        "leaky-smb", "A leaky SMB book",
-        "Nine customers in ten are small businesses (no enterprise at all) on monthly contracts. They sign up "
-        "easily and leave easily: more than 3% of customers leave every month, so about a third are gone within "
-        "a year, and the few who grow cannot make up for it. Net revenue retention stays well below "
-        "90%: the book must replace a large part of its revenue every year just to stand still.",
-        BookParams(segment_share=(0.92, 0.08, 0.0), churn_base=(-3.2, -3.6, -4.1),
-                   annual_share=(0.05, 0.3, 0.8), expansion_base=(-5.5, -5.2, -4.9)),
-        bands={"logo_churn_monthly": (0.03, None), "nrr_12m": (None, 0.90)},
-        questions=("What would halving monthly churn do to annual churn?",
-                   "Is this a CS problem, a product problem or a targeting problem?")),
-    Scenario(
-        "expansion-led", "An expansion-led enterprise book",
-        "Mid-market and enterprise customers on annual contracts: fewer than 1% leave in a typical "
-        "month, and those who stay add seats, upgrade and buy add-ons. Net revenue retention is "
-        "about 115%: last year's customers pay more this year than they did then, so the book grows "
-        "even without new customers. Gross revenue retention stays below 100%, as it always does: "
-        "the growth is expansion, not the absence of churn.",
-        BookParams(segment_share=(0.3, 0.45, 0.25), churn_base=(-5.4, -5.6, -5.8),
-                   annual_share=(0.4, 0.8, 0.95), expansion_base=(-3.4, -3.2, -3.0),
-                   accounts_per_csm=10),
-        bands={"nrr_12m": (1.10, None), "logo_churn_monthly": (None, 0.01)},
-        questions=("GRR is below 100% here too: where does NRR above 100% come from?",
-                   "Which accounts would you give your best CSMs?"),
-        # so few churn that 800 accounts leave notebook 02 fewer than 30 churns to learn from
-        accounts=1600),
-    Scenario(
-        "under-invested-cs", "An under-invested CS team",
-        "The same kind of book as the demo, served by a thin customer-success team: CS costs about 5% "
-        "of recurring revenue (10-25% is typical in SaaS), few accounts have a named CSM, and "
-        "onboarding reaches fewer than a quarter of new customers. Churn is higher and net revenue "
-        "retention lower than a well-served book of the same customers would show.",
-        BookParams(csm_share=(0.05, 0.3, 0.6), accounts_per_csm=30,
-                   onboarding_rate=(0.05, 0.15, 0.3)),
-        bands={"cs_cost_share": (None, 0.07), "onboarding_share": (None, 0.25)},
-        questions=("What does CS cost per customer here, and what would 15% of revenue buy?",
-                   "Which programme would you fund first, and how would you know it worked?")),
-    Scenario(
-        "hidden-risk", "Hidden risk behind a healthy NRR",
-        "The headline looks fine: net revenue retention is above 100% because the older customers "
-        "expand. But every recent signup cohort churns faster than the one before in its first "
-        "months (a change of product, market or sales targeting), and those cohorts are not in the "
-        "NRR yet: it follows the customers of a year ago. The cohort triangle and the early churn of "
-        "the latest cohorts show what the headline hides.",
-        BookParams(segment_share=(0.4, 0.4, 0.2), churn_base=(-5.0, -5.2, -5.4),
-                   expansion_base=(-3.4, -3.1, -2.8), cohort_drift=0.25, drift_from=0.4,
-                   accounts_per_csm=12),
-        bands={"nrr_12m": (1.0, None), "early_churn_trend": (1.5, None)},
-        questions=("Which number on the audit's index page would have warned you?",
-                   "How long before this shows up in NRR?")),
-]}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario(
+            "leaky-smb",
+            "A leaky SMB book",
+            "Nine customers in ten are small businesses (no enterprise at all) on monthly contracts. They sign up "
+            "easily and leave easily: more than 3% of customers leave every month, so about a third are gone within "
+            "a year, and the few who grow cannot make up for it. Net revenue retention stays well below "
+            "90%: the book must replace a large part of its revenue every year just to stand still.",
+            BookParams(
+                segment_share=(0.92, 0.08, 0.0),
+                churn_base=(-3.2, -3.6, -4.1),
+                annual_share=(0.05, 0.3, 0.8),
+                expansion_base=(-5.5, -5.2, -4.9),
+            ),
+            bands={"logo_churn_monthly": (0.03, None), "nrr_12m": (None, 0.90)},
+            questions=(
+                "What would halving monthly churn do to annual churn?",
+                "Is this a CS problem, a product problem or a targeting problem?",
+            ),
+        ),
+        Scenario(
+            "expansion-led",
+            "An expansion-led enterprise book",
+            "Mid-market and enterprise customers on annual contracts: fewer than 1% leave in a typical "
+            "month, and those who stay add seats, upgrade and buy add-ons. Net revenue retention is "
+            "about 115%: last year's customers pay more this year than they did then, so the book grows "
+            "even without new customers. Gross revenue retention stays below 100%, as it always does: "
+            "the growth is expansion, not the absence of churn.",
+            BookParams(
+                segment_share=(0.3, 0.45, 0.25),
+                churn_base=(-5.4, -5.6, -5.8),
+                annual_share=(0.4, 0.8, 0.95),
+                expansion_base=(-3.4, -3.2, -3.0),
+                accounts_per_csm=10,
+            ),
+            bands={"nrr_12m": (1.10, None), "logo_churn_monthly": (None, 0.01)},
+            questions=(
+                "GRR is below 100% here too: where does NRR above 100% come from?",
+                "Which accounts would you give your best CSMs?",
+            ),
+            # so few churn that 800 accounts leave notebook 02 fewer than 30 churns to learn from
+            accounts=1600,
+        ),
+        Scenario(
+            "under-invested-cs",
+            "An under-invested CS team",
+            "The same kind of book as the demo, served by a thin customer-success team: CS costs about 5% "
+            "of recurring revenue (10-25% is typical in SaaS), few accounts have a named CSM, and "
+            "onboarding reaches fewer than a quarter of new customers. Churn is higher and net revenue "
+            "retention lower than a well-served book of the same customers would show.",
+            BookParams(csm_share=(0.05, 0.3, 0.6), accounts_per_csm=30, onboarding_rate=(0.05, 0.15, 0.3)),
+            bands={"cs_cost_share": (None, 0.07), "onboarding_share": (None, 0.25)},
+            questions=(
+                "What does CS cost per customer here, and what would 15% of revenue buy?",
+                "Which programme would you fund first, and how would you know it worked?",
+            ),
+        ),
+        Scenario(
+            "hidden-risk",
+            "Hidden risk behind a healthy NRR",
+            "The headline looks fine: net revenue retention is above 100% because the older customers "
+            "expand. But every recent signup cohort churns faster than the one before in its first "
+            "months (a change of product, market or sales targeting), and those cohorts are not in the "
+            "NRR yet: it follows the customers of a year ago. The cohort triangle and the early churn of "
+            "the latest cohorts show what the headline hides.",
+            BookParams(
+                segment_share=(0.4, 0.4, 0.2),
+                churn_base=(-5.0, -5.2, -5.4),
+                expansion_base=(-3.4, -3.1, -2.8),
+                cohort_drift=0.25,
+                drift_from=0.4,
+                accounts_per_csm=12,
+            ),
+            bands={"nrr_12m": (1.0, None), "early_churn_trend": (1.5, None)},
+            questions=(
+                "Which number on the audit's index page would have warned you?",
+                "How long before this shows up in NRR?",
+            ),
+        ),
+    ]
+}
 
 #: What each realised metric is, for truth.json and the README.
 METRIC_MEANINGS = {
@@ -167,13 +207,16 @@ def early_churn_by_cohort(panel: pd.DataFrame, age: int = 6, group: int = 6) -> 
     reached = table[age].notna()
     kept, sizes = table.loc[reached, age], sizes[reached]
     from_latest = (len(kept) - 1 - np.arange(len(kept))) // group  # 0 = the latest group
-    key = from_latest.max(initial=0) - from_latest                   # 0 = the earliest group
+    key = from_latest.max(initial=0) - from_latest  # 0 = the earliest group
     labels = kept.index.to_series()
-    out = pd.DataFrame({
-        "first_cohort": labels.groupby(key).first(), "last_cohort": labels.groupby(key).last(),
-        "customers": sizes.groupby(key).sum().astype(int),
-        "retained": kept.groupby(key).sum() / sizes.groupby(key).sum(),
-    }).reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "first_cohort": labels.groupby(key).first(),
+            "last_cohort": labels.groupby(key).last(),
+            "customers": sizes.groupby(key).sum().astype(int),
+            "retained": kept.groupby(key).sum() / sizes.groupby(key).sum(),
+        }
+    ).reset_index(drop=True)
     out["monthly_churn"] = 1 - out["retained"] ** (1 / age)
     return out
 
@@ -211,11 +254,14 @@ def realised_metrics(data, panel: pd.DataFrame) -> dict:
     kept_before = (before["retained"] * before["customers"]).sum() / before["customers"].sum() if len(before) else nan
     before = float(1 - kept_before ** (1 / 6)) if len(groups) > 1 else nan
     return {
-        "logo_churn_monthly": logo["monthly"], "logo_churn_annual": logo["annual"],
-        "nrr_12m": kept["nrr"], "grr_12m": kept["grr"],
+        "logo_churn_monthly": logo["monthly"],
+        "logo_churn_annual": logo["annual"],
+        "nrr_12m": kept["nrr"],
+        "grr_12m": kept["grr"],
         "cs_cost_share": cost / billed if billed else float("nan"),
         "onboarding_share": onboarding,
-        "early_churn_latest": latest, "early_churn_before": before,
+        "early_churn_latest": latest,
+        "early_churn_before": before,
         "early_churn_trend": latest / before if before > 0 else float("nan"),
     }
 
@@ -241,8 +287,9 @@ def _scenario(name: str) -> Scenario:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
 
 
-def generate_scenario(name: str, n_accounts: int | None = None, n_months: int = SCENARIO_MONTHS,
-                      seed: int = 42) -> SyntheticBook:
+def generate_scenario(
+    name: str, n_accounts: int | None = None, n_months: int = SCENARIO_MONTHS, seed: int = 42
+) -> SyntheticBook:
     """Generate a scenario's book (tables and planted truth; the realised metrics need the written
     tables, see :func:`write_scenario`). ``n_accounts``: default the scenario's own size (800;
     expansion-led 1,600).
@@ -256,7 +303,9 @@ def generate_scenario(name: str, n_accounts: int | None = None, n_months: int = 
     scenario = _scenario(name)
     book = generate(n_accounts or scenario.accounts, n_months, seed, params=scenario.params)
     book.truth["scenario"] = {
-        "name": scenario.name, "title": scenario.title, "story": scenario.story,
+        "name": scenario.name,
+        "title": scenario.title,
+        "story": scenario.story,
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(scenario.params).items()},
         "bands": {k: list(v) for k, v in scenario.bands.items()},
         "meanings": {k: METRIC_MEANINGS[k] for k in METRIC_MEANINGS},
@@ -265,8 +314,9 @@ def generate_scenario(name: str, n_accounts: int | None = None, n_months: int = 
     return book
 
 
-def write_scenario(name: str, out_dir: str | Path, n_accounts: int | None = None,
-                   n_months: int = SCENARIO_MONTHS, seed: int = 42) -> SyntheticBook:
+def write_scenario(
+    name: str, out_dir: str | Path, n_accounts: int | None = None, n_months: int = SCENARIO_MONTHS, seed: int = 42
+) -> SyntheticBook:
     """Generate a scenario's book, write it, measure it, and add what was measured to ``truth.json``.
 
     ``truth["scenario"]["realised"]`` holds :func:`realised_metrics` of the written book and
@@ -285,8 +335,9 @@ def write_scenario(name: str, out_dir: str | Path, n_accounts: int | None = None
     data = cslab.load(folder)
     realised = realised_metrics(data, cslab.panel(data))
     story = book.truth["scenario"]
-    story["realised"] = {k: (None if isinstance(v, float) and math.isnan(v) else round(float(v), 6))
-                         for k, v in realised.items()}
+    story["realised"] = {
+        k: (None if isinstance(v, float) and math.isnan(v) else round(float(v), 6)) for k, v in realised.items()
+    }
     story["in_band"] = {k: in_band(realised[k], tuple(v)) for k, v in SCENARIOS[name].bands.items()}
     (Path(folder) / "truth.json").write_text(json.dumps(book.truth, indent=2))
     return book

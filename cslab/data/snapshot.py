@@ -38,8 +38,9 @@ def parse_event(values: pd.Series) -> pd.Series:
     )
 
 
-def load_customers(path: str | Path, id_col: str | None = None, event_col: str = "churned",
-                   duration_col: str | None = None) -> CSData:
+def load_customers(
+    path: str | Path, id_col: str | None = None, event_col: str = "churned", duration_col: str | None = None
+) -> CSData:
     """Read a one-row-per-customer table (snapshot mode).
 
     Parameters
@@ -86,16 +87,14 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
     file = path.name
     for role, column in (("id", id_col), ("event", event_col), ("duration", duration_col)):
         if column is not None and column not in raw.columns:
-            report.add(file, f"the {role} column is missing (columns: {', '.join(raw.columns[:12])})",
-                       column=column)
+            report.add(file, f"the {role} column is missing (columns: {', '.join(raw.columns[:12])})", column=column)
     if not report.ok:
         raise DataValidationError(report)
 
     frame = raw.copy()
     if id_col is None:
         frame.insert(0, "account_id", [str(i) for i in range(1, len(frame) + 1)])
-        report.add(file, "has no id column: row numbers (1, 2, ...) are used as account ids",
-                   severity="fixed")
+        report.add(file, "has no id column: row numbers (1, 2, ...) are used as account ids", severity="fixed")
     else:
         ids = frame.pop(id_col).astype("string").str.strip()
         duplicated = ids.duplicated(keep=False) & ids.notna()
@@ -109,18 +108,16 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
     event = parse_event(frame.pop(event_col))
     bad = event.isna()
     if bad.any():
-        report.add(file, "not a churn flag (expected 0/1, true/false or yes/no)", column=event_col,
-                   rows=bad[bad].index)
+        report.add(file, "not a churn flag (expected 0/1, true/false or yes/no)", column=event_col, rows=bad[bad].index)
     frame.insert(1, "event", event)
     if duration_col is not None:
         duration = parse_numbers(frame.pop(duration_col), decimal_comma)
         bad = duration.isna() | (duration < 0)
         if bad.any():
-            report.add(file, "missing, non-numeric or negative duration", column=duration_col,
-                       rows=bad[bad].index)
+            report.add(file, "missing, non-numeric or negative duration", column=duration_col, rows=bad[bad].index)
         frame.insert(2, "duration", duration)
 
-    for column in frame.columns[(3 if duration_col else 2):]:
+    for column in frame.columns[(3 if duration_col else 2) :]:
         if pd.api.types.is_numeric_dtype(frame[column]):
             continue
         text = frame[column].astype("string").str.strip()
@@ -130,8 +127,13 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
             n_blank = int((~filled).sum())
             frame[column] = numbers
             if n_blank and not pd.api.types.is_numeric_dtype(raw[column]):
-                report.add(file, "numbers stored as text with blanks; read as numbers, blanks as "
-                           "missing", column=column, rows=(~filled)[~filled].index, severity="fixed")
+                report.add(
+                    file,
+                    "numbers stored as text with blanks; read as numbers, blanks as missing",
+                    column=column,
+                    rows=(~filled)[~filled].index,
+                    severity="fixed",
+                )
         else:
             # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
             frame[column] = text.astype(object).where(filled, np.nan)
@@ -139,5 +141,4 @@ def load_customers(path: str | Path, id_col: str | None = None, event_col: str =
         raise DataValidationError(report)
     frame["event"] = frame["event"].astype(int)
     frame = frame.reset_index(drop=True)  # the index held file lines for the report
-    return CSData(customers=frame, source=str(path), report=report,
-                  notes=[p.format() for p in report.warnings])
+    return CSData(customers=frame, source=str(path), report=report, notes=[p.format() for p in report.warnings])

@@ -55,9 +55,11 @@ class UsageTable:
         """SQL reading the file with every column as text."""
         path = str(self.path).replace("'", "''")
         if self.path.name.endswith(".parquet"):
-            return (f"(SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(date AS VARCHAR) AS date,"
-                    f" CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value"
-                    f" FROM read_parquet('{path}'))")
+            return (
+                f"(SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(date AS VARCHAR) AS date,"
+                f" CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value"
+                f" FROM read_parquet('{path}'))"
+            )
         delim = self.delimiter.replace("'", "''")
         return f"read_csv('{path}', delim='{delim}', header=true, all_varchar=true, quote='\"')"
 
@@ -91,9 +93,11 @@ class UsageTable:
         where = "date IS NOT NULL AND value IS NOT NULL"
         if as_of is not None:
             where += f" AND date <= TIMESTAMP '{pd.Timestamp(as_of):%Y-%m-%d %H:%M:%S}'"
-        sql = (f"SELECT account_id, date_trunc('month', date) AS month, metric, "
-               f"CAST({fn}({value}) AS DOUBLE) AS value "
-               f"FROM ({self.relation_sql()}) WHERE {where} GROUP BY ALL ORDER BY ALL")
+        sql = (
+            f"SELECT account_id, date_trunc('month', date) AS month, metric, "
+            f"CAST({fn}({value}) AS DOUBLE) AS value "
+            f"FROM ({self.relation_sql()}) WHERE {where} GROUP BY ALL ORDER BY ALL"
+        )
         with duckdb.connect() as con:
             out = con.sql(sql).df()
         out["month"] = pd.to_datetime(out["month"]).astype("datetime64[ns]")
@@ -211,8 +215,9 @@ class CSData:
         first = pd.concat(days)
         n, n_first = len(first), int(first.sum())
         if self.usage is not None:
-            counts = self.usage.query("SELECT count(*) AS n, count(*) FILTER (WHERE day(date) = 1) AS f "
-                                      "FROM usage WHERE date IS NOT NULL")
+            counts = self.usage.query(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE day(date) = 1) AS f FROM usage WHERE date IS NOT NULL"
+            )
             n, n_first = n + int(counts["n"].iloc[0]), n_first + int(counts["f"].iloc[0])
         return n > 0 and n_first >= 0.9 * n
 
@@ -222,7 +227,8 @@ class CSData:
         as_of = self._as_of_after(latest)
         if as_of >= latest:
             return None
-        return (f"the data's last date is {latest:%Y-%m-%d}, before the end of {latest:%B %Y}; that "
-                f"month is not complete, so the analysis date is the end of the month before, "
-                f"{as_of:%Y-%m-%d} (set --as-of to choose another)")
-
+        return (
+            f"the data's last date is {latest:%Y-%m-%d}, before the end of {latest:%B %Y}; that "
+            f"month is not complete, so the analysis date is the end of the month before, "
+            f"{as_of:%Y-%m-%d} (set --as-of to choose another)"
+        )

@@ -38,10 +38,12 @@ def _raw_with_types(usage: UsageTable) -> str:
     number = "replace(trim(value), ',', '.')" if usage.decimal_comma else "trim(value)"
     parsed = "TRY_CAST(replace(trim(date), '/', '-') AS TIMESTAMP)"
     other = OTHER_DATE_FORMAT.replace("'", "''")
-    return (f"SELECT row_number() OVER () - 1 AS row, *, {parsed} AS ts, "
-            f"TRY_CAST({number} AS DOUBLE) AS x, CASE WHEN {parsed} IS NULL "
-            f"THEN coalesce(regexp_matches(trim(date), '{other}'), false) ELSE false END AS other "
-            f"FROM {usage.raw_sql()}")
+    return (
+        f"SELECT row_number() OVER () - 1 AS row, *, {parsed} AS ts, "
+        f"TRY_CAST({number} AS DOUBLE) AS x, CASE WHEN {parsed} IS NULL "
+        f"THEN coalesce(regexp_matches(trim(date), '{other}'), false) ELSE false END AS other "
+        f"FROM {usage.raw_sql()}"
+    )
 
 
 def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.Series | None]:
@@ -76,8 +78,7 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.
         # One scan of the file for every check; examples with min_by(row, row, 5) so that a
         # file with millions of bad rows still costs no memory.
         selects = ", ".join(
-            f"count(*) FILTER (WHERE {cond}), min_by(row, row, 5) FILTER (WHERE {cond})"
-            for cond in checks.values()
+            f"count(*) FILTER (WHERE {cond}), min_by(row, row, 5) FILTER (WHERE {cond})" for cond in checks.values()
         )
         try:
             month = "strftime(date_trunc('month', ts), '%Y-%m')"
@@ -85,25 +86,35 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.
                 f"WITH raw AS ({_raw_with_types(usage)}) "
                 f"SELECT count(*), count(ts), arg_min(trim(date), row) FILTER (WHERE other), "
                 f"histogram({month}) FILTER (WHERE ts >= TIMESTAMP '{EARLIEST_DATE:%Y-%m-%d}' "
-                f"AND ts <= TIMESTAMP '{_today():%Y-%m-%d}'), {selects} FROM raw").fetchone()
+                f"AND ts <= TIMESTAMP '{_today():%Y-%m-%d}'), {selects} FROM raw"
+            ).fetchone()
             usage.n_rows, n_dates, example = result[0], result[1], result[2]
-            months = pd.Series({pd.Period(m, "M"): n for m, n in dict(result[3] or {}).items()},
-                               dtype=float)
+            months = pd.Series({pd.Period(m, "M"): n for m, n in dict(result[3] or {}).items()}, dtype=float)
             for i, (column, message) in enumerate(checks):
                 n, rows = result[4 + 2 * i], result[5 + 2 * i]
                 if not n:
                     continue
                 rows = _file_rows(usage, rows)
                 if message == "padded":
-                    report.add(file, "ids padded with spaces; spaces removed", column=column,
-                               rows=rows, n_rows=n, severity="fixed")
+                    report.add(
+                        file,
+                        "ids padded with spaces; spaces removed",
+                        column=column,
+                        rows=rows,
+                        n_rows=n,
+                        severity="fixed",
+                    )
                     continue
                 if message == DATE_FORMAT_MESSAGE:
                     message = date_format_message(example, n_dates > 0)
                 report.add(file, message, column=column, rows=rows, n_rows=n)
-            usage.metrics = tuple(r[0] for r in con.execute(
-                f"SELECT DISTINCT trim(metric) FROM {usage.raw_sql()} "
-                "WHERE coalesce(trim(metric), '') <> '' ORDER BY 1").fetchall())
+            usage.metrics = tuple(
+                r[0]
+                for r in con.execute(
+                    f"SELECT DISTINCT trim(metric) FROM {usage.raw_sql()} "
+                    "WHERE coalesce(trim(metric), '') <> '' ORDER BY 1"
+                ).fetchall()
+            )
         except duckdb.Error as exc:
             _unreadable_usage(usage, exc, report)
             return False, None
@@ -113,8 +124,9 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.
     return True, months
 
 
-def _late_usage(usage: UsageTable, months: pd.Series, latest: pd.Timestamp,
-                as_of: pd.Timestamp | None, report: ValidationReport) -> None:
+def _late_usage(
+    usage: UsageTable, months: pd.Series, latest: pd.Timestamp, as_of: pd.Timestamp | None, report: ValidationReport
+) -> None:
     """Usage dated after ``latest``; the file is scanned again only when the month counts say
     some rows may be."""
     if not (months.index >= latest.to_period("M")).any():
@@ -122,10 +134,10 @@ def _late_usage(usage: UsageTable, months: pd.Series, latest: pd.Timestamp,
     with duckdb.connect() as con:
         n, rows = con.execute(
             f"WITH raw AS ({_raw_with_types(usage)}) SELECT count(*), min_by(row, row, 5) "
-            f"FROM raw WHERE ts > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'").fetchone()
+            f"FROM raw WHERE ts > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'"
+        ).fetchone()
     if n:
-        report.add(usage.path.name, late_message(latest, as_of), column="date",
-                   rows=_file_rows(usage, rows), n_rows=n)
+        report.add(usage.path.name, late_message(latest, as_of), column="date", rows=_file_rows(usage, rows), n_rows=n)
 
 
 @functools.lru_cache(maxsize=4)
@@ -189,15 +201,21 @@ def _usage_layout(usage: UsageTable, report: ValidationReport) -> bool:
                         found[kind].append(start - 2)
     except csv.Error as exc:
         unclosed = "end of data" in str(exc) or "field larger" in str(exc)
-        report.add(file, "quote never closed (the rest of the file reads as one cell)" if unclosed
-                   else f"malformed quoting ({shown(exc, 60)})", rows=[line - 2])
+        report.add(
+            file,
+            "quote never closed (the rest of the file reads as one cell)"
+            if unclosed
+            else f"malformed quoting ({shown(exc, 60)})",
+            rows=[line - 2],
+        )
         return True
     except (OSError, EOFError, UnicodeDecodeError):
         return False
-    messages = {"wide": f"more cells than the header's {width} (a separator inside an unquoted "
-                        "value?)",
-                "short": f"fewer cells than the header's {width}",
-                "spaces": "lines holding only spaces; remove them"}
+    messages = {
+        "wide": f"more cells than the header's {width} (a separator inside an unquoted value?)",
+        "short": f"fewer cells than the header's {width}",
+        "spaces": "lines holding only spaces; remove them",
+    }
     for kind, message in messages.items():
         if counts[kind]:
             report.add(file, message, rows=found[kind], n_rows=counts[kind])
@@ -225,4 +243,3 @@ def _duckdb_problem(file: str, exc: Exception, report: ValidationReport) -> None
         report.add(file, f"rows with another number of cells than the header{at}")
     else:
         report.add(file, f"cannot be read ({shown(text.splitlines()[0], 120)})")
-

@@ -68,8 +68,15 @@ class ValidationReport:
     source: str
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, file: str, message: str, column: str | None = None, rows: Iterable | None = None,
-            severity: Severity = "error", n_rows: int | None = None) -> None:
+    def add(
+        self,
+        file: str,
+        message: str,
+        column: str | None = None,
+        rows: Iterable | None = None,
+        severity: Severity = "error",
+        n_rows: int | None = None,
+    ) -> None:
         """Record a problem; ``rows`` are 0-based data-row positions, turned into file lines."""
         lines: tuple[int, ...] = ()
         if rows is not None:
@@ -101,5 +108,6 @@ class ValidationReport:
 
     def to_frame(self) -> pd.DataFrame:
         """The problems as a table (one row each), for notebooks."""
-        return pd.DataFrame([p.__dict__ for p in self.problems],
-                            columns=["file", "column", "message", "n_rows", "lines", "severity"])
+        return pd.DataFrame(
+            [p.__dict__ for p in self.problems], columns=["file", "column", "message", "n_rows", "lines", "severity"]
+        )

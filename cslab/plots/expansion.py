@@ -15,8 +15,7 @@ from cslab.plots.theme import MOVEMENT_COLORS, _ax, _money_axis
 __all__ = ["plot_nrr_components", "plot_utilisation", "plot_adoption", "plot_pipeline_by_band"]
 
 
-def plot_nrr_components(parts: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                        **kwargs: Any) -> Axes:
+def plot_nrr_components(parts: pd.DataFrame, ax: Axes | None = None, title: str | None = None, **kwargs: Any) -> Axes:
     """NRR at each month as 100% plus stacked gains (above 0) and losses (below 0), NRR − 100% as a line.
 
     Parameters
@@ -28,13 +27,17 @@ def plot_nrr_components(parts: pd.DataFrame, ax: Axes | None = None, title: str 
     x = parts["month"]
     width = 20  # days: one bar a month
     up = np.zeros(len(parts))
-    for column, color, label in (("expansion_rate", MOVEMENT_COLORS["expansion"], "expansion"),
-                                 ("reactivation_rate", MOVEMENT_COLORS["reactivation"], "reactivation")):
+    for column, color, label in (
+        ("expansion_rate", MOVEMENT_COLORS["expansion"], "expansion"),
+        ("reactivation_rate", MOVEMENT_COLORS["reactivation"], "reactivation"),
+    ):
         ax.bar(x, parts[column], width, bottom=up, color=color, label=label, **kwargs)
         up += parts[column].to_numpy()
     down = np.zeros(len(parts))
-    for column, color, label in (("contraction_rate", MOVEMENT_COLORS["contraction"], "contraction"),
-                                 ("churn_rate", MOVEMENT_COLORS["churn"], "churn")):
+    for column, color, label in (
+        ("contraction_rate", MOVEMENT_COLORS["contraction"], "contraction"),
+        ("churn_rate", MOVEMENT_COLORS["churn"], "churn"),
+    ):
         ax.bar(x, -parts[column], width, bottom=-down, color=color, label=label, **kwargs)
         down += parts[column].to_numpy()
     ax.plot(x, parts["nrr"] - 1, color="#222222", marker="o", markersize=3, label="NRR − 100%")
@@ -46,8 +49,14 @@ def plot_nrr_components(parts: pd.DataFrame, ax: Axes | None = None, title: str 
     return ax
 
 
-def plot_utilisation(accounts: pd.DataFrame, ax: Axes | None = None, by: str | None = "segment",
-                     threshold: float = 0.9, title: str | None = None, **kwargs: Any) -> Axes:
+def plot_utilisation(
+    accounts: pd.DataFrame,
+    ax: Axes | None = None,
+    by: str | None = "segment",
+    threshold: float = 0.9,
+    title: str | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Distribution of seat utilisation (active users / seats), per group, with the capacity line.
 
     Parameters
@@ -61,8 +70,14 @@ def plot_utilisation(accounts: pd.DataFrame, ax: Axes | None = None, by: str | N
     bins = np.linspace(0, top, 31)
     groups = frame.groupby(by) if by and by in frame else [("all accounts", frame)]
     for name, group in groups:
-        ax.hist(group["seat_utilisation"].clip(upper=top), bins=bins, histtype="step", linewidth=1.8,
-                label=f"{name} ({len(group):,})", **kwargs)
+        ax.hist(
+            group["seat_utilisation"].clip(upper=top),
+            bins=bins,
+            histtype="step",
+            linewidth=1.8,
+            label=f"{name} ({len(group):,})",
+            **kwargs,
+        )
     ax.axvline(threshold, color="#d62828", linestyle="--", linewidth=1, label=f"capacity ({threshold:.0%})")
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.set_xlabel("seat utilisation (active users / seats)")
@@ -72,12 +87,12 @@ def plot_utilisation(accounts: pd.DataFrame, ax: Axes | None = None, by: str | N
     return ax
 
 
-def plot_adoption(adoption: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                  **kwargs: Any) -> Axes:
+def plot_adoption(adoption: pd.DataFrame, ax: Axes | None = None, title: str | None = None, **kwargs: Any) -> Axes:
     """Heatmap of product adoption: groups as rows, products as columns, share of accounts in cells."""
     ax = _ax(ax, (1.1 * adoption.shape[1] + 3, 0.5 * adoption.shape[0] + 1.5))
-    sns.heatmap(adoption, annot=True, fmt=".0%", cmap="Greens", vmin=0, vmax=1, cbar=False, ax=ax,
-                linewidths=0.5, **kwargs)
+    sns.heatmap(
+        adoption, annot=True, fmt=".0%", cmap="Greens", vmin=0, vmax=1, cbar=False, ax=ax, linewidths=0.5, **kwargs
+    )
     ax.set_xlabel("")
     ax.set_ylabel("")
     ax.tick_params(axis="x", rotation=0)
@@ -85,8 +100,9 @@ def plot_adoption(adoption: pd.DataFrame, ax: Axes | None = None, title: str | N
     return ax
 
 
-def plot_pipeline_by_band(pipeline: pd.DataFrame, ax: Axes | None = None, currency: str = "",
-                          title: str | None = None, **kwargs: Any) -> Axes:
+def plot_pipeline_by_band(
+    pipeline: pd.DataFrame, ax: Axes | None = None, currency: str = "", title: str | None = None, **kwargs: Any
+) -> Axes:
     """Expected expansion ARR by health band (horizontal bars), with the number of accounts.
 
     Parameters

@@ -15,9 +15,15 @@ from cslab.plots.theme import MOVEMENT_COLORS, _ax
 __all__ = ["plot_survival", "plot_sbg_projection", "plot_lifetime_value"]
 
 
-def plot_survival(fitters: Mapping[str, Any], ax: Axes | None = None, ci: bool = True,
-                  marks: tuple[int, ...] = (12, 24), title: str | None = None,
-                  xlabel: str = "months since first payment", **kwargs: Any) -> Axes:
+def plot_survival(
+    fitters: Mapping[str, Any],
+    ax: Axes | None = None,
+    ci: bool = True,
+    marks: tuple[int, ...] = (12, 24),
+    title: str | None = None,
+    xlabel: str = "months since first payment",
+    **kwargs: Any,
+) -> Axes:
     """Kaplan–Meier survival curves with confidence bands, one per group.
 
     Parameters
@@ -43,9 +49,14 @@ def plot_survival(fitters: Mapping[str, Any], ax: Axes | None = None, ci: bool =
     return ax
 
 
-def plot_sbg_projection(projection: pd.DataFrame, ax: Axes | None = None,
-                        title: str | None = None, fit_periods: int | None = None,
-                        period_label: str = "periods since signup", **kwargs: Any) -> Axes:
+def plot_sbg_projection(
+    projection: pd.DataFrame,
+    ax: Axes | None = None,
+    title: str | None = None,
+    fit_periods: int | None = None,
+    period_label: str = "periods since signup",
+    **kwargs: Any,
+) -> Axes:
     """Actual survival against the shifted-beta-geometric fit and its projection, per cohort.
 
     Parameters
@@ -60,8 +71,9 @@ def plot_sbg_projection(projection: pd.DataFrame, ax: Axes | None = None,
     palette = sns.color_palette("colorblind", projection["cohort"].nunique())
     for color, (cohort, group) in zip(palette, projection.groupby("cohort", sort=True)):
         ax.plot(group["period"], group["fitted"], color=color, linestyle="--", linewidth=1.3, **kwargs)
-        ax.plot(group["period"], group["actual"], color=color, marker="o", markersize=3.5,
-                linewidth=1.2, label=str(cohort))
+        ax.plot(
+            group["period"], group["actual"], color=color, marker="o", markersize=3.5, linewidth=1.2, label=str(cohort)
+        )
     if fit_periods is not None:
         ax.axvspan(fit_periods, projection["period"].max(), color="#eeeeee", zorder=0)
         ax.text(fit_periods + 0.2, 0.04, "held-out / projected", fontsize=9, color="#555555")
@@ -74,9 +86,15 @@ def plot_sbg_projection(projection: pd.DataFrame, ax: Axes | None = None,
     return ax
 
 
-def plot_lifetime_value(values: pd.DataFrame, x: str = "cohort", y: str = "clv",
-                        ax: Axes | None = None, currency: str = "", title: str | None = None,
-                        **kwargs: Any) -> Axes:
+def plot_lifetime_value(
+    values: pd.DataFrame,
+    x: str = "cohort",
+    y: str = "clv",
+    ax: Axes | None = None,
+    currency: str = "",
+    title: str | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Customer lifetime value per cohort (or segment) as bars."""
     ax = _ax(ax, (9, 4))
     sns.barplot(data=values, x=x, y=y, ax=ax, color=MOVEMENT_COLORS["end"], **kwargs)

@@ -15,12 +15,19 @@ from matplotlib.axes import Axes
 from cslab.features import label_of
 from cslab.plots.theme import MOVEMENT_COLORS, _ax
 
-__all__ = ["plot_churn_by_decile", "plot_calibration", "plot_importance", "plot_shap_beeswarm", "plot_dependence",
-           "plot_health_bands"]
+__all__ = [
+    "plot_churn_by_decile",
+    "plot_calibration",
+    "plot_importance",
+    "plot_shap_beeswarm",
+    "plot_dependence",
+    "plot_health_bands",
+]
 
 
-def plot_churn_by_decile(table: pd.DataFrame, ax: Axes | None = None, base_rate: float | None = None,
-                         title: str | None = None, **kwargs: Any) -> Axes:
+def plot_churn_by_decile(
+    table: pd.DataFrame, ax: Axes | None = None, base_rate: float | None = None, title: str | None = None, **kwargs: Any
+) -> Axes:
     """Churn rate by decile of one feature, each bar labelled with its count (metric cohorts).
 
     Parameters
@@ -45,8 +52,13 @@ def plot_churn_by_decile(table: pd.DataFrame, ax: Axes | None = None, base_rate:
     return ax
 
 
-def plot_calibration(curves: Mapping[str, pd.DataFrame], ax: Axes | None = None,
-                     title: str | None = None, event: str = "churn", **kwargs: Any) -> Axes:
+def plot_calibration(
+    curves: Mapping[str, pd.DataFrame],
+    ax: Axes | None = None,
+    title: str | None = None,
+    event: str = "churn",
+    **kwargs: Any,
+) -> Axes:
     """Calibration curves (observed vs predicted rate of the ``event`` per bin), one per model."""
     ax = _ax(ax, (5, 4.5))
     top = 0.0
@@ -63,22 +75,33 @@ def plot_calibration(curves: Mapping[str, pd.DataFrame], ax: Axes | None = None,
     return ax
 
 
-def plot_importance(importance: pd.Series, ax: Axes | None = None, top: int = 15,
-                    title: str | None = None, xlabel: str = "mean |SHAP value| (log-odds)",
-                    **kwargs: Any) -> Axes:
+def plot_importance(
+    importance: pd.Series,
+    ax: Axes | None = None,
+    top: int = 15,
+    title: str | None = None,
+    xlabel: str = "mean |SHAP value| (log-odds)",
+    **kwargs: Any,
+) -> Axes:
     """Horizontal bars of feature importance, most important on top."""
     shown = importance.head(top)[::-1]
     ax = _ax(ax, (8, 0.35 * len(shown) + 1.2))
-    ax.barh([label_of(str(i)) for i in shown.index], shown.to_numpy(),
-            color=MOVEMENT_COLORS["end"], **kwargs)
+    ax.barh([label_of(str(i)) for i in shown.index], shown.to_numpy(), color=MOVEMENT_COLORS["end"], **kwargs)
     ax.set_xlabel(xlabel)
     ax.set_title(title or "What drives churn (SHAP)")
     return ax
 
 
-def plot_shap_beeswarm(shap_values: pd.DataFrame, rows: pd.DataFrame, ax: Axes | None = None,
-                       top: int = 12, title: str | None = None, seed: int = 0, event: str = "churn risk",
-                       **kwargs: Any) -> Axes:
+def plot_shap_beeswarm(
+    shap_values: pd.DataFrame,
+    rows: pd.DataFrame,
+    ax: Axes | None = None,
+    top: int = 12,
+    title: str | None = None,
+    seed: int = 0,
+    event: str = "churn risk",
+    **kwargs: Any,
+) -> Axes:
     """One dot per account and feature: its SHAP value, coloured by the feature's value (low to high).
 
     Categorical features are drawn in grey (their levels have no order).
@@ -108,12 +131,25 @@ def plot_shap_beeswarm(shap_values: pd.DataFrame, rows: pd.DataFrame, ax: Axes |
     return ax
 
 
-def plot_dependence(shap_values: pd.DataFrame, rows: pd.DataFrame, feature: str,
-                    ax: Axes | None = None, title: str | None = None, **kwargs: Any) -> Axes:
+def plot_dependence(
+    shap_values: pd.DataFrame,
+    rows: pd.DataFrame,
+    feature: str,
+    ax: Axes | None = None,
+    title: str | None = None,
+    **kwargs: Any,
+) -> Axes:
     """SHAP value of one feature against its value: the shape of its effect."""
     ax = _ax(ax, (5, 3.5))
-    ax.scatter(rows.loc[shap_values.index, feature], shap_values[feature], s=8, alpha=0.5,
-               color=MOVEMENT_COLORS["end"], linewidths=0, **kwargs)
+    ax.scatter(
+        rows.loc[shap_values.index, feature],
+        shap_values[feature],
+        s=8,
+        alpha=0.5,
+        color=MOVEMENT_COLORS["end"],
+        linewidths=0,
+        **kwargs,
+    )
     ax.axhline(0, color="#444444", linewidth=0.8)
     ax.set_xlabel(label_of(feature))
     ax.set_ylabel("SHAP value")
@@ -121,8 +157,7 @@ def plot_dependence(shap_values: pd.DataFrame, rows: pd.DataFrame, feature: str,
     return ax
 
 
-def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                      **kwargs: Any) -> Axes:
+def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str | None = None, **kwargs: Any) -> Axes:
     """Share of accounts and of ARR in each health band."""
     ax = _ax(ax, (7, 3))
     colors = {"red": "#d62828", "yellow": "#f4a261", "green": "#2a9d8f"}
@@ -134,14 +169,23 @@ def plot_health_bands(summary: pd.DataFrame, ax: Axes | None = None, title: str 
             width = float(summary.loc[band, column])
             ax.barh(row, width, left=left, color=colors[band], **kwargs)
             if width > 0.1:  # narrower bars: the table below gives the number
-                ax.text(left + width / 2, row, f"{band} {width:.0%}", ha="center", va="center",
-                        fontsize=9, color="white" if band != "yellow" else "#222222")
+                ax.text(
+                    left + width / 2,
+                    row,
+                    f"{band} {width:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if band != "yellow" else "#222222",
+                )
             left += width
-    ax.set_yticks(range(len(columns)), ["accounts", "ARR"][:len(columns)])
+    ax.set_yticks(range(len(columns)), ["accounts", "ARR"][: len(columns)])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.set_xlim(0, 1)
-    ax.set_title(title or ("Health bands: share of accounts and of ARR" if len(columns) > 1
-                           else "Health bands: share of accounts"))
+    ax.set_title(
+        title
+        or ("Health bands: share of accounts and of ARR" if len(columns) > 1 else "Health bands: share of accounts")
+    )
     return ax
 
 

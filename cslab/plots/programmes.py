@@ -13,12 +13,18 @@ from matplotlib.axes import Axes
 from cslab.features import label_of
 from cslab.plots.theme import _ax, _money_axis
 
-__all__ = ["plot_propensity_overlap", "plot_balance", "plot_hazard_ratios",
-           "plot_adjusted_survival", "plot_programme_value"]
+__all__ = [
+    "plot_propensity_overlap",
+    "plot_balance",
+    "plot_hazard_ratios",
+    "plot_adjusted_survival",
+    "plot_programme_value",
+]
 
 
-def plot_propensity_overlap(decisions: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                            **kwargs: Any) -> Axes:
+def plot_propensity_overlap(
+    decisions: pd.DataFrame, ax: Axes | None = None, title: str | None = None, **kwargs: Any
+) -> Axes:
     """Distributions of the propensity score of the months a programme started and of the others.
 
     Parameters
@@ -38,8 +44,14 @@ def plot_propensity_overlap(decisions: pd.DataFrame, ax: Axes | None = None, tit
     return ax
 
 
-def plot_balance(balance: pd.DataFrame, ax: Axes | None = None, threshold: float = 0.1,
-                 top: int = 15, title: str | None = None, **kwargs: Any) -> Axes:
+def plot_balance(
+    balance: pd.DataFrame,
+    ax: Axes | None = None,
+    threshold: float = 0.1,
+    top: int = 15,
+    title: str | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Love plot: absolute standardised mean differences before and after weighting.
 
     Parameters
@@ -55,11 +67,12 @@ def plot_balance(balance: pd.DataFrame, ax: Axes | None = None, threshold: float
     ax.scatter(shown["before"], y, color="#e76f51", label="before weighting", zorder=3, **kwargs)
     ax.scatter(shown["after"], y, color="#2a9d8f", label="after weighting", zorder=3, **kwargs)
     ax.axvline(threshold, color="#555555", linestyle="--", linewidth=0.9)
+
     def name_of(column: str) -> str:
         if "=" in column:
             return f"{label_of(column.split('=')[0])}: {column.split('=', 1)[1]}"
         if column.endswith("_missing"):
-            return f"{label_of(column[:-len('_missing')])} missing"
+            return f"{label_of(column[: -len('_missing')])} missing"
         return {"has_csm": "has a CSM"}.get(column, label_of(column))
 
     ax.set_yticks(y, [name_of(name) for name in shown.index], fontsize=9)
@@ -69,8 +82,13 @@ def plot_balance(balance: pd.DataFrame, ax: Axes | None = None, threshold: float
     return ax
 
 
-def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                       label: str = "adjusted (95% interval)", **kwargs: Any) -> Axes:
+def plot_hazard_ratios(
+    effects: pd.DataFrame,
+    ax: Axes | None = None,
+    title: str | None = None,
+    label: str = "adjusted (95% interval)",
+    **kwargs: Any,
+) -> Axes:
     """Forest plot: adjusted hazard ratio of each programme with its 95% interval, naive beside it.
 
     ``label`` names the adjusted estimate in the legend (e.g. "total effect (95% bootstrap interval)").
@@ -83,8 +101,16 @@ def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str
     """
     ax = _ax(ax, (7, 0.55 * len(effects) + 1.4))
     y = np.arange(len(effects))[::-1]
-    ax.errorbar(effects["hr"], y, xerr=[effects["hr"] - effects["hr_low"], effects["hr_high"] - effects["hr"]],
-                fmt="o", color="#264653", capsize=3, label=label, **kwargs)
+    ax.errorbar(
+        effects["hr"],
+        y,
+        xerr=[effects["hr"] - effects["hr_low"], effects["hr_high"] - effects["hr"]],
+        fmt="o",
+        color="#264653",
+        capsize=3,
+        label=label,
+        **kwargs,
+    )
     ax.scatter(effects["naive_hr"], y, marker="x", color="#e76f51", label="naive (biased)", zorder=3)
     ax.axvline(1.0, color="#555555", linewidth=0.9)
     ax.set_xscale("log")
@@ -102,8 +128,9 @@ def plot_hazard_ratios(effects: pd.DataFrame, ax: Axes | None = None, title: str
     return ax
 
 
-def plot_adjusted_survival(curves: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
-                           **kwargs: Any) -> Axes:
+def plot_adjusted_survival(
+    curves: pd.DataFrame, ax: Axes | None = None, title: str | None = None, **kwargs: Any
+) -> Axes:
     """Model-standardised survival by tenure, one line per column (e.g. treated / not treated)."""
     ax = _ax(ax, (6, 3.5))
     for column, color in zip(curves.columns, ("#2a9d8f", "#8d99ae", "#e76f51")):
@@ -116,8 +143,9 @@ def plot_adjusted_survival(curves: pd.DataFrame, ax: Axes | None = None, title: 
     return ax
 
 
-def plot_programme_value(result, ax: Axes | None = None, currency: str = "", title: str | None = None,
-                         **kwargs: Any) -> Axes:
+def plot_programme_value(
+    result, ax: Axes | None = None, currency: str = "", title: str | None = None, **kwargs: Any
+) -> Axes:
     """Value of one window's programme work beside its cost, with 95% intervals (horizontal bars).
 
     The first bar is the total (all programmes' deliveries removed at once), then each programme

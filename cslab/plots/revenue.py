@@ -15,8 +15,9 @@ from cslab.plots.theme import MOVEMENT_COLORS, _ax, _money_axis
 __all__ = ["plot_mrr_bridge", "plot_mrr_movements", "plot_retention_over_time", "plot_cohort_heatmap"]
 
 
-def plot_mrr_bridge(bridge: pd.DataFrame, ax: Axes | None = None, currency: str = "",
-                    title: str | None = None, **kwargs: Any) -> Axes:
+def plot_mrr_bridge(
+    bridge: pd.DataFrame, ax: Axes | None = None, currency: str = "", title: str | None = None, **kwargs: Any
+) -> Axes:
     """Waterfall from start MRR through each movement to end MRR.
 
     Parameters
@@ -53,8 +54,9 @@ def plot_mrr_bridge(bridge: pd.DataFrame, ax: Axes | None = None, currency: str 
     return ax
 
 
-def plot_mrr_movements(movements: pd.DataFrame, ax: Axes | None = None, currency: str = "",
-                       title: str | None = None, **kwargs: Any) -> Axes:
+def plot_mrr_movements(
+    movements: pd.DataFrame, ax: Axes | None = None, currency: str = "", title: str | None = None, **kwargs: Any
+) -> Axes:
     """Monthly MRR movements as diverging bars (gains up, losses down) with net new MRR.
 
     Parameters
@@ -77,17 +79,21 @@ def plot_mrr_movements(movements: pd.DataFrame, ax: Axes | None = None, currency
     ax.plot(x, net, color="#222222", marker="o", markersize=3, linewidth=1.2, label="net new MRR")
     ax.axhline(0, color="#444444", linewidth=0.8)
     step = max(1, len(frame) // 12)
-    ax.set_xticks(x[::step], [pd.Timestamp(m).strftime("%Y-%m") for m in frame.index[::step]],
-                  rotation=45, ha="right")
+    ax.set_xticks(x[::step], [pd.Timestamp(m).strftime("%Y-%m") for m in frame.index[::step]], rotation=45, ha="right")
     _money_axis(ax.yaxis, currency)
     ax.set_title(title or "MRR movements by month")
     ax.legend(ncol=3, loc="upper left", fontsize=9)
     return ax
 
 
-def plot_retention_over_time(retention: pd.DataFrame, ax: Axes | None = None,
-                             columns: tuple[str, ...] = ("nrr", "grr"), hue: str | None = None,
-                             title: str | None = None, **kwargs: Any) -> Axes:
+def plot_retention_over_time(
+    retention: pd.DataFrame,
+    ax: Axes | None = None,
+    columns: tuple[str, ...] = ("nrr", "grr"),
+    hue: str | None = None,
+    title: str | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Trailing-12-month NRR and GRR at each month, with the 100% line.
 
     Parameters
@@ -103,8 +109,14 @@ def plot_retention_over_time(retention: pd.DataFrame, ax: Axes | None = None,
         sns.lineplot(data=long, x="month", y="value", hue=hue, style="metric", ax=ax, **kwargs)
     else:
         for column in columns:
-            ax.plot(retention["month"], retention[column], marker="o", markersize=3,
-                    label=labels.get(column, column), **kwargs)
+            ax.plot(
+                retention["month"],
+                retention[column],
+                marker="o",
+                markersize=3,
+                label=labels.get(column, column),
+                **kwargs,
+            )
         ax.legend()
     ax.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--")
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
@@ -114,9 +126,14 @@ def plot_retention_over_time(retention: pd.DataFrame, ax: Axes | None = None,
     return ax
 
 
-def plot_cohort_heatmap(table: pd.DataFrame, ax: Axes | None = None, values: str = "pct",
-                        title: str | None = None, annotate: bool | None = None,
-                        **kwargs: Any) -> Axes:
+def plot_cohort_heatmap(
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    values: str = "pct",
+    title: str | None = None,
+    annotate: bool | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Cohort triangle as a heat map; cells not yet reached stay blank.
 
     Parameters
@@ -131,14 +148,27 @@ def plot_cohort_heatmap(table: pd.DataFrame, ax: Axes | None = None, values: str
     annotate = (n_cols <= 16 and n_rows <= 24) if annotate is None else annotate
     data = table.astype(float)
     if values == "pct":
-        options = dict(cmap="RdYlGn", vmin=0.4 if np.nanmin(data.to_numpy()) >= 0.4 else 0.0,
-                       vmax=max(1.0, float(np.nanmax(data.to_numpy()))), fmt=".0%")
+        options = dict(
+            cmap="RdYlGn",
+            vmin=0.4 if np.nanmin(data.to_numpy()) >= 0.4 else 0.0,
+            vmax=max(1.0, float(np.nanmax(data.to_numpy()))),
+            fmt=".0%",
+        )
     else:
         options = dict(cmap="Blues", fmt=",.0f")
     options.update(kwargs)
     fmt = options.pop("fmt")
-    sns.heatmap(data, ax=ax, annot=annotate, fmt=fmt, linewidths=0.4, linecolor="white",
-                annot_kws={"fontsize": 7.5}, cbar_kws={"shrink": 0.7}, **options)
+    sns.heatmap(
+        data,
+        ax=ax,
+        annot=annotate,
+        fmt=fmt,
+        linewidths=0.4,
+        linecolor="white",
+        annot_kws={"fontsize": 7.5},
+        cbar_kws={"shrink": 0.7},
+        **options,
+    )
     if values == "pct":
         ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.set_xlabel(f"{table.columns.name or 'periods since signup'}")

@@ -27,9 +27,23 @@ import pandas as pd
 from cslab.workshop.answers import EXERCISES, digest, expected_value, normalise
 from cslab.workshop.hand import HAND_AS_OF, HAND_MRR, hand_lines, write_hand_book
 
-__all__ = ["CheckResult", "check", "CHECK_MIMETYPE", "EXERCISES", "say", "churn_over", "monthly_for",
-           "mixture_retention", "conditional_retention", "HAND_AS_OF", "HAND_MRR", "hand_lines",
-           "write_hand_book", "build_bundle", "export_figures"]
+__all__ = [
+    "CheckResult",
+    "check",
+    "CHECK_MIMETYPE",
+    "EXERCISES",
+    "say",
+    "churn_over",
+    "monthly_for",
+    "mixture_retention",
+    "conditional_retention",
+    "HAND_AS_OF",
+    "HAND_MRR",
+    "hand_lines",
+    "write_hand_book",
+    "build_bundle",
+    "export_figures",
+]
 
 #: MIME type of a check's output in an executed notebook (read back by the tests).
 CHECK_MIMETYPE = "application/vnd.cslab.workshop-check+json"
@@ -52,10 +66,11 @@ class CheckResult:
         colour = "#2a9d8f" if self.correct else ("#8d99ae" if not self.answered else "#e76f51")
         return {
             "text/plain": self.message,
-            "text/html": (f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:4px 0">'
-                          f"{html.escape(self.message)}</div>"),
-            CHECK_MIMETYPE: {"exercise": self.exercise_id, "correct": self.correct,
-                             "answered": self.answered},
+            "text/html": (
+                f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:4px 0">'
+                f"{html.escape(self.message)}</div>"
+            ),
+            CHECK_MIMETYPE: {"exercise": self.exercise_id, "correct": self.correct, "answered": self.answered},
         }
 
     def _ipython_display_(self) -> None:
@@ -97,9 +112,10 @@ def _how_far(answer: float, expected: float, unit: str) -> str:
     """How far off, in bands coarse enough not to give the answer away."""
     direction = "too high" if answer > expected else "too low"
     if unit == "share":
-        gap, bands = abs(answer - expected) * 100, ((1, "less than 1 percentage point"),
-                                                    (5, "1 to 5 percentage points"),
-                                                    (15, "5 to 15 percentage points"))
+        gap, bands = (
+            abs(answer - expected) * 100,
+            ((1, "less than 1 percentage point"), (5, "1 to 5 percentage points"), (15, "5 to 15 percentage points")),
+        )
         widest = "more than 15 percentage points"
     else:
         gap = abs(answer - expected) / abs(expected) * 100 if expected else float("inf")
@@ -140,13 +156,18 @@ def check(exercise_id: str, answer, **context) -> CheckResult:
     if exercise is None:
         raise KeyError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}")
     if answer is None or (isinstance(answer, str) and not answer.strip()):
-        result = CheckResult(exercise_id, False, f"{exercise_id}: no answer yet. Replace None with your "
-                             "answer and run the cell again.", answered=False)
+        result = CheckResult(
+            exercise_id,
+            False,
+            f"{exercise_id}: no answer yet. Replace None with your answer and run the cell again.",
+            answered=False,
+        )
     elif exercise.kind == "choice":
         known = [normalise(o) for o in exercise.options]
         if normalise(answer) not in known:
-            result = CheckResult(exercise_id, False, f"{exercise_id}: answer with one of "
-                                 f"{', '.join(exercise.options)} (got {answer!r}).")
+            result = CheckResult(
+                exercise_id, False, f"{exercise_id}: answer with one of {', '.join(exercise.options)} (got {answer!r})."
+            )
         elif digest(exercise_id, answer) == exercise.token:
             result = CheckResult(exercise_id, True, f"{exercise_id}: correct.")
         else:
@@ -154,8 +175,7 @@ def check(exercise_id: str, answer, **context) -> CheckResult:
     else:
         value = _number(answer)
         if value is None or not np.isfinite(value):
-            result = CheckResult(exercise_id, False, f"{exercise_id}: the answer should be a number "
-                                 f"(got {answer!r}).")
+            result = CheckResult(exercise_id, False, f"{exercise_id}: the answer should be a number (got {answer!r}).")
         else:
             expected = float(expected_value(exercise, **context))
             note = ""
@@ -164,8 +184,11 @@ def check(exercise_id: str, answer, **context) -> CheckResult:
             if abs(value - expected) <= exercise.tolerance:
                 result = CheckResult(exercise_id, True, f"{exercise_id}: correct{note}.")
             else:
-                result = CheckResult(exercise_id, False, f"{exercise_id}: not yet{note}: "
-                                     f"{_how_far(value, expected, exercise.unit)}. Hint: {exercise.hint}")
+                result = CheckResult(
+                    exercise_id,
+                    False,
+                    f"{exercise_id}: not yet{note}: {_how_far(value, expected, exercise.unit)}. Hint: {exercise.hint}",
+                )
     result.show()
     return result
 
@@ -201,8 +224,9 @@ def churn_over(monthly, months: int = 12):
     >>> churn_over(np.array([0.01, 0.08])).round(3).tolist()
     [0.114, 0.632]
     """
-    return 1 - (1 - np.asarray(monthly, dtype=float)) ** months if np.ndim(monthly) else \
-        float(1 - (1 - monthly) ** months)
+    return (
+        1 - (1 - np.asarray(monthly, dtype=float)) ** months if np.ndim(monthly) else float(1 - (1 - monthly) ** months)
+    )
 
 
 def monthly_for(lost: float, months: int = 12) -> float:

@@ -29,16 +29,23 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 
 from cslab import config
 
-__all__ = ["PRIMER", "STUDENT_TAGS_REMOVED", "BundleResult", "student_copy", "set_parameters",
-           "build_bundle", "export_handout"]
+__all__ = [
+    "PRIMER",
+    "STUDENT_TAGS_REMOVED",
+    "BundleResult",
+    "student_copy",
+    "set_parameters",
+    "build_bundle",
+    "export_handout",
+]
 
 PRIMER = "00_metrics_primer"
 #: Cells with these tags are removed from the student copy.
@@ -100,13 +107,14 @@ def set_parameters(notebook: nbformat.NotebookNode, values: dict) -> nbformat.No
         if not hits:
             raise KeyError(f"the notebook declares no parameter {name!r}")
         for i in hits:
-            lines[i] = pattern.sub(lambda m: m.group(1) + json.dumps(value) + (m.group(3) or ""), lines[i])
+            lines[i] = pattern.sub(lambda m, value=value: m.group(1) + json.dumps(value) + (m.group(3) or ""), lines[i])
     cell.source = "\n".join(lines)
     return notebook
 
 
-_REMOTE = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>|<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>",
-                     re.IGNORECASE)
+_REMOTE = re.compile(
+    r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>|<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", re.IGNORECASE
+)
 
 
 def export_handout(notebook: nbformat.NotebookNode, path: Path, title: str) -> Path:
@@ -124,20 +132,27 @@ def export_handout(notebook: nbformat.NotebookNode, path: Path, title: str) -> P
 def _execute(source: Path, target: Path, kernel: str) -> nbformat.NotebookNode:
     import papermill as pm
 
-    pm.execute_notebook(str(source), str(target), kernel_name=kernel, progress_bar=False,
-                        cwd=str(source.parent), log_output=False)
+    pm.execute_notebook(
+        str(source), str(target), kernel_name=kernel, progress_bar=False, cwd=str(source.parent), log_output=False
+    )
     return nbformat.read(str(target), as_version=4)
 
 
 def _readme(result: BundleResult, wheels: bool) -> str:
-    install = ("python -m pip install --no-index --find-links wheels cslab   # once, offline, from this folder"
-               if wheels else "python -m pip install cslab   # once, before the session (see Set-up)")
+    install = (
+        "python -m pip install --no-index --find-links wheels cslab   # once, offline, from this folder"
+        if wheels
+        else "python -m pip install cslab   # once, before the session (see Set-up)"
+    )
     rows = "\n".join(
-        f"| `data/{name}/` | {info['title']} | {info['story']} |" for name, info in result.scenarios.items())
+        f"| `data/{name}/` | {info['title']} | {info['story']} |" for name, info in result.scenarios.items()
+    )
     realised = "\n".join(
         f"| `{name}` | {r['logo_churn_monthly']:.1%} | {r['nrr_12m']:.1%} | {r['grr_12m']:.1%} | "
         f"{r['cs_cost_share']:.1%} | {r['onboarding_share']:.0%} | {r['early_churn_trend']:.2f} |"
-        for name, info in result.scenarios.items() for r in [info["realised"]])
+        for name, info in result.scenarios.items()
+        for r in [info["realised"]]
+    )
     return f"""# cslab workshop: customer-success metrics
 
 Everything for a three-hour session on laptops, without the internet.
@@ -188,16 +203,28 @@ The full audit of a scenario (about two minutes on a laptop, offline):
 
 Students need Python 3.11 or newer with cslab installed. Nothing in the session needs the internet:
 the data, notebooks and handouts are all in this folder.
-{"The `wheels/` folder holds cslab and every package it needs, so the first command installs offline." if wheels else
- "To install offline in the room, build the bundle with `cslab workshop --out DIR --wheelhouse WHEELS`, where WHEELS is a folder prepared once with the internet (`python -m pip wheel /path/to/cslab -w WHEELS`); it is copied to `wheels/` and the first command becomes `python -m pip install --no-index --find-links wheels cslab`."}
+{
+        "The `wheels/` folder holds cslab and every package it needs, so the first command installs offline."
+        if wheels
+        else "To install offline in the room, build the bundle with `cslab workshop --out DIR --wheelhouse WHEELS`, where WHEELS is a folder prepared once with the internet (`python -m pip wheel /path/to/cslab -w WHEELS`); it is copied to `wheels/` and the first command becomes `python -m pip install --no-index --find-links wheels cslab`."
+    }
 """
 
 
-def build_bundle(out: str | Path, scenarios: list[str] | None = None, *, n_accounts: int | None = None,
-                 n_months: int | None = None, seed: int = 42, demo_accounts: int = config.DEMO_ACCOUNTS,
-                 demo_months: int = config.DEMO_MONTHS, execute: bool = True,
-                 wheelhouse: str | Path | None = None, force: bool = False,
-                 echo: Callable[[str], None] = lambda _: None) -> BundleResult:
+def build_bundle(
+    out: str | Path,
+    scenarios: list[str] | None = None,
+    *,
+    n_accounts: int | None = None,
+    n_months: int | None = None,
+    seed: int = 42,
+    demo_accounts: int = config.DEMO_ACCOUNTS,
+    demo_months: int = config.DEMO_MONTHS,
+    execute: bool = True,
+    wheelhouse: str | Path | None = None,
+    force: bool = False,
+    echo: Callable[[str], None] = lambda _: None,
+) -> BundleResult:
     """Build the classroom bundle into ``out`` (see the module's docstring for its layout).
 
     Parameters
@@ -260,8 +287,9 @@ def build_bundle(out: str | Path, scenarios: list[str] | None = None, *, n_accou
         panels = {}
         for name in names:
             echo(f"generating scenario {name}")
-            book = sc.write_scenario(name, data / name, n_accounts=n_accounts,
-                                     n_months=n_months or sc.SCENARIO_MONTHS, seed=seed)
+            book = sc.write_scenario(
+                name, data / name, n_accounts=n_accounts, n_months=n_months or sc.SCENARIO_MONTHS, seed=seed
+            )
             result.scenarios[name] = book.truth["scenario"]
             if name == "hidden-risk":
                 panels[name] = cslab.panel(cslab.load(data / name))
@@ -278,18 +306,24 @@ def build_bundle(out: str | Path, scenarios: list[str] | None = None, *, n_accou
             warnings.simplefilter("ignore")
             hand = cslab.panel(cslab.load(data / "hand_book"), as_of=HAND_AS_OF)
             demo = cslab.panel(cslab.load(data / "demo"))
-        result.figures = export_figures(partial / "figures", hand, demo,
-                                        {n: i["realised"] for n, i in result.scenarios.items()},
-                                        panels.get("hidden-risk"))
+        result.figures = export_figures(
+            partial / "figures",
+            hand,
+            demo,
+            {n: i["realised"] for n, i in result.scenarios.items()},
+            panels.get("hidden-risk"),
+        )
         if execute:
             (partial / "handouts").mkdir()
             with current_kernel() as kernel, tempfile.TemporaryDirectory() as tmp:
                 for who in ("student", "teacher"):
                     echo(f"running the {who} primer for its handout")
                     executed = _execute(partial / who / f"{PRIMER}.ipynb", Path(tmp) / f"{who}.ipynb", kernel)
-                    result.handouts.append(export_handout(
-                        executed, partial / "handouts" / f"{PRIMER}_{who}.html",
-                        f"Metrics primer ({who})"))
+                    result.handouts.append(
+                        export_handout(
+                            executed, partial / "handouts" / f"{PRIMER}_{who}.html", f"Metrics primer ({who})"
+                        )
+                    )
         if wheelhouse is not None:
             shutil.copytree(wheelhouse, partial / "wheels")
         (partial / "README.md").write_text(_readme(result, wheelhouse is not None), encoding="utf-8")

@@ -26,26 +26,41 @@ __all__ = ["HAND_MRR", "HAND_ACCOUNTS", "HAND_CS_COST", "HAND_AS_OF", "hand_line
 _MONTHS = pd.date_range("2025-01-01", periods=6, freq="MS")
 #: MRR of each account in each month (0: not paying). The story of each row is in the primer.
 HAND_MRR = pd.DataFrame(
-    [[100, 100, 100, 100, 100, 100],   # A: flat
-     [200, 200, 300, 300, 300, 300],   # B: expands in March
-     [150, 150, 150, 0, 0, 0],         # C: last paid month March, churns in April
-     [300, 300, 200, 200, 200, 200],   # D: contracts in March
-     [100, 100, 0, 0, 100, 100],       # E: churns in March, comes back in May (reactivation)
-     [50, 50, 50, 50, 50, 0],          # F: small, churns in June
-     [0, 100, 100, 100, 150, 150],     # G: new in February, expands in May
-     [0, 0, 200, 200, 0, 0],           # H: new in March, churns in May
-     [0, 0, 0, 120, 120, 120],         # I: new in April
-     [400, 400, 400, 400, 500, 500]],  # J: the largest, expands in May
+    [
+        [100, 100, 100, 100, 100, 100],  # A: flat
+        [200, 200, 300, 300, 300, 300],  # B: expands in March
+        [150, 150, 150, 0, 0, 0],  # C: last paid month March, churns in April
+        [300, 300, 200, 200, 200, 200],  # D: contracts in March
+        [100, 100, 0, 0, 100, 100],  # E: churns in March, comes back in May (reactivation)
+        [50, 50, 50, 50, 50, 0],  # F: small, churns in June
+        [0, 100, 100, 100, 150, 150],  # G: new in February, expands in May
+        [0, 0, 200, 200, 0, 0],  # H: new in March, churns in May
+        [0, 0, 0, 120, 120, 120],  # I: new in April
+        [400, 400, 400, 400, 500, 500],
+    ],  # J: the largest, expands in May
     index=pd.Index(list("ABCDEFGHIJ"), name="account_id"),
-    columns=pd.Index([f"{m:%Y-%m}" for m in _MONTHS], name="month"))
+    columns=pd.Index([f"{m:%Y-%m}" for m in _MONTHS], name="month"),
+)
 
 #: Names and segments of the ten accounts.
-HAND_ACCOUNTS = pd.DataFrame({
-    "account_id": list("ABCDEFGHIJ"),
-    "name": ["Alder Bakery", "Birch Books", "Cedar Cafe", "Dune Dental", "Elm Electric",
-             "Fern Florist", "Gale Gym", "Hazel Hotel", "Iris Insurance", "Juniper Joinery"],
-    "segment": ["SMB", "SMB", "SMB", "Mid-Market", "SMB", "SMB", "SMB", "Mid-Market", "SMB", "Mid-Market"],
-})
+HAND_ACCOUNTS = pd.DataFrame(
+    {
+        "account_id": list("ABCDEFGHIJ"),
+        "name": [
+            "Alder Bakery",
+            "Birch Books",
+            "Cedar Cafe",
+            "Dune Dental",
+            "Elm Electric",
+            "Fern Florist",
+            "Gale Gym",
+            "Hazel Hotel",
+            "Iris Insurance",
+            "Juniper Joinery",
+        ],
+        "segment": ["SMB", "SMB", "SMB", "Mid-Market", "SMB", "SMB", "SMB", "Mid-Market", "SMB", "Mid-Market"],
+    }
+)
 #: What customer success cost in each month of the hand book.
 HAND_CS_COST = 200.0
 #: The analysis date of the hand book: the end of its sixth month.
@@ -79,8 +94,9 @@ def hand_lines() -> pd.DataFrame:
             while j < last and values[j + 1] == values[k]:
                 j += 1
             end = "" if j == last else f"{_MONTHS[j] + pd.offsets.MonthEnd(0):%Y-%m-%d}"
-            rows.append({"account_id": account, "start_date": f"{_MONTHS[k]:%Y-%m-%d}",
-                         "end_date": end, "mrr": values[k]})
+            rows.append(
+                {"account_id": account, "start_date": f"{_MONTHS[k]:%Y-%m-%d}", "end_date": end, "mrr": values[k]}
+            )
             k = j + 1
     return pd.DataFrame(rows)
 
@@ -112,5 +128,6 @@ def write_hand_book(folder: str | Path | None = None) -> Path:
     accounts = HAND_ACCOUNTS.assign(signup_date=HAND_ACCOUNTS["account_id"].map(first) + "-01")
     accounts.to_csv(out / "accounts.csv", index=False)
     pd.DataFrame({"month": [f"{m:%Y-%m-%d}" for m in _MONTHS], "cost": HAND_CS_COST}).to_csv(
-        out / "cs_costs.csv", index=False)
+        out / "cs_costs.csv", index=False
+    )
     return out

@@ -22,9 +22,18 @@ import pandas as pd
 __all__ = ["SLIDE_RC", "export_figures"]
 
 #: Large type for a projector: 16:9 figures read from the back of a room.
-SLIDE_RC = {"figure.figsize": (13.33, 7.5), "font.size": 20, "axes.titlesize": 28,
-            "axes.titleweight": "bold", "axes.labelsize": 22, "xtick.labelsize": 19,
-            "ytick.labelsize": 19, "legend.fontsize": 19, "lines.linewidth": 4, "savefig.dpi": 100}
+SLIDE_RC = {
+    "figure.figsize": (13.33, 7.5),
+    "font.size": 20,
+    "axes.titlesize": 28,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 22,
+    "xtick.labelsize": 19,
+    "ytick.labelsize": 19,
+    "legend.fontsize": 19,
+    "lines.linewidth": 4,
+    "savefig.dpi": 100,
+}
 
 
 def _pct_axis(ax, axis: str = "y") -> None:
@@ -48,11 +57,14 @@ def _compounding(folder: Path) -> Path:
     months = np.arange(13)
     for rate, colour in ((0.01, "#2a9d8f"), (0.03, "#f4a261"), (0.08, "#e76f51")):
         kept = [1 - churn_over(rate, int(m)) for m in months]
-        ax.plot(months, kept, color=colour,
-                label=f"{rate:.0%} a month: {churn_over(rate, 12):.0%} gone in a year")
+        ax.plot(months, kept, color=colour, label=f"{rate:.0%} a month: {churn_over(rate, 12):.0%} gone in a year")
     _pct_axis(ax)
-    ax.set(xlabel="months since the start of the year", ylabel="customers still here", ylim=(0, 1.02),
-           title="8% a month loses 63% of customers in a year")
+    ax.set(
+        xlabel="months since the start of the year",
+        ylabel="customers still here",
+        ylim=(0, 1.02),
+        title="8% a month loses 63% of customers in a year",
+    )
     ax.legend(loc="lower left")
     return _save(fig, folder, "01_monthly_to_annual_churn")
 
@@ -69,8 +81,10 @@ def _bridge(folder: Path, hand: pd.DataFrame) -> Path:
     gained = steps[["new", "expansion", "reactivation"]].sum()
     lost = -steps[["contraction", "churn"]].sum()
     verb = "grew" if steps["end"] >= steps["start"] else "fell"
-    ax.set_title(f"MRR {verb} from {steps['start']:,.0f} to {steps['end']:,.0f}: "
-                 f"{gained:,.0f} gained, {lost:,.0f} lost", fontsize=26)
+    ax.set_title(
+        f"MRR {verb} from {steps['start']:,.0f} to {steps['end']:,.0f}: {gained:,.0f} gained, {lost:,.0f} lost",
+        fontsize=26,
+    )
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     for label in ax.texts:
         label.set_fontsize(18)
@@ -89,8 +103,11 @@ def _grr_nrr(folder: Path, scenarios: dict[str, dict]) -> Path:
     ax.axhline(1.0, color="black", linewidth=2, linestyle="--")
     ax.set_xticks(x, [n.replace("-", " ") for n in names])
     _pct_axis(ax)
-    ax.set(ylim=(0, max(nrr + [1.0]) * 1.2), ylabel="kept from last year's customers",
-           title="NRR above 100% needs expansion; GRR never passes it")
+    ax.set(
+        ylim=(0, max(nrr + [1.0]) * 1.2),
+        ylabel="kept from last year's customers",
+        title="NRR above 100% needs expansion; GRR never passes it",
+    )
     ax.legend(loc="upper left")
     return _save(fig, folder, "03_grr_vs_nrr_by_scenario")
 
@@ -116,8 +133,11 @@ def _survival(folder: Path, demo: pd.DataFrame) -> Path:
     ax.axhline(0.5, color="#e76f51", linestyle="--", linewidth=2)
     _pct_axis(ax)
     at12 = float(fitter.survival_function_at_times([12]).iloc[0])
-    title = (f"Half of the customers are gone after {median:.0f} months" if median is not None else
-             f"{at12:.0%} of customers are still here after a year; the median is not reached yet")
+    title = (
+        f"Half of the customers are gone after {median:.0f} months"
+        if median is not None
+        else f"{at12:.0%} of customers are still here after a year; the median is not reached yet"
+    )
     ax.set(xlabel="months since first payment", ylabel="customers still paying", ylim=(0, 1.02), title=title)
     return _save(fig, folder, "05_survival_curve")
 
@@ -131,8 +151,12 @@ def _heterogeneity(folder: Path) -> Path:
     ax.axhline(0.80, color="#e76f51", linestyle=":", label="risky half: always 80%")
     ax.axhline(0.98, color="#2a9d8f", linestyle=":", label="loyal half: always 98%")
     _pct_axis(ax)
-    ax.set(xlabel="customer age (months)", ylabel="monthly retention", ylim=(0.70, 1.0),
-           title="Retention rises with age because the risky leave first")
+    ax.set(
+        xlabel="customer age (months)",
+        ylabel="monthly retention",
+        ylim=(0.70, 1.0),
+        title="Retention rises with age because the risky leave first",
+    )
     ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.4))
     return _save(fig, folder, "06_retention_rises_with_age")
 
@@ -147,8 +171,11 @@ def _health(folder: Path) -> Path:
     for band, rows in bands.groupby("band"):
         ax.scatter(rows["health_score"], p[rows.index], s=120, color=colours[band], label=band)
     _pct_axis(ax)
-    ax.set(xlabel="health score (0-100)", ylabel="chance of churning in the next 3 months",
-           title="A health score is a churn probability, not a feeling")
+    ax.set(
+        xlabel="health score (0-100)",
+        ylabel="chance of churning in the next 3 months",
+        title="A health score is a churn probability, not a feeling",
+    )
     ax.invert_xaxis()
     ax.legend(loc="upper right")
     return _save(fig, folder, "07_health_score_is_a_probability")
@@ -159,12 +186,14 @@ def _cs_cost(folder: Path, scenarios: dict[str, dict]) -> Path:
     share = [scenarios[n]["cs_cost_share"] for n in names]
     fig, ax = plt.subplots()
     ax.axhspan(0.10, 0.25, color="#a7c957", alpha=0.3, label="typical in SaaS: 10-25%")
-    ax.bar([n.replace("-", " ") for n in names], share,
-           color=["#e76f51" if s < 0.10 else "#457b9d" for s in share])
+    ax.bar([n.replace("-", " ") for n in names], share, color=["#e76f51" if s < 0.10 else "#457b9d" for s in share])
     _pct_axis(ax)
     low = min(range(len(names)), key=lambda i: share[i])
-    ax.set(ylabel="CS cost / recurring revenue", ylim=(0, max(share + [0.25]) * 1.2),
-           title=f"The thinnest CS team costs {share[low]:.0%} of revenue; 10-25% is typical")
+    ax.set(
+        ylabel="CS cost / recurring revenue",
+        ylim=(0, max(share + [0.25]) * 1.2),
+        title=f"The thinnest CS team costs {share[low]:.0%} of revenue; 10-25% is typical",
+    )
     ax.legend(loc="upper right")
     return _save(fig, folder, "08_cs_cost_share_by_scenario")
 
@@ -179,15 +208,22 @@ def _hidden(folder: Path, panel: pd.DataFrame) -> Path:
     from matplotlib.ticker import PercentFormatter
 
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-    ax.set(xlabel="signup cohorts", ylabel="monthly churn, first 6 months",
-           title="Newer customers leave faster; NRR cannot see it yet")
+    ax.set(
+        xlabel="signup cohorts",
+        ylabel="monthly churn, first 6 months",
+        title="Newer customers leave faster; NRR cannot see it yet",
+    )
     ax.tick_params(axis="x", labelsize=15)
     return _save(fig, folder, "09_hidden_risk_early_churn")
 
 
-def export_figures(folder: str | Path, hand: pd.DataFrame, demo: pd.DataFrame,
-                   scenarios: dict[str, dict] | None = None,
-                   hidden_risk: pd.DataFrame | None = None) -> list[Path]:
+def export_figures(
+    folder: str | Path,
+    hand: pd.DataFrame,
+    demo: pd.DataFrame,
+    scenarios: dict[str, dict] | None = None,
+    hidden_risk: pd.DataFrame | None = None,
+) -> list[Path]:
     """Write the slide figures as PNG into ``folder``; return their paths.
 
     Parameters
@@ -217,8 +253,14 @@ def export_figures(folder: str | Path, hand: pd.DataFrame, demo: pd.DataFrame,
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)
         plots.set_theme(rc=SLIDE_RC)
-        paths += [_compounding(out), _bridge(out, hand), _cohorts(out, demo), _survival(out, demo),
-                  _heterogeneity(out), _health(out)]
+        paths += [
+            _compounding(out),
+            _bridge(out, hand),
+            _cohorts(out, demo),
+            _survival(out, demo),
+            _heterogeneity(out),
+            _health(out),
+        ]
         if scenarios:
             paths += [_grr_nrr(out, scenarios), _cs_cost(out, scenarios)]
         if hidden_risk is not None:

@@ -84,15 +84,35 @@ from cslab.data.synth.state import NATURAL, Noise, Policy, SimState, population 
 from cslab.data.synth.steps import _programme_log_hr, simulate  # noqa: F401
 from cslab.data.synth.truth import _programme_totals, _roi_pairs, _roi_truth, _truth  # noqa: F401
 
-__all__ = ["SyntheticBook", "BookParams", "generate", "write_synthetic", "PROGRAMME_HR", "PROGRAMME_DIRECT_HR",
-           "PROGRAMME_EXPOSURE", "EXPOSURE_MONTHS", "PROGRAMME_ENGAGEMENT_BOOST", "OUTCOME_ACHIEVED_HR",
-           "Policy", "Noise", "SimState", "population", "simulate"]
+__all__ = [
+    "SyntheticBook",
+    "BookParams",
+    "generate",
+    "write_synthetic",
+    "PROGRAMME_HR",
+    "PROGRAMME_DIRECT_HR",
+    "PROGRAMME_EXPOSURE",
+    "EXPOSURE_MONTHS",
+    "PROGRAMME_ENGAGEMENT_BOOST",
+    "OUTCOME_ACHIEVED_HR",
+    "Policy",
+    "Noise",
+    "SimState",
+    "population",
+    "simulate",
+]
 
 
 # ---- the book -----------------------------------------------------------------------------------
 
-def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
-             start: str = "2023-01-01", params: BookParams | None = None) -> SyntheticBook:
+
+def generate(
+    n_accounts: int = 3000,
+    n_months: int = 36,
+    seed: int = 42,
+    start: str = "2023-01-01",
+    params: BookParams | None = None,
+) -> SyntheticBook:
     """Simulate a B2B SaaS book month by month.
 
     Parameters
@@ -143,16 +163,17 @@ def generate(n_accounts: int = 3000, n_months: int = 36, seed: int = 42,
     book_costs = tables["cs_costs"]
     truth["roi_cost_book"] = float(book_costs["cost"].iloc[w0:T].sum())
     truth["realised"] = {
-        "accounts": int(n), "subscription_lines": int(len(tables["subscriptions"])),
+        "accounts": int(n),
+        "subscription_lines": int(len(tables["subscriptions"])),
         "usage_rows": int(len(tables["usage"])),
         "monthly_churn_probability_mean": float(truth_panel["p_churn"].mean()),
     }
     return SyntheticBook(tables, truth, truth_panel)
 
 
-
-def write_synthetic(out_dir: str | Path, n_accounts: int = 3000, n_months: int = 36,
-                    seed: int = 42, params: BookParams | None = None) -> Path:
+def write_synthetic(
+    out_dir: str | Path, n_accounts: int = 3000, n_months: int = 36, seed: int = 42, params: BookParams | None = None
+) -> Path:
     """Generate a book and write it (tables, ``truth.json``, ``truth_panel.csv``) to ``out_dir``.
 
     Examples

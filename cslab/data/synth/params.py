@@ -16,26 +16,29 @@ PLANS = np.array(["Starter", "Growth", "Enterprise"])
 SEAT_PRICE = np.array([20.0, 35.0, 55.0])
 ADDONS = np.array(["Analytics", "Automation", "Integrations"])
 ADDON_PRICE = np.array([[150.0, 400.0, 1200.0], [100.0, 300.0, 900.0], [80.0, 250.0, 700.0]])
-INDUSTRIES = np.array(["Software", "Financial services", "Healthcare", "Retail", "Manufacturing",
-                       "Education", "Media"])
+INDUSTRIES = np.array(["Software", "Financial services", "Healthcare", "Retail", "Manufacturing", "Education", "Media"])
 REGIONS = np.array(["North America", "EMEA", "APAC", "LATAM"])
 ACTIVITIES = ("onboarding", "qbr", "training", "health_check", "escalation")
 
 # Planted effects. Churn: per unit of each feature on the cloglog scale (exp = hazard ratio).
 CHURN_EFFECTS = {
-    "seat_utilisation": -3.2,        # share of seats used last month (0..1)
-    "usage_logins_trend": -1.6,      # last 3 months / 3 before - 1
-    "tickets_90d": 0.22,             # tickets opened in the last 3 months
-    "csat_90d": -0.45,               # mean CSAT (1..5) of recent tickets, centred at 4
+    "seat_utilisation": -3.2,  # share of seats used last month (0..1)
+    "usage_logins_trend": -1.6,  # last 3 months / 3 before - 1
+    "tickets_90d": 0.22,  # tickets opened in the last 3 months
+    "csat_90d": -0.45,  # mean CSAT (1..5) of recent tickets, centred at 4
     "tenure_months": -0.015,
 }
 # Direct effect of each programme on the churn hazard (the formula's hazard ratios). The total
 # effects, which add what flows through engagement, are measured by simulation (truth.json).
-PROGRAMME_DIRECT_HR = {"onboarding": 0.80, "qbr": 0.80, "training": 0.95, "health_check": 0.65,
-                       "escalation": 1.00}
+PROGRAMME_DIRECT_HR = {"onboarding": 0.80, "qbr": 0.80, "training": 0.95, "health_check": 0.65, "escalation": 1.00}
 PROGRAMME_HR = PROGRAMME_DIRECT_HR  # kept for old imports: the direct effects
-PROGRAMME_EXPOSURE = {"onboarding": "one_time", "training": "one_time", "qbr": "recurring",
-                      "health_check": "recurring", "escalation": "recurring"}
+PROGRAMME_EXPOSURE = {
+    "onboarding": "one_time",
+    "training": "one_time",
+    "qbr": "recurring",
+    "health_check": "recurring",
+    "escalation": "recurring",
+}
 EXPOSURE_MONTHS = 3  # a recurring programme acts on the churn of the 3 months after a delivery
 PROGRAMME_ENGAGEMENT_BOOST = {"onboarding": 0.35, "training": 0.30}
 BOOST_MONTHS = 3  # the boost is added in equal parts in the 3 months after the delivery month
@@ -44,7 +47,7 @@ OUTCOME_ACHIEVED_HR = 0.60
 EXPANSION_EFFECTS = {
     "seat_utilisation": 4.0,
     "usage_active_users_trend": 2.0,
-    "usage_features_used": 0.08,     # features used (0..20), centred at 10
+    "usage_features_used": 0.08,  # features used (0..20), centred at 10
     "tenure_months": -0.02,
 }
 EXPANSION_BASE = np.array([-4.3, -4.0, -3.7])
@@ -52,16 +55,15 @@ EXPANSION_BASE = np.array([-4.3, -4.0, -3.7])
 # CS cost model (cs_costs.cost) and activity effort (hours ~ Gamma(2, scale)).
 CSM_MONTHLY_COST = 8500.0
 HOURLY_COST = 30.0
-ACTIVITY_HOURS_SCALE = {"onboarding": 4.0, "qbr": 1.5, "training": 2.0, "health_check": 1.0,
-                        "escalation": 3.0}
+ACTIVITY_HOURS_SCALE = {"onboarding": 4.0, "qbr": 1.5, "training": 2.0, "health_check": 1.0, "escalation": 3.0}
 
 # How the truth is simulated.
-REFERENCE_ACCOUNTS = 20_000   # population of the forced on/off worlds behind truth["programme_hr"]
-REFERENCE_SEED = 20_240_601   # a constant: the totals are a property of the model, not of a book
+REFERENCE_ACCOUNTS = 20_000  # population of the forced on/off worlds behind truth["programme_hr"]
+REFERENCE_SEED = 20_240_601  # a constant: the totals are a property of the model, not of a book
 ROI_GROSS_MARGIN = 0.80
-ROI_VALUE_HORIZON = 12        # months of value after an account's first delivery in the window
-ROI_COST_WINDOW = 12          # the last 12 calendar months of the book
-ROI_PAIRS = 8                 # common-random-number pairs of worlds averaged for the ROI truth
+ROI_VALUE_HORIZON = 12  # months of value after an account's first delivery in the window
+ROI_COST_WINDOW = 12  # the last 12 calendar months of the book
+ROI_PAIRS = 8  # common-random-number pairs of worlds averaged for the ROI truth
 TENURE_BANDS = np.array([3, 6, 12, 24])  # tenure bands 0-2, 3-5, 6-11, 12-23, 24+ months
 
 _P = {name: p for p, name in enumerate(ACTIVITIES)}

@@ -50,7 +50,7 @@ _CHURN, _EXPAND, _CONTRACT, _KIND, _SEAT_ADD, _ADDON, _SEAT_CUT, _REACTIVATE = r
 _ENGAGEMENT, _USAGE, _TICKETS, _RATED, _SCORE = range(20, 25)
 _OUTCOME = 30  # + outcome number (0..2)
 _DECIDE, _HOURS = 40, 60  # + programme index
-_SECOND = 1 << 12         # the second uniform of a Box-Muller pair
+_SECOND = 1 << 12  # the second uniform of a Box-Muller pair
 
 
 class Noise:
@@ -96,18 +96,21 @@ class Noise:
         twin._account = np.concatenate([z._account for z in noises])
         return twin
 
-    def uniform(self, purpose: int, m: int, idx: np.ndarray | slice | None = None,
-                slot: np.ndarray | None = None) -> np.ndarray:
+    def uniform(
+        self, purpose: int, m: int, idx: np.ndarray | slice | None = None, slot: np.ndarray | None = None
+    ) -> np.ndarray:
         """Uniforms in (0, 1) for accounts ``idx`` (all when None), one per account (and slot)."""
         x = (self._account if idx is None else self._account[idx]) ^ np.uint64(
-            _mix64((int(purpose) << 24) + int(m) + 1))
+            _mix64((int(purpose) << 24) + int(m) + 1)
+        )
         if slot is not None:
             x += np.asarray(slot).astype(np.uint64) * _USLOT
         _mix(x)
-        return ((x >> _U11).astype(np.float64) + 0.5) * (2.0 ** -53)
+        return ((x >> _U11).astype(np.float64) + 0.5) * (2.0**-53)
 
-    def normal(self, purpose: int, m: int, idx: np.ndarray | slice | None = None,
-               slot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def normal(
+        self, purpose: int, m: int, idx: np.ndarray | slice | None = None, slot: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Two independent standard normals per account (and slot), by Box-Muller (the angle's sine
         and cosine in single precision: plenty for noise, and ten times faster)."""
         r = np.sqrt(-2.0 * np.log(self.uniform(purpose, m, idx, slot)))
@@ -132,6 +135,7 @@ def _poisson(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 
 # ---- the simulation state and policy ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -178,39 +182,39 @@ class SimState:
     login_habit: np.ndarray
     feature_habit: np.ndarray
     n_outcomes: np.ndarray
-    addon_price: np.ndarray          # (add-on, account) MRR of each add-on
-    churn_shift: np.ndarray          # added to the churn hazard's cloglog (BookParams.cohort_drift)
+    addon_price: np.ndarray  # (add-on, account) MRR of each add-on
+    churn_shift: np.ndarray  # added to the churn hazard's cloglog (BookParams.cohort_drift)
     n_csm: int
     # evolving state
     active: np.ndarray
     ever: np.ndarray
     churn_m: np.ndarray
-    cycle_start_m: np.ndarray        # month of the current contract's start (annual renewals)
+    cycle_start_m: np.ndarray  # month of the current contract's start (annual renewals)
     seats: np.ndarray
     plan: np.ndarray
-    addons: np.ndarray               # (add-on, account) bool
+    addons: np.ndarray  # (add-on, account) bool
     engagement: np.ndarray
-    achieved_m: np.ndarray           # (outcome, account) month achieved, -1
+    achieved_m: np.ndarray  # (outcome, account) month achieved, -1
     first_achieved: np.ndarray
-    first_del: np.ndarray            # (programme, account) first delivery month, -1
-    last_del: np.ndarray             # (programme, account) last delivery month, -1
-    boost: np.ndarray                # (month % (BOOST_MONTHS + 1), account) engagement still to add
+    first_del: np.ndarray  # (programme, account) first delivery month, -1
+    last_del: np.ndarray  # (programme, account) last delivery month, -1
+    boost: np.ndarray  # (month % (BOOST_MONTHS + 1), account) engagement still to add
     # monthly records, (month, account): usage as the signals and the usage table read it
     users: np.ndarray
     logins: np.ndarray
     features: np.ndarray
-    observed: np.ndarray             # 1.0 where the account was active at the month's end
+    observed: np.ndarray  # 1.0 where the account was active at the month's end
     tickets: np.ndarray
     csat_sum: np.ndarray
     csat_n: np.ndarray
     # monthly records, (month, account): what counterfactual runs are read for
-    mrr: np.ndarray                  # MRR at the month's end (add-ons included, 0 when not active)
-    hazard: np.ndarray               # monthly churn hazard of the accounts active at the month's start
-    at_risk: np.ndarray              # could churn this month (monthly: active; annual: at renewal)
-    renewal: np.ndarray              # annual account at a renewal month
+    mrr: np.ndarray  # MRR at the month's end (add-ons included, 0 when not active)
+    hazard: np.ndarray  # monthly churn hazard of the accounts active at the month's start
+    at_risk: np.ndarray  # could churn this month (monthly: active; annual: at renewal)
+    renewal: np.ndarray  # annual account at a renewal month
     churned: np.ndarray
-    delivered: np.ndarray            # (programme, month, account) bool
-    hours: np.ndarray                # CS hours delivered to the account in the month
+    delivered: np.ndarray  # (programme, month, account) bool
+    hours: np.ndarray  # CS hours delivered to the account in the month
     month: int = 0
     params: BookParams = DEFAULT_PARAMS
 
@@ -229,23 +233,42 @@ class SimState:
     def subset(self, idx: np.ndarray | slice) -> SimState:
         """A copy restricted to accounts ``idx`` (in signup order). Accounts do not interact, so a
         subset evolves exactly as the same accounts do in the whole."""
-        return SimState(**{f.name: (getattr(self, f.name)[..., idx].copy()
-                                    if isinstance(getattr(self, f.name), np.ndarray) else getattr(self, f.name))
-                           for f in fields(self)})
+        return SimState(
+            **{
+                f.name: (
+                    getattr(self, f.name)[..., idx].copy()
+                    if isinstance(getattr(self, f.name), np.ndarray)
+                    else getattr(self, f.name)
+                )
+                for f in fields(self)
+            }
+        )
 
     @staticmethod
     def concat(states: list[SimState]) -> SimState:
         """The accounts of several states (same month, same CSM team) as one, in the given order."""
         if len({(s.month, s.n_csm) for s in states}) != 1:
             raise ValueError("states to concatenate must be at the same month with the same CSM team")
-        return SimState(**{f.name: (np.concatenate([getattr(s, f.name) for s in states], axis=-1)
-                                    if isinstance(getattr(states[0], f.name), np.ndarray)
-                                    else getattr(states[0], f.name))
-                           for f in fields(SimState)})
+        return SimState(
+            **{
+                f.name: (
+                    np.concatenate([getattr(s, f.name) for s in states], axis=-1)
+                    if isinstance(getattr(states[0], f.name), np.ndarray)
+                    else getattr(states[0], f.name)
+                )
+                for f in fields(SimState)
+            }
+        )
 
 
-def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
-               rng: np.random.Generator | None = None, params: BookParams = DEFAULT_PARAMS) -> SimState:
+def population(
+    n_accounts: int,
+    n_months: int,
+    seed: int,
+    extra_months: int = 0,
+    rng: np.random.Generator | None = None,
+    params: BookParams = DEFAULT_PARAMS,
+) -> SimState:
     """The accounts of a book (who signs up when, segment, size, contract...) at month 0.
 
     ``extra_months``: room to simulate that many months past the book's end; ``params``: the
@@ -272,8 +295,7 @@ def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
     drift = rng.normal(0.0, 0.05, n)
     # engagement at signup: where the monthly random walk would have taken it since month 0 (the
     # walk is only simulated from signup on)
-    engagement = (rng.normal(0.0, 1.0, n) + drift * signup_m
-                  + 0.12 * np.sqrt(signup_m) * rng.normal(0.0, 1.0, n))
+    engagement = rng.normal(0.0, 1.0, n) + drift * signup_m + 0.12 * np.sqrt(signup_m) * rng.normal(0.0, 1.0, n)
     # Persistent per-account habits: some teams log in more, use more features, whatever their
     # engagement. Usage levels are then noisy proxies of engagement, and the planted drivers
     # (utilisation, trends) stay the clearest signals, as the truth says.
@@ -284,18 +306,45 @@ def population(n_accounts: int, n_months: int, seed: int, extra_months: int = 0,
     n_outcomes = rng.integers(1, 4, n)
     P = len(ACTIVITIES)
     return SimState(
-        signup_m=signup_m, seg=seg, employees=employees, annual=annual, has_csm=has_csm,
-        qbr_cadence=qbr_cadence, drift=drift, login_habit=login_habit, feature_habit=feature_habit,
-        n_outcomes=n_outcomes, addon_price=ADDON_PRICE[:, seg],
+        signup_m=signup_m,
+        seg=seg,
+        employees=employees,
+        annual=annual,
+        has_csm=has_csm,
+        qbr_cadence=qbr_cadence,
+        drift=drift,
+        login_habit=login_habit,
+        feature_habit=feature_habit,
+        n_outcomes=n_outcomes,
+        addon_price=ADDON_PRICE[:, seg],
         churn_shift=params.cohort_drift * np.maximum(0.0, signup_m - params.drift_from * T),
         n_csm=max(3, int(np.ceil(has_csm.sum() / params.accounts_per_csm))),
-        active=np.zeros(n, bool), ever=np.zeros(n, bool), churn_m=np.full(n, -1),
-        cycle_start_m=signup_m.copy(), seats=seats, plan=plan, addons=np.zeros((len(ADDONS), n), bool),
-        engagement=engagement, achieved_m=np.full((3, n), -1), first_achieved=np.full(n, -1),
-        first_del=np.full((P, n), -1), last_del=np.full((P, n), -1),
+        active=np.zeros(n, bool),
+        ever=np.zeros(n, bool),
+        churn_m=np.full(n, -1),
+        cycle_start_m=signup_m.copy(),
+        seats=seats,
+        plan=plan,
+        addons=np.zeros((len(ADDONS), n), bool),
+        engagement=engagement,
+        achieved_m=np.full((3, n), -1),
+        first_achieved=np.full(n, -1),
+        first_del=np.full((P, n), -1),
+        last_del=np.full((P, n), -1),
         boost=np.zeros((BOOST_MONTHS + 1, n)),
-        users=np.zeros((H, n)), logins=np.zeros((H, n)), features=np.zeros((H, n)),
-        observed=np.zeros((H, n)), tickets=np.zeros((H, n)), csat_sum=np.zeros((H, n)),
-        csat_n=np.zeros((H, n)), mrr=np.zeros((H, n)), hazard=np.zeros((H, n)),
-        at_risk=np.zeros((H, n), bool), renewal=np.zeros((H, n), bool), churned=np.zeros((H, n), bool),
-        delivered=np.zeros((P, H, n), bool), hours=np.zeros((H, n)), params=params)
+        users=np.zeros((H, n)),
+        logins=np.zeros((H, n)),
+        features=np.zeros((H, n)),
+        observed=np.zeros((H, n)),
+        tickets=np.zeros((H, n)),
+        csat_sum=np.zeros((H, n)),
+        csat_n=np.zeros((H, n)),
+        mrr=np.zeros((H, n)),
+        hazard=np.zeros((H, n)),
+        at_risk=np.zeros((H, n), bool),
+        renewal=np.zeros((H, n), bool),
+        churned=np.zeros((H, n), bool),
+        delivered=np.zeros((P, H, n), bool),
+        hours=np.zeros((H, n)),
+        params=params,
+    )

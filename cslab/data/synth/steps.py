@@ -51,6 +51,7 @@ from cslab.data.synth.state import (
 # ---- one function per monthly step --------------------------------------------------------------
 # Each step works on the accounts signed up by month m: the prefix [:k] (accounts sorted by signup).
 
+
 @dataclass
 class _Signals:
     """What the data showed by the end of the previous month, as the kit's features (prefix accounts).
@@ -92,8 +93,9 @@ def _signals(s: SimState, m: int, k: int) -> _Signals:
         login_trend = users_trend = np.zeros(k)
     rated = s.csat_n[recent, :k].sum(axis=0)
     csat90 = np.where(rated > 0, s.csat_sum[recent, :k].sum(axis=0) / np.maximum(rated, 1), 4.0)
-    return _Signals(util, login_trend, users_trend, s.tickets[recent, :k].sum(axis=0), csat90,
-                    mean(s.features, recent, count, 10.0))
+    return _Signals(
+        util, login_trend, users_trend, s.tickets[recent, :k].sum(axis=0), csat90, mean(s.features, recent, count, 10.0)
+    )
 
 
 def _programme_log_hr(s: SimState, m: int, idx: np.ndarray) -> np.ndarray:
@@ -113,8 +115,7 @@ def _programme_log_hr(s: SimState, m: int, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
-                rec: _Recorder | None) -> None:
+def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise, rec: _Recorder | None) -> None:
     """Churn, expansion and contraction of the accounts active at the end of last month."""
     at = np.flatnonzero(s.active[:k])
     if m == 0 or len(at) == 0:
@@ -123,13 +124,15 @@ def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
     users_trend = sig.users_trend[at]
     tenure = m - s.signup_m[at]
     params = s.params
-    eta = (np.asarray(params.churn_base)[s.seg[at]]
-           + CHURN_EFFECTS["seat_utilisation"] * (util - 0.6)
-           + CHURN_EFFECTS["usage_logins_trend"] * sig.login_trend[at]
-           + CHURN_EFFECTS["tickets_90d"] * sig.t90[at]
-           + CHURN_EFFECTS["csat_90d"] * (sig.csat90[at] - 4.0)
-           + CHURN_EFFECTS["tenure_months"] * tenure
-           + _programme_log_hr(s, m, at))
+    eta = (
+        np.asarray(params.churn_base)[s.seg[at]]
+        + CHURN_EFFECTS["seat_utilisation"] * (util - 0.6)
+        + CHURN_EFFECTS["usage_logins_trend"] * sig.login_trend[at]
+        + CHURN_EFFECTS["tickets_90d"] * sig.t90[at]
+        + CHURN_EFFECTS["csat_90d"] * (sig.csat90[at] - 4.0)
+        + CHURN_EFFECTS["tenure_months"] * tenure
+        + _programme_log_hr(s, m, at)
+    )
     achieved = (s.first_achieved[at] >= 0) & (s.first_achieved[at] < m)
     eta = eta + np.log(OUTCOME_ACHIEVED_HR) * achieved
     if params.cohort_drift:  # later cohorts churn more (workshop scenario "hidden risk")
@@ -138,24 +141,28 @@ def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
     annual = s.annual[at]
     renewal = annual & ((m - s.cycle_start_m[at]) % 12 == 0)
     p_churn = np.where(annual, np.where(renewal, 1 - np.exp(-12 * hazard), 0.0), 1 - np.exp(-hazard))
-    x_eta = (np.asarray(params.expansion_base)[s.seg[at]]
-             + EXPANSION_EFFECTS["seat_utilisation"] * (util - 0.7)
-             + EXPANSION_EFFECTS["usage_active_users_trend"] * users_trend
-             + EXPANSION_EFFECTS["usage_features_used"] * (sig.feat_used[at] - 10)
-             + EXPANSION_EFFECTS["tenure_months"] * tenure)
+    x_eta = (
+        np.asarray(params.expansion_base)[s.seg[at]]
+        + EXPANSION_EFFECTS["seat_utilisation"] * (util - 0.7)
+        + EXPANSION_EFFECTS["usage_active_users_trend"] * users_trend
+        + EXPANSION_EFFECTS["usage_features_used"] * (sig.feat_used[at] - 10)
+        + EXPANSION_EFFECTS["tenure_months"] * tenure
+    )
     p_expand = _sigmoid(x_eta)
     churned = noise.uniform(_CHURN, m, at) < p_churn
     expands = ~churned & (noise.uniform(_EXPAND, m, at) < p_expand)
     p_contract = _sigmoid(-5.0 - 3.0 * (util - 0.5) - 2.0 * users_trend)
     p_contract = np.where(annual & ~renewal, 0.0, p_contract)
-    contracts = (~churned & ~expands & (noise.uniform(_CONTRACT, m, at) < p_contract)
-                 & (s.seats[at] > 2))
+    contracts = ~churned & ~expands & (noise.uniform(_CONTRACT, m, at) < p_contract) & (s.seats[at] > 2)
     s.at_risk[m, at] = p_churn > 0
     s.renewal[m, at] = renewal
     s.hazard[m, at] = hazard
     if rec is not None:
-        rec.truth.append(pd.DataFrame({"account_id": rec.account_ids[at], "month": rec.ms[m],
-                                       "p_churn": p_churn, "p_expand": p_expand}))
+        rec.truth.append(
+            pd.DataFrame(
+                {"account_id": rec.account_ids[at], "month": rec.ms[m], "p_churn": p_churn, "p_expand": p_expand}
+            )
+        )
     # churn: the last paid day is the end of the billing cycle falling in month m
     c = at[churned]
     if rec is not None:
@@ -176,8 +183,7 @@ def _step_moves(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise,
         rec.close_core(s, e[core], change[core] - np.timedelta64(1, "D"))
         rec.line_start[e[core]] = change[core]
     up = e[kind == 0]
-    s.seats[up] += np.maximum(1, np.round(s.seats[up] * (0.1 + 0.3 * noise.uniform(_SEAT_ADD, m, up)))
-                              ).astype(int)
+    s.seats[up] += np.maximum(1, np.round(s.seats[up] * (0.1 + 0.3 * noise.uniform(_SEAT_ADD, m, up)))).astype(int)
     s.plan[e[kind == 1]] += 1
     j = e[kind == 2]
     if len(j):
@@ -224,8 +230,9 @@ def _step_signups(s: SimState, m: int, k: int, rec: _Recorder | None) -> None:
     s.ever[new] = True
 
 
-def _natural_deliveries(s: SimState, m: int, k: int, name: str, sig: _Signals | None,
-                        new: np.ndarray, live: np.ndarray, noise: Noise) -> np.ndarray:
+def _natural_deliveries(
+    s: SimState, m: int, k: int, name: str, sig: _Signals | None, new: np.ndarray, live: np.ndarray, noise: Noise
+) -> np.ndarray:
     """Who the CSMs would give programme ``name`` this month, on what the data showed (bool mask)."""
     u = noise.uniform(_DECIDE + _P[name], m, slice(0, k))
     if name == "onboarding":
@@ -245,8 +252,9 @@ def _natural_deliveries(s: SimState, m: int, k: int, name: str, sig: _Signals | 
     return live & (u < p)
 
 
-def _step_cs(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise, policy: Policy,
-             rec: _Recorder | None) -> None:
+def _step_cs(
+    s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise, policy: Policy, rec: _Recorder | None
+) -> None:
     """CS activities of month ``m``, decided by the policy on what the data showed by last month."""
     if policy.stop_from is not None and m >= policy.stop_from:
         return
@@ -276,14 +284,25 @@ def _step_cs(s: SimState, m: int, k: int, sig: _Signals | None, noise: Noise, po
             rows = np.arange(m + 1, m + 1 + BOOST_MONTHS) % (BOOST_MONTHS + 1)
             s.boost[rows[:, None], fresh] += boost / BOOST_MONTHS
         # effort: Gamma(2, scale) hours, by inversion of two uniforms, to the tenth of an hour
-        hours = np.round(-ACTIVITY_HOURS_SCALE[name] * np.log(noise.uniform(_HOURS + p, m, idx)
-                                                              * noise.uniform(_HOURS + p + _SECOND, m, idx)), 1)
+        hours = np.round(
+            -ACTIVITY_HOURS_SCALE[name]
+            * np.log(noise.uniform(_HOURS + p, m, idx) * noise.uniform(_HOURS + p + _SECOND, m, idx)),
+            1,
+        )
         s.hours[m, idx] += hours
         if rec is not None:
             days = rec.signup_d[idx] if name == "onboarding" else rec.rng.integers(1, 29, len(idx))
-            rec.acts.append(pd.DataFrame({
-                "account_id": rec.account_ids[idx], "date": rec.day(np.full(len(idx), m), days),
-                "activity_type": name, "hours": hours, "csm_id": rec.csm[idx]}))
+            rec.acts.append(
+                pd.DataFrame(
+                    {
+                        "account_id": rec.account_ids[idx],
+                        "date": rec.day(np.full(len(idx), m), days),
+                        "activity_type": name,
+                        "hours": hours,
+                        "csm_id": rec.csm[idx],
+                    }
+                )
+            )
 
 
 def _step_usage(s: SimState, m: int, k: int, noise: Noise, rec: _Recorder | None) -> None:
@@ -304,9 +323,10 @@ def _step_usage(s: SimState, m: int, k: int, noise: Noise, rec: _Recorder | None
     lam = np.maximum(users, 0.5) * 14 * np.exp(s.login_habit[a])
     logins = np.maximum(0.0, np.round(lam + np.sqrt(lam) * z_logins))  # ~ Poisson(lam)
     p_feature = _sigmoid(-0.2 + 0.9 * e + s.feature_habit[a])
-    features = np.clip(np.round(20 * p_feature + np.sqrt(20 * p_feature * (1 - p_feature)) * z_features),
-                       0, 20)  # ~ Binomial(20, p)
-    tickets = _poisson(noise.uniform(_TICKETS, m, a), 0.12 * seats ** 0.35 * np.exp(-0.55 * e))
+    features = np.clip(
+        np.round(20 * p_feature + np.sqrt(20 * p_feature * (1 - p_feature)) * z_features), 0, 20
+    )  # ~ Binomial(20, p)
+    tickets = _poisson(noise.uniform(_TICKETS, m, a), 0.12 * seats**0.35 * np.exp(-0.55 * e))
     s.users[m, a], s.logins[m, a], s.features[m, a] = users, logins, features
     s.observed[m, a] = 1.0
     s.tickets[m, a] = tickets
@@ -317,17 +337,22 @@ def _step_usage(s: SimState, m: int, k: int, noise: Noise, rec: _Recorder | None
     owner = np.repeat(a, count)
     slot = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     rated = noise.uniform(_RATED, m, owner, slot) < 0.7
-    score = np.clip(np.round(3.9 + 0.6 * np.repeat(e, count) + 0.8 * noise.normal(_SCORE, m, owner, slot)[0]),
-                    1, 5)
+    score = np.clip(np.round(3.9 + 0.6 * np.repeat(e, count) + 0.8 * noise.normal(_SCORE, m, owner, slot)[0]), 1, 5)
     s.csat_sum[m, :k] = np.bincount(owner[rated], weights=score[rated], minlength=k)
     s.csat_n[m, :k] = np.bincount(owner[rated], minlength=k)
     if rec is not None:
         opened = rec.random_days(m, total)
-        rec.tickets.append(pd.DataFrame({
-            "account_id": rec.account_ids[owner], "opened_at": opened,
-            "closed_at": opened + rec.rng.integers(0, 10, total).astype("timedelta64[D]"),
-            "priority": rec.rng.choice(["low", "normal", "high", "urgent"], total, p=[0.3, 0.45, 0.2, 0.05]),
-            "csat": np.where(rated, score, np.nan)}))
+        rec.tickets.append(
+            pd.DataFrame(
+                {
+                    "account_id": rec.account_ids[owner],
+                    "opened_at": opened,
+                    "closed_at": opened + rec.rng.integers(0, 10, total).astype("timedelta64[D]"),
+                    "priority": rec.rng.choice(["low", "normal", "high", "urgent"], total, p=[0.3, 0.45, 0.2, 0.05]),
+                    "csat": np.where(rated, score, np.nan),
+                }
+            )
+        )
 
 
 def _step_outcomes(s: SimState, m: int, k: int, noise: Noise) -> None:
@@ -351,12 +376,18 @@ def _step_month(s: SimState, m: int, noise: Noise, policy: Policy, rec: _Recorde
     _step_cs(s, m, k, sig, noise, policy, rec)
     _step_usage(s, m, k, noise, rec)
     _step_outcomes(s, m, k, noise)
-    s.mrr[m, :k] = s.active[:k] * (s.seats[:k] * SEAT_PRICE[s.plan[:k]]
-                                   + (s.addons[:, :k] * s.addon_price[:, :k]).sum(axis=0))
+    s.mrr[m, :k] = s.active[:k] * (
+        s.seats[:k] * SEAT_PRICE[s.plan[:k]] + (s.addons[:, :k] * s.addon_price[:, :k]).sum(axis=0)
+    )
 
 
-def simulate(state: SimState | list[SimState], until: int, noise: Noise,
-             policy: Policy | list[Policy] = NATURAL, _recorder: _Recorder | None = None):
+def simulate(
+    state: SimState | list[SimState],
+    until: int,
+    noise: Noise,
+    policy: Policy | list[Policy] = NATURAL,
+    _recorder: _Recorder | None = None,
+):
     """Advance ``state`` (in place) month by month up to, not including, month ``until``.
 
     A list of states (worlds of the same accounts) takes one policy each; every world draws the

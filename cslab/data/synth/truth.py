@@ -35,14 +35,14 @@ from cslab.data.synth.steps import simulate
 
 # ---- truth by simulation ------------------------------------------------------------------------
 
+
 def _hazard_cells(s: SimState, T: int, world_on: int) -> tuple[np.ndarray, np.ndarray]:
     """Trials and churns per cell (exposed x tenure band x segment x renewal) of months at risk."""
     mi, ii = np.nonzero(s.at_risk[:T])
     band = np.searchsorted(TENURE_BANDS, mi - s.signup_m[ii], side="right")
     exposed = world_on * (mi > s.signup_m[ii])  # exposure begins the month after signup
     cell = ((exposed * 5 + band) * 3 + s.seg[ii]) * 2 + s.renewal[mi, ii]
-    return (np.bincount(cell, minlength=60).astype(float),
-            np.bincount(cell, weights=s.churned[mi, ii], minlength=60))
+    return (np.bincount(cell, minlength=60).astype(float), np.bincount(cell, weights=s.churned[mi, ii], minlength=60))
 
 
 def _fit_exposure_hr(on: SimState, off: SimState, T: int) -> tuple[float, float]:
@@ -60,8 +60,9 @@ def _fit_exposure_hr(on: SimState, off: SimState, T: int) -> tuple[float, float]
     renewal, rest = cells % 2, cells // 2
     seg, rest = rest % 3, rest // 3
     band, exposed = rest % 5, rest // 5
-    X = np.column_stack([np.ones(len(cells)), exposed, *(band == b for b in range(1, 5)),
-                         seg == 1, seg == 2, renewal]).astype(float)
+    X = np.column_stack(
+        [np.ones(len(cells)), exposed, *(band == b for b in range(1, 5)), seg == 1, seg == 2, renewal]
+    ).astype(float)
     X = X[:, np.r_[True, X[:, 1:].std(axis=0) > 0]]  # drop a band nobody is in (short books)
     y = np.column_stack([events[cells], trials[cells] - events[cells]])
     with warnings.catch_warnings():  # a book of a few months can leave a cell without churn
@@ -71,8 +72,9 @@ def _fit_exposure_hr(on: SimState, off: SimState, T: int) -> tuple[float, float]
 
 
 @functools.lru_cache(maxsize=8)
-def _programme_totals(n_months: int, start: str, n_reference: int,
-                      params: BookParams = DEFAULT_PARAMS) -> tuple[tuple, tuple]:
+def _programme_totals(
+    n_months: int, start: str, n_reference: int, params: BookParams = DEFAULT_PARAMS
+) -> tuple[tuple, tuple]:
     """Each programme's total hazard ratio, by simulation: forced on for everyone vs never given.
 
     A property of the generating model (not of one book): a reference population of ``n_reference``
@@ -83,8 +85,15 @@ def _programme_totals(n_months: int, start: str, n_reference: int,
     hr, se = [], []
     for name in ACTIVITIES:
         # the same accounts in both worlds (same seed), fresh arrays rather than copies
-        on, off = (simulate(population(n_reference, n_months, REFERENCE_SEED, params=params),
-                            n_months, noise, Policy(**{force: {name}})) for force in ("force_on", "force_off"))
+        on, off = (
+            simulate(
+                population(n_reference, n_months, REFERENCE_SEED, params=params),
+                n_months,
+                noise,
+                Policy(**{force: {name}}),
+            )
+            for force in ("force_on", "force_off")
+        )
         coef, bse = _fit_exposure_hr(on, off, n_months)
         hr.append((name, round(float(np.exp(coef)), 4)))
         se.append((name, round(bse, 4)))
@@ -103,26 +112,31 @@ def _roi_pairs(window_start: SimState, seed: int, T: int, pairs: int) -> np.ndar
     w0, end, s = window_start.month, T + ROI_VALUE_HORIZON, window_start
     keep = np.flatnonzero(s.active | (s.signup_m >= w0) | ((s.churn_m >= 0) & (s.churn_m >= w0 - 12)))
     order = np.argsort(np.tile(s.signup_m[keep], pairs), kind="stable")  # signups in order
-    source = np.tile(keep, pairs)[order]                   # account of the window start
+    source = np.tile(keep, pairs)[order]  # account of the window start
     block = np.repeat(np.arange(pairs), len(keep))[order]  # pair
-    noise = Noise.concat([Noise.for_seed(seed, s.n, stream=1 + k).subset(keep)
-                          for k in range(pairs)]).subset(order)
+    noise = Noise.concat([Noise.for_seed(seed, s.n, stream=1 + k).subset(keep) for k in range(pairs)]).subset(order)
     a = simulate(s.subset(source), end, noise, Policy(stop_from=T))
-    given = a.delivered[:, w0:T].any(axis=0)                # (month in window, account)
+    given = a.delivered[:, w0:T].any(axis=0)  # (month in window, account)
     treated = np.flatnonzero(given.any(axis=0))
     b = simulate(s.subset(source[treated]), end, noise.subset(treated), Policy(stop_from=w0))
-    first = w0 + np.argmax(given[:, treated], axis=0)      # first delivery month in the window
+    first = w0 + np.argmax(given[:, treated], axis=0)  # first delivery month in the window
     gain = np.vstack([np.zeros(len(treated)), np.cumsum(a.mrr[:, treated] - b.mrr, axis=0)])
-    cols = np.arange(len(treated))                           # gain[t]: sum over months before t
+    cols = np.arange(len(treated))  # gain[t]: sum over months before t
     value = ROI_GROSS_MARGIN * (gain[first + 1 + ROI_VALUE_HORIZON, cols] - gain[first + 1, cols])
     hours = np.stack([a.hours[w0:T, block == k].sum(axis=1) for k in range(pairs)])
     cost = (a.n_csm * CSM_MONTHLY_COST + HOURLY_COST * hours).round(0).sum(axis=1)
-    return np.column_stack([np.bincount(block[treated], weights=value, minlength=pairs), cost,
-                            np.bincount(block[treated], minlength=pairs)])
+    return np.column_stack(
+        [
+            np.bincount(block[treated], weights=value, minlength=pairs),
+            cost,
+            np.bincount(block[treated], minlength=pairs),
+        ]
+    )
 
 
-def _roi_truth(window_start: SimState, seed: int, T: int, month_starts: pd.DatetimeIndex,
-               pairs: int = ROI_PAIRS) -> dict:
+def _roi_truth(
+    window_start: SimState, seed: int, T: int, month_starts: pd.DatetimeIndex, pairs: int = ROI_PAIRS
+) -> dict:
     """The true ROI of CS over the last 12 months of the book, by simulation (see truth["roi_note"])."""
     w0 = window_start.month
     values, costs, treated = _roi_pairs(window_start, seed, T, pairs).T
@@ -148,15 +162,22 @@ def _roi_truth(window_start: SimState, seed: int, T: int, month_starts: pd.Datet
             "included, 0 when churned. roi = mean value / mean world-A cost - 1 over roi_pairs pairs "
             "(fresh random streams per pair); roi_sd is the SD of the pairs' own ROIs. The cost is "
             "cs_costs.cost summed over the window (n_csm x 8500 + 30 x hours); roi_cost_book is the "
-            "book's own cost of the window"),
+            "book's own cost of the window"
+        ),
     }
 
 
 # Typical spread of each feature in a book like this, used to rank effects as a model would see
 # them (|coefficient| x standard deviation of the feature).
-_FEATURE_SD = {"seat_utilisation": 0.25, "usage_logins_trend": 0.25, "tickets_90d": 1.3,
-               "csat_90d": 0.6, "tenure_months": 9.0, "usage_active_users_trend": 0.2,
-               "usage_features_used": 4.5}
+_FEATURE_SD = {
+    "seat_utilisation": 0.25,
+    "usage_logins_trend": 0.25,
+    "tickets_90d": 1.3,
+    "csat_90d": 0.6,
+    "tenure_months": 9.0,
+    "usage_active_users_trend": 0.2,
+    "usage_features_used": 4.5,
+}
 
 
 def _truth(seed, n, T, start, params: BookParams = DEFAULT_PARAMS) -> dict:
@@ -169,26 +190,46 @@ def _truth(seed, n, T, start, params: BookParams = DEFAULT_PARAMS) -> dict:
     # Annual contracts churn only at renewal: in the kit's features that is months_to_renewal, the
     # strongest single signal of *when* an annual account can leave.
     # Together with the billing period itself (monthly accounts can leave any month).
-    churn_drivers = (["months_to_renewal", churn_order[0], "billing_period_months"] + churn_order[1:2]
-                     + ["outcomes_achieved_share"] + churn_order[2:])
+    churn_drivers = (
+        ["months_to_renewal", churn_order[0], "billing_period_months"]
+        + churn_order[1:2]
+        + ["outcomes_achieved_share"]
+        + churn_order[2:]
+    )
     return {
-        "seed": seed, "n_accounts": n, "n_months": T, "start": start,
+        "seed": seed,
+        "n_accounts": n,
+        "n_months": T,
+        "start": start,
         "churn_model": "monthly complementary log-log: exp(coef) is the hazard ratio per unit",
         "churn_drivers": churn_drivers,
         "churn_driver_effects": {
-            **{k: {"coef": v, "hazard_ratio_per_unit": float(np.exp(v)),
-                   "strength": churn_strength[k], "direction": "raises risk" if v > 0 else "lowers risk"}
-               for k, v in CHURN_EFFECTS.items()},
-            "outcomes_achieved_share": {"coef": float(np.log(OUTCOME_ACHIEVED_HR)),
-                                        "hazard_ratio_per_unit": OUTCOME_ACHIEVED_HR,
-                                        "note": "applies once at least one committed outcome is achieved",
-                                        "direction": "lowers risk"},
-            "months_to_renewal": {"note": "annual accounts (billing_period_months 12) can churn only "
-                                          "at renewal, monthly ones any month"},
-            "billing_period_months": {"note": "see months_to_renewal: the contract term decides when "
-                                              "an account can leave"},
-            "segment": {"base_monthly_hazard": dict(zip(SEGMENTS.tolist(),
-                                                         np.exp(np.asarray(params.churn_base)).round(4).tolist()))},
+            **{
+                k: {
+                    "coef": v,
+                    "hazard_ratio_per_unit": float(np.exp(v)),
+                    "strength": churn_strength[k],
+                    "direction": "raises risk" if v > 0 else "lowers risk",
+                }
+                for k, v in CHURN_EFFECTS.items()
+            },
+            "outcomes_achieved_share": {
+                "coef": float(np.log(OUTCOME_ACHIEVED_HR)),
+                "hazard_ratio_per_unit": OUTCOME_ACHIEVED_HR,
+                "note": "applies once at least one committed outcome is achieved",
+                "direction": "lowers risk",
+            },
+            "months_to_renewal": {
+                "note": "annual accounts (billing_period_months 12) can churn only at renewal, monthly ones any month"
+            },
+            "billing_period_months": {
+                "note": "see months_to_renewal: the contract term decides when an account can leave"
+            },
+            "segment": {
+                "base_monthly_hazard": dict(
+                    zip(SEGMENTS.tolist(), np.exp(np.asarray(params.churn_base)).round(4).tolist())
+                )
+            },
         },
         "programme_direct_hr": dict(PROGRAMME_DIRECT_HR),
         "programme_exposure": dict(PROGRAMME_EXPOSURE),
@@ -196,10 +237,11 @@ def _truth(seed, n, T, start, params: BookParams = DEFAULT_PARAMS) -> dict:
         "programme_engagement_boost": dict(PROGRAMME_ENGAGEMENT_BOOST),
         "programme_engagement_boost_months": BOOST_MONTHS,
         "programme_hr_method": {
-            "reference_accounts": None, "reference_seed": REFERENCE_SEED,
+            "reference_accounts": None,
+            "reference_seed": REFERENCE_SEED,
             "model": "pooled discrete-time cloglog GLM of churn in month on [world ON (from the month "
-                     "after signup), tenure band 0-2/3-5/6-11/12-23/24+, segment, annual renewal], "
-                     "fitted on the account-months at risk of both worlds",
+            "after signup), tenure band 0-2/3-5/6-11/12-23/24+, segment, annual renewal], "
+            "fitted on the account-months at risk of both worlds",
         },
         "programme_note": (
             "programme_hr is each programme's TOTAL effect on the monthly churn hazard, by simulation: "
@@ -216,11 +258,12 @@ def _truth(seed, n, T, start, params: BookParams = DEFAULT_PARAMS) -> dict:
             "overlapping deliveries do not stack). Onboarding and training also raise latent "
             "engagement (programme_engagement_boost, in equal parts over the 3 months after the "
             "delivery month), which raises utilisation, usage and outcomes and lowers tickets: their "
-            "total effect is larger than the direct one. The others act only directly"),
+            "total effect is larger than the direct one. The others act only directly"
+        ),
         "outcome_achieved_hr": OUTCOME_ACHIEVED_HR,
         "expansion_drivers": expansion_order,
-        "expansion_driver_effects": {k: {"coef": v, "strength": expansion_strength[k]}
-                                     for k, v in EXPANSION_EFFECTS.items()},
-        "annual_contracts": "annual accounts churn only at renewal, with probability "
-                            "1 - exp(-12 x monthly hazard)",
+        "expansion_driver_effects": {
+            k: {"coef": v, "strength": expansion_strength[k]} for k, v in EXPANSION_EFFECTS.items()
+        },
+        "annual_contracts": "annual accounts churn only at renewal, with probability 1 - exp(-12 x monthly hazard)",
     }
