@@ -142,9 +142,12 @@ def _wsmd(X: np.ndarray, treated: np.ndarray, w: np.ndarray, base: np.ndarray) -
 
 
 def _pooled_sd(X: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """Pooled SD of the two groups; a column constant within them (up to rounding: a z-scored flag
+    that is 1 on every decision row varies by 1e-17) has no SMD (infinite SD), or floating-point noise
+    would be divided by floating-point noise."""
     t = treated.astype(bool)
     sd = np.sqrt((X[t].var(0, ddof=1) + X[~t].var(0, ddof=1)) / 2)
-    return np.where(sd > 0, sd, np.inf)
+    return np.where(sd > 1e-8, sd, np.inf)
 
 
 @dataclass
