@@ -322,11 +322,11 @@ class ProgrammeEffects(ProgrammeValue):
         for c in lagged_z.columns:
             edges = np.unique(np.quantile(lagged_z[c], BIN_QUANTILES))
             raw = lagged[c].dropna().to_numpy(float)
-            low = np.unique(lagged_z[c][lagged[c] <= np.quantile(raw, 0.99)])[:-1] if len(raw) else []
-            if len(raw) and np.all(raw == np.round(raw)) and len(low) <= 20:
-                # a small count (tickets, escalations): CSMs act on its values ("four tickets in a
-                # quarter"), which quantiles of a mostly-zero count miss: every value up to its 99th
-                # percentile is its own step (counts with more values, like employees, keep quantiles)
+            if len(raw) and np.all(raw == np.round(raw)):
+                # a count (tickets, escalations, seats used): CSMs act on its values ("four tickets in
+                # a quarter"), which quantiles of a mostly-zero count miss: every value up to its 99th
+                # percentile is its own step (at most 20)
+                low = np.unique(lagged_z[c][lagged[c] <= np.quantile(raw, 0.99)])[:-1][:20]
                 edges = np.union1d(edges, low)
             if len(edges) > 1:
                 bins[c] = np.column_stack([(lagged_z[c].to_numpy() > e).astype(float) for e in edges])
