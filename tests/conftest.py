@@ -60,3 +60,21 @@ def audited_book(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "out"
     result = run_audit(folder, out, client="Test Co", params=AUDIT_PARAMS, progress=False, echo=lambda _: None)
     return folder, result, out
+
+
+def small_session(tmp_path_factory, name: str, params: dict):
+    """A :class:`cslab.session.Session` of notebook ``name`` on :data:`AUDIT_BOOK`, built without a
+    kernel (for unit tests of the report modules)."""
+    import cslab
+    from cslab import leakage
+    from cslab.data.synth import generate
+    from cslab.session import Session
+
+    folder = tmp_path_factory.mktemp("book")
+    generate(**AUDIT_BOOK).write(folder)
+    data = cslab.load(folder)
+    monthly = cslab.panel(data)
+    screen = leakage.screen_attributes(monthly)
+    return Session(
+        name=name, params={**params, "data_dir": str(folder)}, data=data, monthly=screen.apply(monthly), screen=screen
+    )

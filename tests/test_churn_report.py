@@ -8,8 +8,8 @@ import pytest
 
 import cslab
 from cslab import churn_report, drivers, leakage
-from cslab.data.synth import generate
 from cslab.session import Session
+from tests.conftest import small_session
 
 PARAMS = {
     "horizon_months": 3,
@@ -25,18 +25,7 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("book")
-    generate(n_accounts=700, n_months=30, seed=21).write(folder)
-    data = cslab.load(folder)
-    monthly = cslab.panel(data)
-    screen = leakage.screen_attributes(monthly)
-    return Session(
-        name="02_churn_drivers",
-        params={**PARAMS, "data_dir": str(folder)},
-        data=data,
-        monthly=screen.apply(monthly),
-        screen=screen,
-    )
+    return small_session(tmp_path_factory, "02_churn_drivers", PARAMS)
 
 
 @pytest.fixture(scope="module")

@@ -6,28 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import cslab
-from cslab import churn_report, drivers, expansion, expansion_report, features, leakage
-from cslab.data.synth import generate
+from cslab import churn_report, drivers, expansion, expansion_report, features
 from cslab.session import Session
+from tests.conftest import small_session
 
 PARAMS = {"horizon_months": 3, "test_months": 6, "metric_roles": "", "include_attributes": "", "exclude_attributes": ""}
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("book")
-    generate(n_accounts=700, n_months=30, seed=21).write(folder)
-    data = cslab.load(folder)
-    monthly = cslab.panel(data)
-    screen = leakage.screen_attributes(monthly)
-    return Session(
-        name="04_expansion_opportunity",
-        params={**PARAMS, "data_dir": str(folder)},
-        data=data,
-        monthly=screen.apply(monthly),
-        screen=screen,
-    )
+    return small_session(tmp_path_factory, "04_expansion_opportunity", PARAMS)
 
 
 @pytest.fixture(scope="module")
