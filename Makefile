@@ -7,7 +7,7 @@ DEMO := data/demo
 REPORT := reports/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help setup audit demo lint test lab clean
+.PHONY: help setup audit demo lint test lab bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: lint  ## Lint, then run the tests
 
 lab: $(STAMP)  ## Open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)  ## Time every stage on books of 3k/30k/100k accounts into benchmarks/RESULTS.md (long; BENCH_ARGS="--sizes 3000")
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:  ## Remove generated reports and demo data (keeps .venv/)
 	rm -rf $(REPORT) $(DEMO)
