@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from cslab.config import DEMO_ACCOUNTS, DEMO_MONTHS, DEMO_SEED
+from cslab.importers.command import import_command
 
 __all__ = ["app", "main"]
 
@@ -191,6 +192,9 @@ def workshop(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     typer.echo(f"{result.out / 'README.md'} ({result.seconds:.0f} s)")
+
+
+app.command("import")(import_command)
 
 
 def _params(values: list[str], only: list[str] | None) -> dict:
