@@ -226,6 +226,7 @@ def _audit(
     anonymize: bool = False,
     anonymize_key: str | None = None,
     anonymize_key_file: Path | None = None,
+    engine: str = "duckdb",
 ) -> None:
     import pandas as pd
 
@@ -235,6 +236,14 @@ def _audit(
     if (data is None) == (customers is None):
         typer.echo("error: give a data folder, or --customers FILE (snapshot mode), not both", err=True)
         raise typer.Exit(EXIT_INVALID)
+    from cslab.data.engine import EngineError, engine_name
+
+    try:
+        engine = engine_name(engine)
+    except EngineError as exc:
+        typer.echo(f"error: --engine: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    data = _source(data)
     if as_of:
         try:
             pd.Timestamp(as_of)
@@ -271,6 +280,7 @@ def _audit(
             anonymize_key=anonymize_key,
             anonymize_key_file=anonymize_key_file,
             echo=lambda line: typer.echo(line, err=True),
+            engine=engine,
         )
     except DataValidationError as exc:
         _echo_report(exc.report)
@@ -283,7 +293,21 @@ def _audit(
 
 
 _OUT = typer.Option("--out", help="Audit folder to create.")
-_DATA = typer.Argument(help="Data folder (omit with --customers).")
+_DATA = typer.Argument(
+    help="Data folder, DuckDB database file, or Parquet location Spark reads (s3a://..., with --engine spark); "
+    "omit with --customers."
+)
+
+
+def _source(data: Path | None) -> Path | str | None:
+    """The data argument as given: a URL (``s3a://bucket/book``) survives, which ``Path`` folds to ``s3a:/``."""
+    import re
+
+    text = str(data) if data is not None else ""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)", text)
+    if match and match.group(1).lower() != "file" and not Path(text).exists():
+        return f"{match.group(1)}://{text[match.end() :]}"
+    return data
 
 
 def _option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -> inspect.Parameter:
@@ -346,6 +370,15 @@ _AUDIT_OPTIONS = [
         show_default=False,
         help="Key file to read, or to create with a random key (implies --anonymize). "
         "Default: DATA.cslab-key beside the data folder.",
+    ),
+    _option(
+        "engine",
+        str,
+        "duckdb",
+        "--engine",
+        metavar="duckdb|spark",
+        help="Engine of the row-level work (usage aggregation, monthly panel): duckdb, or spark (the "
+        "notebooks start a SparkSession, local[*] or $CSLAB_SPARK_MASTER; needs pyspark and Java 17+).",
     ),
 ]
 

@@ -316,13 +316,15 @@ def run_audit(
     anonymize_key_file: str | Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    engine: str | None = None,
 ) -> AuditResult:
     """Run the audit on a data folder (or a customers table) into ``out``.
 
     Parameters
     ----------
     data_dir : path, optional
-        A data folder (the contract's tables). ``None`` in snapshot mode.
+        A data folder (the contract's tables), a DuckDB database file holding them, or a location
+        Spark reads (``s3a://bucket/book``; with ``engine="spark"``). ``None`` in snapshot mode.
     out : path
         The audit folder to create.
     client : str
@@ -352,6 +354,9 @@ def run_audit(
     anonymize_key_file : path, optional
         Key file read, or created with a random key (implies ``anonymize``); default
         ``<data folder>.cslab-key`` beside the data folder. Never inside the data folder or ``out``.
+    engine : {"duckdb", "spark"}, optional
+        Where the row-level work runs (:mod:`cslab.data.engine`), here and in every notebook (they
+        read it from ``$CSLAB_ENGINE``); default ``$CSLAB_ENGINE``, else DuckDB.
 
     Raises
     ------
@@ -370,6 +375,14 @@ def run_audit(
     """
     from cslab import __version__, privacy
     from cslab.data import load, load_customers
+    from cslab.data.engine import ENGINE_VARIABLE, EngineError, engine_name
+    from cslab.data.io import _is_location
+
+    try:
+        engine = engine_name(engine)
+    except EngineError as exc:
+        raise AuditError(str(exc)) from None
+    location = data_dir is not None and _is_location(str(data_dir))
 
     out = Path(out).resolve()
     notebooks = _spec.NOTEBOOKS
@@ -386,7 +399,7 @@ def run_audit(
         raise AuditError("; ".join(problems))
     anonymize = anonymize or anonymize_key is not None or anonymize_key_file is not None
     given = customers["customers_file"] if customers else data_dir
-    source_path = Path(given).resolve() if given else None
+    source_path = Path(given).resolve() if given and not location else None
     if source_path is not None and source_path.is_relative_to(out):
         # the audit folder is replaced at the end: the input must not be inside it
         raise AuditError(f"the input {given} lies inside the audit folder {out}; choose another --out")
@@ -413,8 +426,16 @@ def run_audit(
         inputs = [Path(customers["customers_file"])]
         period, as_of_text, source = "", "", str(customers["customers_file"])
     else:
-        data = load(data_dir, metric_roles=params.get("metric_roles") or None)
-        files = sorted(p for p in Path(data_dir).iterdir() if p.is_file())
+        try:
+            data = load(data_dir, metric_roles=params.get("metric_roles") or None, engine=engine)
+        except EngineError as exc:
+            raise AuditError(str(exc)) from None
+        if location:  # a location Spark reads: no local files to checksum
+            files = []
+        elif Path(data_dir).is_dir():
+            files = sorted(p for p in Path(data_dir).iterdir() if p.is_file())
+        else:  # a DuckDB database file
+            files = [Path(data_dir)]
         inputs = files
         as_of_ts = pd.Timestamp(as_of) if as_of else data.default_as_of()
         first = data.subscriptions["start_date"].min()
@@ -476,7 +497,9 @@ def run_audit(
             )
 
     common = {
-        "data_dir": str(Path(run_data_dir).resolve()) if run_data_dir else "",
+        "data_dir": (str(run_data_dir) if location and run_data_dir == data_dir else str(Path(run_data_dir).resolve()))
+        if run_data_dir
+        else "",
         "as_of": as_of_text,
         "client_name": client,
         "currency": label,
@@ -492,36 +515,44 @@ def run_audit(
         (tmp / "tables").mkdir()
         runs: dict[str, NotebookRun] = {}
         effective: dict[str, dict[str, Any]] = {}
-        with current_kernel() as kernel:
-            for i, name in enumerate(names, 1):
-                spec = notebooks[name]
-                if customers and not spec.snapshot:
-                    runs[name] = NotebookRun(
-                        name,
-                        "skipped",
-                        "needs a subscriptions table; a one-row-per-customer table has no revenue history",
-                    )
-                    echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
-                    continue
-                missing = [(table, why) for table, why in spec.requires if getattr(data, table, None) is None]
-                if not customers and missing:
-                    runs[name] = NotebookRun(
-                        name, "skipped", "; ".join(f"needs the {table} table: {why}" for table, why in missing)
-                    )
-                    echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
-                    continue
-                # the working folder: fitted models shared between the notebooks of this audit (the
-                # churn model of 02 reused by 04), passed only to notebooks that declare work_dir
-                values = {**common, "tables_dir": str(tmp / "tables"), "work_dir": str(tmp / WORK_FOLDER), **params}
-                values = {k: v for k, v in values.items() if k in declared[name]}
-                if "work_dir" in values:
-                    Path(values["work_dir"]).mkdir(parents=True, exist_ok=True)
-                effective[name] = effective_parameters(declared[name], values)
-                echo(f"[{i}/{len(names)}] {name}: running")
-                run = run_notebook(spec, values, tmp, kernel, progress=progress)
-                runs[name] = run
-                detail = f" ({run.error})" if run.error else ""
-                echo(f"[{i}/{len(names)}] {name}: {run.status} in {run.seconds:.1f} s{detail}")
+        previous_engine = os.environ.get(ENGINE_VARIABLE)
+        os.environ[ENGINE_VARIABLE] = engine  # the notebooks' kernels inherit it
+        try:
+            with current_kernel() as kernel:
+                for i, name in enumerate(names, 1):
+                    spec = notebooks[name]
+                    if customers and not spec.snapshot:
+                        runs[name] = NotebookRun(
+                            name,
+                            "skipped",
+                            "needs a subscriptions table; a one-row-per-customer table has no revenue history",
+                        )
+                        echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
+                        continue
+                    missing = [(table, why) for table, why in spec.requires if getattr(data, table, None) is None]
+                    if not customers and missing:
+                        runs[name] = NotebookRun(
+                            name, "skipped", "; ".join(f"needs the {table} table: {why}" for table, why in missing)
+                        )
+                        echo(f"[{i}/{len(names)}] {name}: skipped ({runs[name].error})")
+                        continue
+                    # the working folder: fitted models shared between the notebooks of this audit (the
+                    # churn model of 02 reused by 04), passed only to notebooks that declare work_dir
+                    values = {**common, "tables_dir": str(tmp / "tables"), "work_dir": str(tmp / WORK_FOLDER), **params}
+                    values = {k: v for k, v in values.items() if k in declared[name]}
+                    if "work_dir" in values:
+                        Path(values["work_dir"]).mkdir(parents=True, exist_ok=True)
+                    effective[name] = effective_parameters(declared[name], values)
+                    echo(f"[{i}/{len(names)}] {name}: running")
+                    run = run_notebook(spec, values, tmp, kernel, progress=progress)
+                    runs[name] = run
+                    detail = f" ({run.error})" if run.error else ""
+                    echo(f"[{i}/{len(names)}] {name}: {run.status} in {run.seconds:.1f} s{detail}")
+        finally:
+            if previous_engine is None:
+                os.environ.pop(ENGINE_VARIABLE, None)
+            else:
+                os.environ[ENGINE_VARIABLE] = previous_engine
         environment = _environment()
         meta = {
             "client": client or "(unnamed client)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -122,7 +123,7 @@ def _orphans(
                     column="account_id",
                     rows=orphan[orphan].index.tolist(),
                 )
-    if data.usage is not None and usage_ok:
+    if data.usage is not None and usage_ok and data.usage.local:
         with duckdb.connect() as con:
             con.register("known", pd.DataFrame({"account_id": sorted(known)}, dtype=object))
             n, rows, examples, n_case = con.execute(
@@ -186,17 +187,141 @@ def _subscription_lines(data: CSData, subs: pd.DataFrame, file: str, report: Val
     return subs
 
 
-def _read(path: str | Path, metric_roles: str | dict | None = None) -> tuple[CSData, ValidationReport]:
+def _read(
+    path: str | Path, metric_roles: str | dict | None = None, engine: Any = None
+) -> tuple[CSData, ValidationReport]:
     with warnings.catch_warnings():
         # pandas' warnings about odd cells would print between the report's lines; every odd
         # cell is reported by the checks themselves.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", pd.errors.ParserWarning)
         warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-        data, report = _read_checked(path)
-        if Path(path).is_dir():
-            _roles(data, Path(path), metric_roles, report)
+        data, report = _read_checked(path, engine)
+        data.engine = engine
+        if report.ok or Path(str(path)).is_dir():
+            _roles(data, Path(str(path)), metric_roles, report)
         return data, report
+
+
+#: Suffixes of a DuckDB database file holding the contract's tables
+DATABASE_SUFFIXES = (".duckdb", ".ddb", ".db")
+
+
+class _Named:
+    """A table's label in problem reports when it is not a file of a folder (``book.duckdb:usage``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _is_location(path: str | Path) -> bool:
+    """Whether ``path`` is a URL Spark reads (``s3a://``, ``hdfs://``, ``abfss://``, ``file:/``...)."""
+    return isinstance(path, str) and "://" in path or str(path).startswith("file:")
+
+
+def _sources(path: str | Path, engine: Any, report: ValidationReport):
+    """The tables of a source that is not a plain folder: ``(frames, usage, labels)`` or ``None``.
+
+    A DuckDB database file: its tables named as the contract's, read by DuckDB (usage stays in the
+    file). A location Spark reads (or a local folder with the spark engine): ``<table>.parquet`` or a
+    folder ``<table>/`` of Parquet parts, the small tables collected, usage left in Spark.
+    """
+    from cslab.data.engine import connect, engine_name
+
+    if not _is_location(path) and Path(path).is_file() and Path(path).suffix.lower() in DATABASE_SUFFIXES:
+        frames, usage, labels = {}, None, {}
+        quoted = str(path).replace("'", "''")
+        with duckdb.connect() as con:
+            con.execute(f"ATTACH '{quoted}' AS book (READ_ONLY)")
+            names = {
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'book' UNION "
+                    "SELECT view_name FROM duckdb_views() WHERE database_name = 'book'"
+                ).fetchall()
+            }
+            for name in (n for n in TABLE_NAMES if n in names):
+                labels[name] = _Named(f"{Path(path).name}:{name}")
+                if name == "usage":
+                    usage = UsageTable(Path(path), table="usage")
+                    continue
+                frame = con.execute(f'SELECT * FROM book."{name}"').df()
+                frames[name] = frame.astype(object).where(frame.notna(), None)
+        return frames, usage, labels
+    if not _is_location(path) and engine_name(engine) != "spark":
+        return None
+    if not _is_location(path) and not Path(path).is_dir():
+        return None
+    spark = connect(engine).spark
+    root = str(path).rstrip("/")
+    frames, usage, labels = {}, None, {}
+    for name in TABLE_NAMES:
+        for location in (f"{root}/{name}.parquet", f"{root}/{name}"):
+            try:
+                frame = spark.read.parquet(location)
+                if name != "usage":
+                    frame = frame.toPandas()
+            except Exception as exc:  # noqa: BLE001 - Spark's AnalysisException and py4j's errors
+                if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+                    continue  # absent
+                report.add(location, f"is not readable by Spark ({str(exc).strip().splitlines()[0][:300]})")
+                break
+            labels[name] = _Named(location.rsplit("/", 1)[-1])
+            if name == "usage":
+                usage = UsageTable(location, engine=engine if engine is not None else "spark")
+            else:
+                frames[name] = frame.astype(object).where(frame.notna(), None)
+            break
+    if not _is_location(path) and not labels:
+        return None  # a folder of CSV files: read as a folder, usage read by Spark from its file
+    return frames, usage, labels
+
+
+def _check_usage_engine(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.Series | None]:
+    """The usage checks a table in Spark or a warehouse allows: counts (no row numbers), by the engine.
+
+    Required columns, empty ids and metrics, dates and values that do not parse; returns whether
+    it is usable and its rows per month, as :func:`cslab.data.usage._check_usage` does for a file.
+    """
+    from cslab.data.engine import RAW_USAGE, _month, connect, raw_usage, typed_usage
+
+    eng = connect(usage.engine)
+    try:
+        bound = usage.bind(eng)
+    except Exception as exc:  # noqa: BLE001 - a missing column or an unreadable location
+        report.add(usage.name, f"cannot be read by {eng.name} ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        return False, None
+    both = typed_usage(raw_usage(), decimal_comma=usage.decimal_comma, keep_text=True)
+    counts = both.aggregate(
+        n=both.count(),
+        empty_id=(both.account_id.isnull() | (both.account_id == "")).sum(),
+        empty_metric=(both.metric.isnull() | (both.metric == "")).sum(),
+        bad_date=(both.date_text.notnull() & (both.date_text != "") & both.date.isnull()).sum(),
+        bad_value=(both.value_text.notnull() & (both.value_text != "") & both.value.isnull()).sum(),
+    )
+    tables = {RAW_USAGE: bound}
+    found = eng.run(counts, tables).iloc[0]
+    usage.n_rows = int(found["n"])
+    for column, key, message in (
+        ("account_id", "empty_id", "empty"),
+        ("metric", "empty_metric", "empty"),
+        ("date", "bad_date", "unparseable date"),
+        ("value", "bad_value", "not a number"),
+    ):
+        if int(found[key] or 0):
+            report.add(usage.name, message, column=column, n_rows=int(found[key]))
+    if usage.n_rows == 0:
+        report.add(usage.name, "has no data rows")
+        return False, None
+    dated = both.filter(both.date.notnull())
+    per_month = eng.run(dated.group_by(m=_month(dated.date)).aggregate(n=dated.count()), tables)
+    names = both.filter(both.metric.notnull() & (both.metric != "")).select("metric").distinct().order_by("metric")
+    usage.metrics = tuple(eng.run(names, tables)["metric"])
+    months = pd.Series(
+        per_month["n"].astype(float).to_numpy(),
+        index=pd.PeriodIndex([pd.Period(year=m // 12, month=m % 12 + 1, freq="M") for m in per_month["m"]]),
+    ).sort_index()
+    return True, months
 
 
 def _roles(data: CSData, folder: Path, given: str | dict | None, report: ValidationReport) -> None:
@@ -232,14 +357,31 @@ def _roles(data: CSData, folder: Path, given: str | dict | None, report: Validat
     data.metric_roles = roles
 
 
-def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
+def _read_checked(path: str | Path, engine: Any = None) -> tuple[CSData, ValidationReport]:
+    report = ValidationReport(str(path))
+    data = CSData(source=str(path), report=report)
+    other = _sources(path, engine, report)
+    if other is not None:
+        frames_in, usage, files = other
+        if "subscriptions" not in files:
+            report.add(str(path), "no subscriptions table: it is the one required table")
+        frames = {}
+        for name, frame in frames_in.items():
+            if frame.empty:
+                report.add(files[name].name, "has a header but no data rows")
+                continue
+            frames[name] = (frame, False)
+        return _check_tables(data, report, frames, usage, files)
     folder = Path(path)
-    report = ValidationReport(str(folder))
-    data = CSData(source=str(folder), report=report)
     if not folder.is_dir():
         report.add(str(folder), "is not a folder" if folder.exists() else "does not exist")
         return data, report
     files = _table_files(folder, report)
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()):
+        # a folder of Parquet parts (Spark's and Hive's layout): usage/part-0000.parquet ...
+        name = part.name.removesuffix(".parquet")
+        if name in TABLES and name not in files and any(part.glob("**/*.parquet")):
+            files[name] = part
     if "subscriptions" not in files:
         report.add(
             str(folder), "no subscriptions file (subscriptions.csv, .csv.gz or .parquet): it is the one required table"
@@ -251,7 +393,7 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
         file = files[name]
         if name == "usage":
             decimal_comma, delimiter = False, ","
-            if not file.name.lower().endswith(".parquet"):
+            if not file.is_dir() and not file.name.lower().endswith(".parquet"):
                 head = _read_text(file, report, limit=_SNIFF_BYTES)
                 if head is None:
                     continue
@@ -262,19 +404,37 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
                     )
             usage = UsageTable(file, delimiter, decimal_comma)
             continue
-        frame, decimal_comma = _read_table(file, report, keep_lines=True)
+        if file.is_dir():
+            frame, decimal_comma = pd.read_parquet(file), False
+            frame = frame.astype(object).where(frame.notna(), None)
+        else:
+            frame, decimal_comma = _read_table(file, report, keep_lines=True)
         if frame is None:
             continue
         if frame.empty:
             report.add(file.name, "has a header but no data rows")
             continue
         frames[name] = (frame, decimal_comma)
+    return _check_tables(data, report, frames, usage, files)
+
+
+def _check_tables(
+    data: CSData,
+    report: ValidationReport,
+    frames: dict[str, tuple[pd.DataFrame, bool]],
+    usage: UsageTable | None,
+    files: dict[str, Any],
+) -> tuple[CSData, ValidationReport]:
+    """Check the tables read (each as text, as from a file) against the contract and each other."""
     usage_ok, usage_months = False, None
     if usage is not None:
         data.usage = usage
-        usage_ok, usage_months = _check_usage(usage, report)
+        if usage.local:
+            usage_ok, usage_months = _check_usage(usage, report)
+        else:
+            usage_ok, usage_months = _check_usage_engine(usage, report)
     as_of, latest = _data_as_of({n: f for n, (f, _) in frames.items()}, usage_months)
-    if usage_ok:
+    if usage_ok and usage.local:
         _late_usage(usage, usage_months, latest, as_of, report)
     ids: dict[str, pd.Series] = {}
     for name, (frame, decimal_comma) in frames.items():
@@ -296,8 +456,10 @@ def _read_checked(path: str | Path) -> tuple[CSData, ValidationReport]:
     return data, report
 
 
-def validate(path: str | Path, metric_roles: str | dict | None = None) -> ValidationReport:
-    """Check a data folder against the contract; return every problem found (nothing raised).
+def validate(path: str | Path, metric_roles: str | dict | None = None, *, engine: Any = None) -> ValidationReport:
+    """Check a data source against the contract; return every problem found (nothing raised).
+
+    ``path`` and ``engine`` as for :func:`load`.
 
     Examples
     --------
@@ -305,20 +467,27 @@ def validate(path: str | Path, metric_roles: str | dict | None = None) -> Valida
     >>> report.ok, report.format()  # doctest: +SKIP
     (True, '')
     """
-    return _read(path, metric_roles)[1]
+    return _read(path, metric_roles, engine)[1]
 
 
-def load(path: str | Path, metric_roles: str | dict | None = None) -> CSData:
-    """Read a data folder into validated, typed tables.
+def load(path: str | Path, metric_roles: str | dict | None = None, *, engine: Any = None) -> CSData:
+    """Read a data source into validated, typed tables.
 
     Parameters
     ----------
     path : str or Path
-        A folder holding one file per table (``subscriptions.csv``, ``accounts.parquet``, ...).
+        A folder holding one file per table (``subscriptions.csv``, ``accounts.parquet``, a folder
+        ``usage/`` of Parquet parts, ...); a DuckDB database file (``.duckdb``) holding the tables
+        by name; or a location Spark reads (``s3a://bucket/book``, ``hdfs://...``, ``file:///...``)
+        holding ``<table>.parquet`` or ``<table>/`` Parquet parts (with the spark engine).
     metric_roles : str or dict, optional
         Roles of usage metrics set explicitly (``"active_users=wau,logins=sessions"``); they win
         over the folder's ``cslab.toml``, which wins over detection from the metric names
         (:mod:`cslab.data.roles`). Naming a metric the usage table lacks is a validation error.
+    engine : str, SparkSession or Ibis backend, optional
+        Where the row-level work runs (:mod:`cslab.data.engine`): ``"duckdb"`` (default, or
+        ``$CSLAB_ENGINE``), ``"spark"`` or your SparkSession. With Spark the small tables are
+        collected and checked here; usage stays in Spark (counted checks, no row numbers).
 
     Returns
     -------
@@ -336,7 +505,7 @@ def load(path: str | Path, metric_roles: str | dict | None = None) -> CSData:
     >>> data.subscriptions.columns.tolist()[:4]  # doctest: +SKIP
     ['account_id', 'start_date', 'end_date', 'mrr']
     """
-    data, report = _read(path, metric_roles)
+    data, report = _read(path, metric_roles, engine)
     if not report.ok:
         raise DataValidationError(report)
     data.notes = [p.format() for p in report.warnings]

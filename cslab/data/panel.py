@@ -11,9 +11,12 @@ Conventions (each a parameter, defaults as in the data contract):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from cslab.data.engine import engine_name
 from cslab.data.io import CSData
 from cslab.data.months import analysis_month, month_index, month_of, month_start
 from cslab.data.roles import snake
@@ -61,45 +64,38 @@ def label_missing(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), MISSING_LABEL)
 
 
-def _expand_lines(subs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Account x month MRR and seats from subscription lines, vectorised (no loop over lines)."""
-    as_of_m = month_index([as_of])[0]
+def _expand_lines(
+    subs: pd.DataFrame, as_of: pd.Timestamp, engine: Any = None, first_month: int | None = None
+) -> pd.DataFrame:
+    """Account x month MRR and seats from subscription lines, on the engine
+    (:func:`cslab.data.engine.line_months`: the month-end snapshot rule, written once for every engine)."""
+    import ibis
+
+    from cslab.data.engine import CALENDAR, LINE_COLUMNS, LINES, connect, line_months
+
+    as_of_m = int(month_index([as_of])[0])
     subs = subs[subs["start_date"] <= as_of]
-    # Lines ending after as_of are still running at as_of: right-censored.
-    end = subs["end_date"].where(subs["end_date"] < as_of)
-    first = month_index(subs["start_date"])
-    end_m = np.where(end.notna(), month_index(end.fillna(as_of)), as_of_m)
-    end_month_last_day = (pd.DatetimeIndex(end.fillna(as_of)) + pd.offsets.MonthEnd(0)).to_numpy()
-    snapshot = np.minimum(end_month_last_day, np.datetime64(as_of))
-    # A line ending before its month's snapshot does not count in that month.
-    last = np.where(end.isna(), as_of_m, np.where(end.to_numpy() >= snapshot, end_m, end_m - 1))
-    n = np.clip(last - first + 1, 0, None)
-    keep = n > 0
-    first, n = first[keep], n[keep]
-    line = np.repeat(np.arange(keep.sum()), n)
-    offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    kept = subs[keep]
-    rows = pd.DataFrame(
-        {
-            "account_id": kept["account_id"].to_numpy()[line],
-            "m": first[line] + offset,
-            "mrr": kept["mrr"].to_numpy()[line],
-            "seats": kept["seats"].to_numpy()[line] if "seats" in kept else np.nan,
-        }
-    )
-    keys = ["account_id", "m"]
-    # min_count=1: an account whose lines carry no seats has NaN seats, not 0.
-    out = rows.groupby(keys, sort=False).sum(min_count=1).reset_index()
-    if "billing_period_months" in kept:
-        rows["billing_period_months"] = kept["billing_period_months"].to_numpy()[line]
-        out = out.merge(
-            rows.groupby(keys, sort=False)["billing_period_months"].max().reset_index(), on=keys, how="left"
-        )
-    if "plan" in kept:
-        # the plan of the account's largest running line
-        rows["plan"] = kept["plan"].to_numpy()[line]
-        largest = rows.sort_values("mrr", ascending=False, kind="stable").drop_duplicates(keys)
-        out = out.merge(largest[keys + ["plan"]], on=keys, how="left")
+    if first_month is None:
+        first_month = int(month_index(subs["start_date"]).min())
+    columns = ["account_id", "start_date", "end_date", "mrr"] + [
+        c for c in ("seats", "billing_period_months", "plan") if c in subs
+    ]
+    lines = subs[columns].reset_index(drop=True)
+    lines["line"] = np.arange(len(lines), dtype="int64")
+    for column in ("mrr", "seats", "billing_period_months"):
+        if column in lines:
+            lines[column] = lines[column].astype("float64")
+    if "plan" in lines:
+        lines["plan"] = lines["plan"].astype(object).where(lines["plan"].notna(), None)
+    table = ibis.table({c: LINE_COLUMNS[c] for c in lines.columns}, name=LINES)
+    calendar = pd.DataFrame({"m": np.arange(first_month, as_of_m + 1, dtype="int64")})
+    out = connect(engine).run(line_months(table, as_of, as_of_m), {LINES: lines, CALENDAR: calendar})
+    out["m"] = out["m"].astype("int64")
+    for column in ("mrr", "seats", "billing_period_months"):
+        if column in out:
+            out[column] = out[column].astype("float64")
+    if "seats" not in out:
+        out["seats"] = np.nan
     return out
 
 
@@ -150,7 +146,8 @@ def _monthly_counts(
     keys = pd.DataFrame({"account_id": frame["account_id"].to_numpy(), "m": month_index(frame[date_col])})
     if by is None:
         return keys.value_counts().rename(prefix).reset_index()
-    keys["kind"] = prefix + frame[by].map(snake).to_numpy()
+    kinds = {kind: snake(kind) for kind in pd.unique(frame[by])}  # once per kind, not per row
+    keys["kind"] = prefix + frame[by].map(kinds).to_numpy()
     return (
         keys.pivot_table(index=["account_id", "m"], columns="kind", aggfunc="size", fill_value=0)
         .reset_index()
@@ -190,8 +187,14 @@ def panel(
     reactivation_months: int = 12,
     min_mrr: float = 0.0,
     usage_agg: str = "mean",
+    engine: Any = None,
 ) -> pd.DataFrame:
     """Build the monthly account panel.
+
+    The row-level steps (usage to account x month x metric, subscription lines to account x
+    month) run on ``engine`` (:mod:`cslab.data.engine`: the same Ibis expressions on DuckDB, Spark
+    or a warehouse); the per-account steps on their output (the month grid, movements, cohorts,
+    event counts) run in pandas / numpy.
 
     Parameters
     ----------
@@ -207,6 +210,10 @@ def panel(
         Accounts with MRR at or below it are not active (and their MRR is not counted).
     usage_agg : {"mean", "sum", "max"}, default "mean"
         How usage rows within a month are combined (see :meth:`UsageTable.monthly`).
+    engine : str, SparkSession or Ibis backend, optional
+        ``"duckdb"``, ``"spark"``, your SparkSession or an Ibis backend (a warehouse). Default: the
+        engine the data was loaded for (``data.engine``), else ``$CSLAB_ENGINE``, else DuckDB. Every
+        engine gives the same panel.
 
     Returns
     -------
@@ -234,9 +241,10 @@ def panel(
     if subs.empty:
         raise ValueError(f"no subscription line starts on or before as_of={as_of:%Y-%m-%d}")
 
-    lines = _expand_lines(subs, as_of)
+    engine = data.engine if engine is None else engine
     first_month = pd.Series(month_index(subs["start_date"]), index=subs["account_id"].to_numpy())
     first_month = first_month.groupby(level=0).min()
+    lines = _expand_lines(subs, as_of, engine, int(first_month.min()))
     frame = _grid(first_month, as_of_m).merge(lines, on=["account_id", "m"], how="left")
     frame["mrr"] = frame["mrr"].fillna(0.0)
     frame = frame.sort_values(["account_id", "m"], kind="stable", ignore_index=True)
@@ -244,9 +252,10 @@ def panel(
 
     extras = []
     if data.usage is not None:
-        usage = data.usage.monthly(as_of=as_of, agg=usage_agg)
+        usage = data.usage._monthly(as_of, usage_agg, engine)
         if len(usage):
-            usage = usage.assign(m=month_index(usage["month"]), metric="usage_" + usage["metric"].map(snake))
+            names = {m: "usage_" + snake(m) for m in usage["metric"].unique()}  # once per metric, not per row
+            usage = usage.assign(metric=usage["metric"].map(names))
             extras.append(
                 usage.pivot_table(index=["account_id", "m"], columns="metric", values="value")
                 .reset_index()
@@ -317,6 +326,7 @@ def panel(
         reactivation_months=reactivation_months,
         min_mrr=min_mrr,
         usage_agg=usage_agg,
+        engine=engine_name(engine),
         metric_roles=dict(data.metric_roles.roles),
         account_columns=joined,
     )

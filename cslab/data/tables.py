@@ -1,15 +1,18 @@
-"""The loaded data: :class:`CSData` (the typed tables of one folder) and :class:`UsageTable`
-(the usage file, left on disk and queried with DuckDB)."""
+"""The loaded data: :class:`CSData` (the typed tables of one source) and :class:`UsageTable`
+(the usage table, left where it lies: a file or a DuckDB database read by DuckDB, or a location
+Spark reads, or a table of an Ibis backend)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from cslab.data.contract import TABLE_NAMES
+from cslab.data.months import month_start
 from cslab.data.roles import MetricRoles
 from cslab.data.validation import ValidationReport
 
@@ -24,26 +27,46 @@ COMPLETE_MONTH_DAYS = 7
 # --------------------------------------------------------------------------------------------
 @dataclass
 class UsageTable:
-    """The ``usage`` table, left on disk and queried with DuckDB.
+    """The ``usage`` table, left where it lies and aggregated by an engine (:mod:`cslab.data.engine`).
 
     Parameters
     ----------
-    path : Path
-        The CSV or Parquet file.
+    path : Path or str
+        The CSV or Parquet file (or folder of Parquet parts), the DuckDB database file holding
+        the table (``table`` names it), or a location Spark reads (``engine`` is Spark).
     delimiter : str
         The CSV separator (ignored for Parquet).
     decimal_comma : bool
         Whether numbers are written with a decimal comma.
+    table : str, optional
+        The table's name in a DuckDB database file or an Ibis backend.
+    engine : optional
+        Where the table lives when DuckDB does not read it: ``"spark"`` or a SparkSession (``path``
+        is a location Spark reads), or an Ibis backend (``table`` is its name there).
     """
 
-    path: Path
+    path: Path | str
     delimiter: str = ","
     decimal_comma: bool = False
     n_rows: int = 0
     metrics: tuple[str, ...] = ()
+    table: str | None = None
+    engine: Any = None
+
+    @property
+    def local(self) -> bool:
+        """Whether DuckDB reads it here (a local file or DuckDB database), so its checks can run."""
+        return self.engine is None
+
+    @property
+    def name(self) -> str:
+        """The name shown in problem reports."""
+        if self.table is not None and self.engine is None:
+            return f"{Path(self.path).name}:{self.table}"
+        return Path(str(self.path)).name if self.engine is None else str(self.path)
 
     def relation_sql(self) -> str:
-        """SQL selecting the table with typed columns (account_id, date, metric, value)."""
+        """DuckDB SQL selecting the table with typed columns (account_id, date, metric, value)."""
         value = "replace(trim(value), ',', '.')" if self.decimal_comma else "trim(value)"
         return (
             "SELECT trim(account_id) AS account_id, "
@@ -52,19 +75,59 @@ class UsageTable:
         )
 
     def raw_sql(self) -> str:
-        """SQL reading the file with every column as text."""
+        """DuckDB SQL reading the table with every column as text."""
+        if not self.local:
+            from cslab.data.engine import EngineError
+
+            raise EngineError(f"the usage table {self.path} is read by {self.engine!r}, not DuckDB")
         path = str(self.path).replace("'", "''")
-        if self.path.name.endswith(".parquet"):
-            return (
-                f"(SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(date AS VARCHAR) AS date,"
-                f" CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value"
-                f" FROM read_parquet('{path}'))"
-            )
+        as_text = (
+            "(SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(date AS VARCHAR) AS date,"
+            " CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value FROM {})"
+        )
+        if self.table is not None:
+            table = self.table.replace("'", "''")
+            return as_text.format(f"read_duckdb('{path}', table_name='{table}')")
+        if Path(self.path).is_dir():  # a folder of Parquet parts
+            return as_text.format(f"read_parquet('{path}/**/*.parquet')")
+        if Path(self.path).name.endswith(".parquet"):
+            return as_text.format(f"read_parquet('{path}')")
         delim = self.delimiter.replace("'", "''")
         return f"read_csv('{path}', delim='{delim}', header=true, all_varchar=true, quote='\"')"
 
-    def monthly(self, as_of: str | pd.Timestamp | None = None, agg: str = "mean") -> pd.DataFrame:
-        """Usage aggregated to account x month x metric, in DuckDB.
+    def bind(self, engine: Any = None) -> Any:
+        """The raw table (every column text) as ``engine`` reads it, for :meth:`Engine.run`.
+
+        DuckDB: the SQL of :meth:`raw_sql`; Spark: a Spark DataFrame of the file or location; an
+        Ibis backend: the table's name there.
+        """
+        from cslab.data.engine import EngineError, connect
+
+        eng = connect(self.engine if engine is None else engine)
+        if eng.name == "duckdb" and eng.session is None:
+            return self.raw_sql()
+        if eng.name == "spark":
+            if self.table is not None and self.local:
+                raise EngineError(
+                    f"the usage table lies in the DuckDB file {self.path}, which Spark cannot read: use the duckdb "
+                    "engine, or export the tables as Parquet for Spark"
+                )
+            location = str(self.path)
+            if self.local and not Path(location).is_dir() and not location.endswith(".parquet"):
+                frame = eng.spark.read.csv(location, header=True, sep=self.delimiter, quote='"', inferSchema=False)
+            else:
+                frame = eng.spark.read.parquet(location)
+            frame = frame.toDF(*[c.strip() for c in frame.columns])
+            columns = ("account_id", "date", "metric", "value")
+            return frame.selectExpr(*(f"CAST(`{c}` AS STRING) AS {c}" for c in columns))
+        if self.table is None:
+            raise EngineError(f"the {eng.name} engine reads usage from a table: name it (UsageTable.table)")
+        return self.table
+
+    def monthly(
+        self, as_of: str | pd.Timestamp | None = None, agg: str = "mean", *, engine: Any = None
+    ) -> pd.DataFrame:
+        """Usage aggregated to account x month x metric, by the engine (DuckDB by default).
 
         Parameters
         ----------
@@ -73,6 +136,9 @@ class UsageTable:
         agg : {"mean", "sum", "max"}
             How the rows of one month are combined. ``mean`` suits levels (active users) sampled
             at any frequency; ``sum`` suits counts logged per event or per day.
+        engine : optional
+            ``"duckdb"``, ``"spark"``, a SparkSession or an Ibis backend (:mod:`cslab.data.engine`);
+            default: where the table lives, else DuckDB.
 
         Returns
         -------
@@ -83,41 +149,51 @@ class UsageTable:
         >>> data = load("data/demo")  # doctest: +SKIP
         >>> data.usage.monthly(as_of="2025-06-30").head()  # doctest: +SKIP
         """
+        out = self._monthly(as_of, agg, engine)
+        out.insert(1, "month", month_start(out.pop("m").to_numpy()).astype("datetime64[ns]"))
+        return out[["account_id", "month", "metric", "value"]]
+
+    def _monthly(self, as_of, agg: str, engine: Any) -> pd.DataFrame:
+        """:meth:`monthly` with the month index ``m`` instead of ``month`` (what the panel joins on)."""
+        from cslab.data.engine import RAW_USAGE, connect, typed_usage, usage_monthly
+
         if agg not in {"mean", "sum", "max"}:
             raise ValueError(f"agg must be 'mean', 'sum' or 'max', not {agg!r}")
-        # Exact decimal sums: DuckDB adds doubles in parallel in no fixed order, so avg/sum over
-        # millions of rows can differ in the last bits between runs; decimals (values are below
-        # 1e15, checked on loading) make the panel, and every figure after it, reproducible.
-        fn = {"mean": "avg", "sum": "sum", "max": "max"}[agg]
-        value = "value" if agg == "max" else "CAST(value AS DECIMAL(38, 9))"
-        where = "date IS NOT NULL AND value IS NOT NULL"
-        if as_of is not None:
-            where += f" AND date <= TIMESTAMP '{pd.Timestamp(as_of):%Y-%m-%d %H:%M:%S}'"
-        sql = (
-            f"SELECT account_id, date_trunc('month', date) AS month, metric, "
-            f"CAST({fn}({value}) AS DOUBLE) AS value "
-            f"FROM ({self.relation_sql()}) WHERE {where} GROUP BY ALL ORDER BY ALL"
+        eng = connect(self.engine if engine is None else engine)
+        # Exact decimal sums (cslab.data.engine.usage_monthly): the panel, and every figure after it,
+        # is the same on every run and every engine.
+        expr = usage_monthly(
+            typed_usage(decimal_comma=self.decimal_comma), None if as_of is None else pd.Timestamp(as_of), agg
         )
-        with duckdb.connect() as con:
-            out = con.sql(sql).df()
-        out["month"] = pd.to_datetime(out["month"]).astype("datetime64[ns]")
-        return out
+        out = eng.run(expr, {RAW_USAGE: self.bind(eng)})
+        out["m"] = out["m"].astype("int64")
+        out["value"] = out["value"].astype("float64")
+        return out.reset_index(drop=True)
 
     def query(self, sql: str) -> pd.DataFrame:
-        """Run SQL against the typed table, available as ``usage``.
+        """Run SQL against the typed table, available as ``usage`` (DuckDB's dialect; Spark SQL on Spark).
 
         Examples
         --------
         >>> data.usage.query("SELECT metric, count(*) AS n FROM usage GROUP BY metric")  # doctest: +SKIP
         """
-        with duckdb.connect() as con:
-            con.sql(f"CREATE VIEW usage AS {self.relation_sql()}")
-            return con.sql(sql).df()
+        if self.local:
+            with duckdb.connect() as con:
+                con.sql(f"CREATE VIEW usage AS {self.relation_sql()}")
+                return con.sql(sql).df()
+        from cslab.data.engine import RAW_USAGE, EngineError, connect, spark_sql, typed_usage
+
+        eng = connect(self.engine)
+        if eng.spark is None:
+            raise EngineError(f"SQL on a usage table in {eng.name} runs there: query it with {eng.name}'s client")
+        self.bind(eng).createOrReplaceTempView(RAW_USAGE)
+        eng.spark.sql(spark_sql(typed_usage(decimal_comma=self.decimal_comma))).createOrReplaceTempView("usage")
+        return eng.spark.sql(sql).toPandas()
 
 
 @dataclass
 class CSData:
-    """The tables of one data folder, validated and typed; absent optional tables are ``None``.
+    """The tables of one source, validated and typed; absent optional tables are ``None``.
 
     Examples
     --------
@@ -145,6 +221,9 @@ class CSData:
     zero_length_lines: int = 0
     #: the data folder's ``cslab.toml``, when it has one
     settings: dict = field(default_factory=dict)
+    #: the engine the panel runs on (:mod:`cslab.data.engine`): a name, a SparkSession or an Ibis
+    #: backend; ``None`` is ``$CSLAB_ENGINE``, else DuckDB
+    engine: Any = None
 
     @property
     def tables(self) -> tuple[str, ...]:
