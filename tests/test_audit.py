@@ -256,3 +256,20 @@ def test_audit_and_run_share_their_options_and_help_texts():
     for name in shared - {"out"}:  # out defaults to reports/audit and reports/run
         assert options["audit"][name] == options["run"][name], name
         assert options["run"][name][1], f"--{name} has no help text in cslab run"
+
+
+def test_notebook_kernels_start_with_thread_caps(monkeypatch):
+    """Half the usable cores per kernel unless the caller says otherwise: two notebooks, or a notebook
+    and the tests, then never run more OpenMP/BLAS threads than there are cores."""
+    import os
+
+    from cslab.audit.running import THREAD_VARIABLES, kernel_threads
+
+    for name in (*THREAD_VARIABLES, "CSLAB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert set(kernel_threads().values()) == {str(max(1, cores // 2))}
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    monkeypatch.setenv("CSLAB_THREADS", "5")
+    caps = kernel_threads()
+    assert caps["OPENBLAS_NUM_THREADS"] == "3" and caps["OMP_NUM_THREADS"] == "5" and caps["MKL_NUM_THREADS"] == "5"

@@ -84,6 +84,40 @@ def parse_param(text: str, declared: dict[str, dict] | None = None) -> tuple[str
     return key, value
 
 
+#: The thread-pool variables of the numerical libraries (OpenMP, OpenBLAS, MKL, Accelerate, numexpr).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+#: Sets every thread cap of the notebook kernels at once (default: half the usable cores).
+THREADS_VARIABLE = "CSLAB_THREADS"
+
+
+def kernel_threads() -> dict[str, str]:
+    """The thread caps a notebook kernel starts with.
+
+    Half the usable cores, at least one: OpenMP and BLAS otherwise start a thread per core in every
+    process, and two notebooks, or a notebook and the tests, on the same cores then run twice as
+    many threads as there are cores and slow each other down several times over. A variable the
+    caller set is kept; ``CSLAB_THREADS`` sets them all (``CSLAB_THREADS=8`` on a machine the audit
+    has to itself).
+
+    Examples
+    --------
+    >>> kernel_threads()["OMP_NUM_THREADS"]  # doctest: +SKIP
+    '1'
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    default = os.environ.get(THREADS_VARIABLE) or str(max(1, cores // 2))
+    return {name: os.environ.get(name) or default for name in THREAD_VARIABLES}
+
+
 # --------------------------------------------------------------------------------------------
 # Running one notebook
 # --------------------------------------------------------------------------------------------
@@ -113,7 +147,8 @@ def current_kernel() -> Iterator[str]:
                     # jupyter_client starts the kernel with os.environ updated by this "env": figures go
                     # inline into the report even when the caller has MPLBACKEND=Agg (servers, CI images)
                     # CSLAB_BATCH: no progress bars in a report nobody watches being made
-                    "env": {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"},
+                    # thread caps: see kernel_threads
+                    "env": {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1", **kernel_threads()},
                 }
             )
         )
