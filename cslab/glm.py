@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 __all__ = ["BinaryFit", "fit_binary", "predict", "cluster_covariance", "ConvergenceError"]
 
@@ -36,11 +37,29 @@ class ConvergenceError(ArithmeticError):
 
 @dataclass
 class BinaryFit:
-    """A fitted binary GLM: ``coef`` (one per design column), ``link``, ``iterations``."""
+    """A fitted binary GLM: ``coef`` (one per design column), ``link``, ``iterations``, and the
+    expected ``information`` at ``coef`` (penalty included), for later refits to reuse."""
 
     coef: np.ndarray
     link: str
     iterations: int
+    information: np.ndarray | None = None
+
+
+#: Steps a refit takes with a reused information matrix before it recomputes its own.
+CHORD_STEPS = 40
+
+
+def warm_start(previous: BinaryFit | None) -> dict:
+    """Keyword arguments of :func:`fit_binary` that start a refit from ``previous`` (its
+    coefficients and information), or none.
+
+    Examples
+    --------
+    >>> point = fit_binary(X, y)  # doctest: +SKIP
+    >>> replicate = fit_binary(X, y, frequencies, **warm_start(point))  # doctest: +SKIP
+    """
+    return {} if previous is None else {"start": previous.coef, "information": previous.information}
 
 
 def _mean_and_derivative(eta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +89,7 @@ def fit_binary(
     tol: float = 1e-7,
     max_iter: int = 100,
     offset: np.ndarray | None = None,
+    information: np.ndarray | None = None,
 ) -> BinaryFit:
     """Maximise the (weighted, optionally ridge-penalised) binomial likelihood by IRLS.
 
@@ -89,6 +109,12 @@ def fit_binary(
         Starting coefficients (warm start).
     offset : ndarray (n,), optional
         A known part of the linear predictor (coefficient fixed at 1), e.g. effects estimated elsewhere.
+    information : ndarray (k, k), optional
+        The information matrix of a fit of the same design with nearby weights (a bootstrap
+        replicate's refit reuses the full sample's, ``BinaryFit.information``). Steps then solve with
+        it instead of recomputing ``X'WX`` (the chord method): each step costs O(n k) instead of
+        O(n k²), and the fixed point, where the score is zero, is the same maximum. After
+        ``CHORD_STEPS`` steps without convergence the fit recomputes the information as usual.
 
     Raises
     ------
@@ -122,17 +148,26 @@ def fit_binary(
         mu = np.clip(mu, _EPS, 1 - _EPS)
         return float(w @ (y * np.log(mu) + (1 - y) * np.log1p(-mu)) - 0.5 * ridge @ (b * b)), eta
 
+    chord = None
+    if information is not None:
+        try:
+            chord = scipy.linalg.cho_factor(np.asarray(information, float))
+        except np.linalg.LinAlgError:
+            chord = None
     current, eta = loglik(beta)
+    info = None
     for iteration in range(1, max_iter + 1):
         mu, d = _mean_and_derivative(eta, link)
         var = np.clip(mu * (1 - mu), _EPS, None)
-        working = w * d * d / var
         score = X.T @ (w * (y - mu) * d / var) - ridge * beta
-        info = (X * working[:, None]).T @ X + np.diag(ridge)
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError as error:
-            raise ConvergenceError(f"singular design: {error}") from error
+        if chord is not None and iteration <= CHORD_STEPS:
+            step = scipy.linalg.cho_solve(chord, score)
+        else:
+            info = (X * (w * d * d / var)[:, None]).T @ X + np.diag(ridge)
+            try:
+                step = np.linalg.solve(info, score)
+            except np.linalg.LinAlgError as error:
+                raise ConvergenceError(f"singular design: {error}") from error
         if not np.all(np.isfinite(step)):
             raise ConvergenceError("the fit diverged")
         # step halving: Fisher scoring with a non-canonical link can overshoot; never go downhill
@@ -147,22 +182,38 @@ def fit_binary(
         # converged when the step is negligible, or when the likelihood no longer moves (as
         # statsmodels' deviance rule): a nuisance coefficient creeping towards a bound (a tenure band
         # without events) would otherwise keep Fisher scoring, which is only linearly convergent,
-        # going for hundreds of steps while the coefficients that matter stand still
+        # going for hundreds of steps while the coefficients that matter stand still. The gain's
+        # floor, 1e-9 of the log-likelihood (R's glm.fit stops at 1e-8 of the deviance), is above
+        # the rounding noise of a likelihood with fitted probabilities near 1, where the steps never
+        # shrink and the gain only flickers around zero
+        # (not while steps reuse another fit's information: they converge linearly, and a small gain
+        # there does not yet mean a small distance to the maximum)
+        chording = chord is not None and iteration <= CHORD_STEPS
         if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))) or (
-            iteration > 1 and abs(gain) < 1e-3 * tol * (abs(current) + 1)
+            iteration > 1 and not chording and abs(gain) < max(1e-3 * tol, 1e-9) * (abs(current) + 1)
         ):
-            return BinaryFit(beta, link, iteration)
+            if info is None and information is None:
+                info = (X * (w * d * d / var)[:, None]).T @ X + np.diag(ridge)
+            return BinaryFit(beta, link, iteration, info if info is not None else information)
     if np.max(np.abs(beta)) > 25:
         raise ConvergenceError("a signal separates the rows with and without the event")
     raise ConvergenceError(f"not converged in {max_iter} iterations")
 
 
 def cluster_covariance(
-    X: np.ndarray, y: np.ndarray, fit: BinaryFit, groups: np.ndarray, weights: np.ndarray | None = None
+    X: np.ndarray,
+    y: np.ndarray,
+    fit: BinaryFit,
+    groups: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    penalty: float = 0.0,
 ) -> np.ndarray:
     """Cluster-robust (sandwich) covariance of the coefficients, clustered by ``groups``.
 
-    Bread = the inverse expected information; meat = the sum over clusters of the outer products
+    Bread = the inverse expected information (plus the ridge ``penalty`` the fit used, on all but
+    the intercept: the penalised estimating equation's derivative, which also keeps the bread finite
+    when a column is constant on the fitted rows); meat = the sum over clusters of the outer products
     of their summed weighted scores; with the small-sample factor G/(G−1)·(n−1)/(n−k) that
     statsmodels applies. Weights are taken as known (the usual, conservative choice for
     inverse-probability weights).
@@ -171,7 +222,9 @@ def cluster_covariance(
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     mu, d = _mean_and_derivative(X @ fit.coef, fit.link)
     var = np.clip(mu * (1 - mu), _EPS, None)
-    bread = np.linalg.inv((X * (w * d * d / var)[:, None]).T @ X)
+    ridge = np.full(X.shape[1], float(penalty))
+    ridge[0] = 0.0
+    bread = np.linalg.inv((X * (w * d * d / var)[:, None]).T @ X + np.diag(ridge))
     scores = X * (w * (np.asarray(y, float) - mu) * d / var)[:, None]
     codes, index = np.unique(groups, return_inverse=True)
     summed = np.zeros((len(codes), X.shape[1]))

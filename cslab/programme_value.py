@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cslab.glm import fit_binary
+from cslab.glm import fit_binary, warm_start
 
 __all__ = ["ProgrammeValue", "LANDMARK_HORIZON", "LANDMARK_EVERY", "LANDMARK_MAX_ROWS"]
 
@@ -98,11 +98,11 @@ class ProgrammeValue:
             freq[self._account[s[rows]]],
             link="cloglog",
             penalty=OUTCOME_PENALTY,
-            start=lm["start"].get(outcome),
             tol=self._tol,
             offset=offset,
+            **warm_start(lm["start"].get(outcome)),
         )
-        lm["start"].setdefault(outcome, fit.coef)
+        lm["start"].setdefault(outcome, fit)
         return fit.coef
 
     # ------------------------------------------------------------------------------------------

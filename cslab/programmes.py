@@ -47,7 +47,7 @@ from cslab.errors import CSLabError
 from cslab.exposure import EXPOSURE_TYPES, RECURRING_REPEAT_SHARE
 from cslab.exposure import exposure as exposure_of
 from cslab.features import label_of
-from cslab.glm import ConvergenceError, cluster_covariance, fit_binary, predict
+from cslab.glm import ConvergenceError, cluster_covariance, fit_binary, predict, warm_start
 from cslab.programme_value import ProgrammeValue
 
 __all__ = ["ProgrammeEffects", "TENURE_EDGES", "PROPENSITY_MODELS", "kinds_from_rows"]
@@ -57,14 +57,14 @@ TENURE_EDGES = (-1, 2, 5, 11, 23, np.inf)
 #: The competing propensity models.
 PROPENSITY_MODELS = ("logistic", "binned logistic")
 #: Cut points of the binned propensity model, as quantiles of each signal: CSMs act on thresholds,
-#: often in the tails ("four tickets in a quarter", "usage below 30%"). A count also gets a step at
-#: each of its values up to its 99th percentile.
+#: often in the tails ("four tickets in a quarter", "usage below 30%"). A small count (at most 20
+#: values up to its 99th percentile, such as tickets) also gets a step at each of those values.
 BIN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.97)
 #: A month whose delivery chance is below this is no decision (a QBR off its schedule).
 MIN_DECISION_PROBABILITY = 0.005
 #: Convergence tolerance of the refits in bootstrap replicates: a hazard ratio to four decimals is
 #: far finer than its sampling spread, and Fisher scoring with a cloglog link converges only linearly.
-REPLICATE_TOL = 1e-5
+REPLICATE_TOL = 1e-4
 #: Months below half this quantile of the delivered months' propensities are outside common support.
 SUPPORT_QUANTILE = 0.01
 #: Ridge penalty of the propensity models (keeps nearly separating signals finite).
@@ -165,7 +165,7 @@ class _Programme:
     balance_names: list
     population: np.ndarray  # rows where the programme can be given (positivity)
     population_note: str
-    start: dict = field(default_factory=dict)  # warm starts
+    start: dict = field(default_factory=dict)  # the point fits, warm starts of the replicates' refits
 
 
 class ProgrammeEffects(ProgrammeValue):
@@ -322,11 +322,11 @@ class ProgrammeEffects(ProgrammeValue):
         for c in lagged_z.columns:
             edges = np.unique(np.quantile(lagged_z[c], BIN_QUANTILES))
             raw = lagged[c].dropna().to_numpy(float)
-            if len(raw) and np.all(raw == np.round(raw)):
-                # a count (tickets, escalations, seats used): CSMs act on its values ("four tickets in
-                # a quarter"), which quantiles of a mostly-zero count miss: every value up to its 99th
-                # percentile is its own step (at most 20)
-                low = np.unique(lagged_z[c][lagged[c] <= np.quantile(raw, 0.99)])[:-1][:20]
+            low = np.unique(lagged_z[c][lagged[c] <= np.quantile(raw, 0.99)])[:-1] if len(raw) else []
+            if len(raw) and np.all(raw == np.round(raw)) and len(low) <= 20:
+                # a small count (tickets, escalations): CSMs act on its values ("four tickets in a
+                # quarter"), which quantiles of a mostly-zero count miss: every value up to its 99th
+                # percentile is its own step (counts with more values, like employees, keep quantiles)
                 edges = np.union1d(edges, low)
             if len(edges) > 1:
                 bins[c] = np.column_stack([(lagged_z[c].to_numpy() > e).astype(float) for e in edges])
@@ -453,12 +453,18 @@ class ProgrammeEffects(ProgrammeValue):
         for name, X in prog.propensity.items():
             try:
                 f = fit_binary(
-                    X, A, fD, link="logit", penalty=PROPENSITY_PENALTY, start=prog.start.get(name), tol=self._tol
+                    X,
+                    A,
+                    fD,
+                    link="logit",
+                    penalty=PROPENSITY_PENALTY,
+                    tol=self._tol,
+                    **warm_start(prog.start.get(name)),
                 )
             except ConvergenceError as error:
                 failure = f"{name} propensity model: {error}"
                 continue
-            prog.start.setdefault(name, f.coef)
+            prog.start.setdefault(name, f)
             p = np.clip(predict(X, f.coef, "logit"), 1e-4, 1 - 1e-4)
             ipw = np.where(A == 1, 1 / p, 1 / (1 - p))
             ok = used & (p > MIN_DECISION_PROBABILITY)
@@ -493,10 +499,10 @@ class ProgrammeEffects(ProgrammeValue):
                 fD * (p > support),
                 link="logit",
                 penalty=PROPENSITY_PENALTY,
-                start=prog.start.get("numerator"),
                 tol=self._tol,
+                **warm_start(prog.start.get("numerator")),
             )
-            prog.start.setdefault("numerator", num_fit.coef)
+            prog.start.setdefault("numerator", num_fit)
             num = predict(prog.numerator, num_fit.coef, "logit")
             factor = np.where(p <= support, 1.0, np.where(A == 1, num / p, (1 - num) / (1 - p)))
         log_factor = np.zeros(len(freq))
@@ -548,10 +554,12 @@ class ProgrammeEffects(ProgrammeValue):
 
     def _outcome_fit(self, X, y, w, key, start_store):
         try:
-            f = fit_binary(X, y, w, link="cloglog", penalty=OUTCOME_PENALTY, start=start_store.get(key), tol=self._tol)
+            f = fit_binary(
+                X, y, w, link="cloglog", penalty=OUTCOME_PENALTY, tol=self._tol, **warm_start(start_store.get(key))
+            )
         except ConvergenceError as error:
             raise ConvergenceError(f"{key} model: {error}") from error
-        start_store.setdefault(key, f.coef)
+        start_store.setdefault(key, f)
         return f
 
     def _estimate_one(self, prog: _Programme, freq: np.ndarray, details: bool = False, choose: bool = True) -> dict:
@@ -581,7 +589,7 @@ class ProgrammeEffects(ProgrammeValue):
         return out
 
     def _details(self, prog, w, chosen, fit, X, y, wr, R) -> dict:
-        V = cluster_covariance(X, y, fit, self._account[R], wr)
+        V = cluster_covariance(X, y, fit, self._account[R], wr, penalty=OUTCOME_PENALTY)
         se = float(np.sqrt(V[-1, -1]))
         b = fit.coef[-1]
         naive = fit_binary(np.column_stack([np.ones(R.sum()), prog.exposed[R]]), y, link="cloglog")
@@ -596,7 +604,11 @@ class ProgrammeEffects(ProgrammeValue):
             np.column_stack([self._concurrent[R], others]), list(range(self._concurrent.shape[1] + others.shape[1]))
         )
         try:
-            direct = fit_binary(np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog", penalty=OUTCOME_PENALTY)
+            # one fit per programme, not per replicate: Fisher scoring with a cloglog link converges
+            # only linearly, and this design (every concurrent signal) can need a few hundred steps
+            direct = fit_binary(
+                np.column_stack([Xd, prog.exposed[R]]), y, wr, link="cloglog", penalty=OUTCOME_PENALTY, max_iter=500
+            )
             direct_hr = float(np.exp(direct.coef[-1]))
         except ConvergenceError:
             direct_hr = float("nan")

@@ -358,7 +358,8 @@ def effects_table(effects: pd.DataFrame):
                 "max SMD after": "{:.3f}",
                 "E-value": "{:.2f}",
                 "treated accounts": "{:,}",
-            }
+            },
+            na_rep="not estimated",
         )
     )
 

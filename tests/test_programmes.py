@@ -135,6 +135,45 @@ def test_glm_matches_statsmodels_and_frequency_weights_equal_copies():
     assert np.abs(fixed.coef - ref.params).max() < 1e-6
 
 
+def test_refit_with_reused_information_reaches_the_same_maximum():
+    """A replicate's refit from the point fit's information (the chord method) ends where a cold
+    Fisher-scoring fit ends, for both links, a ridge penalty and a wide design of step indicators."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    signals = rng.normal(size=(n, 4))
+    steps = np.column_stack([(signals[:, j] > q).astype(float) for j in range(4) for q in (-1, -0.3, 0.3, 1)])
+    X = np.column_stack([np.ones(n), signals, steps])
+    y = (rng.random(n) < 1 / (1 + np.exp(3 - signals[:, 0] + 0.8 * steps[:, 6]))).astype(float)
+    for link in ("logit", "cloglog"):
+        point = glm.fit_binary(X, y, link=link, penalty=1.0)
+        assert point.information is not None and point.information.shape == (X.shape[1], X.shape[1])
+        for replicate in range(3):
+            freq = rng.poisson(1.0, n).astype(float)
+            cold = glm.fit_binary(X, y, freq, link=link, penalty=1.0, tol=1e-9)
+            warm = glm.fit_binary(X, y, freq, link=link, penalty=1.0, tol=1e-9, **glm.warm_start(point))
+            assert np.abs(warm.coef - cold.coef).max() < 1e-5, (link, replicate)
+            assert warm.information is point.information  # converged on the reused information
+
+
+def test_sandwich_of_a_penalised_fit_with_a_constant_column_is_finite():
+    """A column constant on the fitted rows (a baseline signal that never varies among a programme's
+    decisions) leaves X'WX singular; the penalised fit is defined, and so is its sandwich."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), np.ones(n), rng.integers(0, 2, n)])
+    y = (rng.random(n) < 0.1 + 0.1 * X[:, 3]).astype(float)
+    fit = glm.fit_binary(X, y, link="cloglog", penalty=0.1)
+    V = glm.cluster_covariance(X, y, fit, rng.integers(0, 300, n), penalty=0.1)
+    assert np.isfinite(V).all() and (np.diag(V)[[0, 1, 3]] > 0).all()
+    assert abs(V[2, 2]) < 1e-12  # the constant copy of the intercept: held at 0 by the ridge
+    se = np.sqrt(np.diag(V)[[0, 1, 3]])
+    # the effect's standard error is the unpenalised one's up to the tiny ridge
+    unpenalised = glm.cluster_covariance(
+        X[:, [0, 1, 3]], y, glm.fit_binary(X[:, [0, 1, 3]], y, link="cloglog"), rng.integers(0, 300, n)
+    )
+    assert abs(se[2] / np.sqrt(unpenalised[2, 2]) - 1) < 0.1
+
+
 def test_exposure_types_from_counts(book):
     kinds = kinds_from_rows(book, ["coaching", "review"])
     repeat = book.groupby("account_id")["cs_review_count"].max()
