@@ -111,6 +111,9 @@ def synth(
             "800 accounts, expansion-led 1,600, x 36 months)."
         ),
     ] = None,
+    file_format: Annotated[
+        str, typer.Option("--format", help="csv or parquet (types kept, faster to read at scale).")
+    ] = "csv",
 ) -> None:
     """Generate a synthetic B2B SaaS book with planted truth (truth.json, truth_panel.csv).
 
@@ -119,7 +122,10 @@ def synth(
     if scenario is None:
         from cslab.data.synth import write_synthetic
 
-        path = write_synthetic(out, n_accounts=accounts, n_months=months, seed=seed)
+        if file_format not in {"csv", "parquet"}:
+            typer.echo(f"error: --format must be csv or parquet, not {file_format!r}", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        path = write_synthetic(out, n_accounts=accounts, n_months=months, seed=seed, file_format=file_format)
         typer.echo(f"wrote a synthetic book of {accounts:,} accounts over {months} months to {path}")
         return
     import click

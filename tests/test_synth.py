@@ -188,3 +188,20 @@ def test_one_time_and_recurring_programmes(book):
     rows = rows[rows["active"] & rows["util"].notna()]
     rate = rows["trained"].notna().groupby(rows["util"] < 0.45).mean()
     assert rate[True] > 3 * rate[False]
+
+
+def test_parquet_book_reads_as_the_csv_book(tmp_path):
+    """`cslab synth --format parquet`: the same book, typed; its panel is the CSV book's (which rounds
+    numbers to six significant digits)."""
+    import cslab
+    from cslab.data.synth import generate
+
+    book = generate(200, 12, seed=3)
+    as_csv = cslab.panel(cslab.load(book.write(tmp_path / "csv")))
+    as_parquet = cslab.panel(cslab.load(book.write(tmp_path / "parquet", file_format="parquet")))
+    assert sorted(p.name for p in (tmp_path / "parquet").glob("*.parquet")) == sorted(
+        f"{name}.parquet" for name in book.tables
+    )
+    assert as_parquet.shape == as_csv.shape and (as_parquet["movement"] == as_csv["movement"]).all()
+    numeric = as_csv.select_dtypes("number").columns
+    assert np.allclose(as_parquet[numeric].astype(float), as_csv[numeric].astype(float), rtol=1e-5, equal_nan=True)

@@ -172,12 +172,18 @@ def generate(
 
 
 def write_synthetic(
-    out_dir: str | Path, n_accounts: int = 3000, n_months: int = 36, seed: int = 42, params: BookParams | None = None
+    out_dir: str | Path,
+    n_accounts: int = 3000,
+    n_months: int = 36,
+    seed: int = 42,
+    params: BookParams | None = None,
+    file_format: str = "csv",
 ) -> Path:
-    """Generate a book and write it (tables, ``truth.json``, ``truth_panel.csv``) to ``out_dir``.
+    """Generate a book and write it (tables as ``file_format``, ``truth.json``, ``truth_panel.csv``)
+    to ``out_dir``.
 
     Examples
     --------
     >>> write_synthetic("/tmp/book", n_accounts=300, n_months=12, seed=7)  # doctest: +SKIP
     """
-    return generate(n_accounts, n_months, seed, params=params).write(out_dir)
+    return generate(n_accounts, n_months, seed, params=params).write(out_dir, file_format=file_format)

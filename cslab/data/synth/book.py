@@ -32,12 +32,28 @@ class SyntheticBook:
     truth: dict
     truth_panel: pd.DataFrame = field(repr=False)
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write every table as CSV, plus ``truth.json`` and ``truth_panel.csv``."""
+    def write(self, out_dir: str | Path, file_format: str = "csv") -> Path:
+        """Write every table as CSV (or Parquet), plus ``truth.json`` and ``truth_panel.csv``.
+
+        Parquet keeps the types (dates as dates, numbers as doubles, at full precision where the CSV
+        rounds to six significant digits) and reads many times faster than CSV at a benchmark's size.
+
+        Examples
+        --------
+        >>> generate(300, 12, seed=7).write("/tmp/book", file_format="parquet")  # doctest: +SKIP
+        """
+        if file_format not in {"csv", "parquet"}:
+            raise ValueError(f"file_format must be 'csv' or 'parquet', not {file_format!r}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, frame in self.tables.items():
-            frame.to_csv(out / f"{name}.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g")
+            if file_format == "csv":
+                frame.to_csv(out / f"{name}.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g")
+            else:
+                frame = frame.copy()
+                for column in frame.select_dtypes("datetime").columns:
+                    frame[column] = frame[column].dt.date
+                frame.to_parquet(out / f"{name}.parquet", index=False)
         self.truth_panel.to_csv(out / "truth_panel.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g")
         (out / "truth.json").write_text(json.dumps(self.truth, indent=2))
         return out
