@@ -252,3 +252,38 @@ def test_events_unknown_accounts_fail(stripe_folder, tmp_path):
     result = run("events", src, "--out", out)
     assert result.exit_code == 2 and "usage.csv: column account_id" in result.output
     assert not (out / "usage.csv").exists()
+
+
+def test_event_logs_in_parquet_and_json_count_as_the_csv(tmp_path):
+    """The same log as CSV (counted by DuckDB), Parquet (DuckDB) and JSON lines (pandas): one usage table."""
+    log = pd.read_csv(DATA / "events.csv", dtype=str)
+    log.to_parquet(tmp_path / "events.parquet", index=False)
+    (tmp_path / "events.jsonl").write_text("\n".join(log.to_json(orient="records", lines=True).splitlines()))
+    tables = []
+    for name in ("events.parquet", "events.jsonl"):
+        result = run("events", tmp_path / name, "--out", tmp_path / name.replace(".", "_"), "--grain", "week")
+        assert result.exit_code == 0, result.output
+        assert "6 events -> 5 usage rows" in result.output
+        tables.append(pd.read_csv(tmp_path / name.replace(".", "_") / "usage.csv"))
+    reference = run("events", DATA / "events.csv", "--out", tmp_path / "csv", "--grain", "week")
+    assert reference.exit_code == 0, reference.output
+    expected = pd.read_csv(tmp_path / "csv" / "usage.csv")
+    for table in tables:
+        pd.testing.assert_frame_equal(table, expected)
+
+
+def test_event_log_problems_name_their_lines(tmp_path):
+    """Every problem at once, one line each, with the file's line numbers and how many rows."""
+    src = tmp_path / "log.csv"
+    rows = ["timestamp,account_id,event_type"] + ["2024-03-01T10:00:00Z,o1,view"] * 3
+    rows += ["yesterday,o1,view", "2024-03-02T10:00:00Z,,view", "2024-03-02T10:00:00Z,o2,", "tomorrow,o2,view"]
+    src.write_text("\n".join(rows) + "\n")
+    before = src.read_bytes()
+    result = run("events", src, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    problems = [line for line in result.output.splitlines() if line.startswith("error: log.csv")]
+    assert len(problems) == 3, result.output
+    assert "error: log.csv: column timestamp: not a timestamp in 2 rows (lines 5, 8)" in problems
+    assert "error: log.csv: column account_id: empty account id in 1 row (line 6)" in problems
+    assert "error: log.csv: column event_type: empty event type in 1 row (line 7)" in problems
+    assert src.read_bytes() == before and not (tmp_path / "out").exists()

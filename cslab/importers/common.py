@@ -249,11 +249,17 @@ class ImportOutcome:
         self.notes.append((kind, f"{count:,} {text}" if count is not None else text))
 
     def problem(
-        self, message: str, column: str | None = None, lines: list[int] | None = None, file: str | None = None
+        self,
+        message: str,
+        column: str | None = None,
+        lines: list[int] | None = None,
+        file: str | None = None,
+        n_rows: int | None = None,
     ) -> None:
-        """Record a problem; ``lines`` are 1-based line numbers of the source file."""
+        """Record a problem; ``lines`` are 1-based line numbers of the source file (all of them, or
+        the first few with their total in ``n_rows``)."""
         found = sorted(set(lines or []))
-        n_rows = len(found) if lines is not None else None
+        n_rows = n_rows if n_rows is not None else (len(found) if lines is not None else None)
         self.problems.append(
             Problem(file or Path(self.source).name, message, column, n_rows, tuple(found[:MAX_EXAMPLES]))
         )
