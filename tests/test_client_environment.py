@@ -16,6 +16,7 @@ import nbformat
 import pandas as pd
 
 from cslab.audit import INLINE_BACKEND, KERNEL_NAME, current_kernel, lost_figures, run_audit
+from cslab.audit.running import kernel_threads
 from cslab.data.synth import generate
 from cslab.notebook import save_table, spreadsheet_safe
 
@@ -40,7 +41,8 @@ def test_kernel_draws_inline_and_keeps_the_callers_environment(monkeypatch):
     monkeypatch.setenv("CSLAB_PROBE", "from-the-caller")
     with current_kernel() as kernel:
         spec = KernelSpecManager().get_kernel_spec(kernel)
-        assert spec.env == {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1"}  # inline figures, no progress bars
+        # inline figures, no progress bars, thread caps (cslab.audit.running.kernel_threads)
+        assert spec.env == {"MPLBACKEND": INLINE_BACKEND, "CSLAB_BATCH": "1", **kernel_threads()}
         manager, client = start_new_kernel(kernel_name=kernel)
         try:
             seen: list[str] = []
@@ -50,14 +52,15 @@ def test_kernel_draws_inline_and_keeps_the_callers_environment(monkeypatch):
                     seen.append(message["content"]["text"])
 
             client.execute_interactive(
-                "import os, matplotlib; print(os.environ.get('CSLAB_PROBE'), matplotlib.get_backend())",
+                "import os, matplotlib; print(os.environ.get('CSLAB_PROBE'), matplotlib.get_backend(), "
+                "os.environ.get('OMP_NUM_THREADS'))",
                 output_hook=hook,
                 timeout=60,
             )
         finally:
             client.stop_channels()
             manager.shutdown_kernel(now=True)
-    assert "".join(seen).split() == ["from-the-caller", INLINE_BACKEND]
+    assert "".join(seen).split() == ["from-the-caller", INLINE_BACKEND, kernel_threads()["OMP_NUM_THREADS"]]
     assert KERNEL_NAME == kernel
 
 
