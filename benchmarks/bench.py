@@ -46,16 +46,11 @@ from pathlib import Path
 
 import psutil
 
+from cslab.audit.running import THREAD_VARIABLES
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 MARKER = "BENCH-RESULT "
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 # The targets
 AUDIT_LARGE_ACCOUNTS = 100_000

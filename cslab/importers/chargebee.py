@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cslab.importers.common import ImportOutcome, cell_moments, pick, read_csv_text
+from cslab.importers.common import ImportOutcome, cell_moments, note_coupons, pick, read_csv_text
 from cslab.importers.tabular import Columns, rows_to_lines
 
 __all__ = ["read_chargebee", "chargebee_names"]
@@ -92,13 +92,7 @@ def read_chargebee(path: Path, outcome: ImportOutcome, amounts: str | None = Non
     lines = rows_to_lines(frame, cols, outcome, amounts=amounts or "major", currency=currency)
     if lines is None:
         return None, None
-    coupon = pick(frame, "coupon", "coupon_id", "coupon_ids", "coupons")
-    if coupon and frame[coupon].astype(str).str.strip().ne("").any():
-        outcome.note(
-            "assumed",
-            "rows with a coupon: the export names the coupon, not its terms: prices taken before discount",
-            int(frame[coupon].astype(str).str.strip().ne("").sum()),
-        )
+    note_coupons(frame, outcome, "coupon", "coupon_id", "coupon_ids", "coupons")
     return lines, _accounts(frame, cols.account_id, outcome)
 
 

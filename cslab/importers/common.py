@@ -211,6 +211,17 @@ def pick(frame: pd.DataFrame, *names: str) -> str | None:
     return next((n for n in names if n in frame.columns), None)
 
 
+def note_coupons(frame: pd.DataFrame, outcome: ImportOutcome, *names: str) -> None:
+    """Say how many rows of a CSV export carry a coupon: such exports name it, not its terms, so
+    prices are taken before discount."""
+    coupon = pick(frame, *names)
+    if coupon:
+        n = int(frame[coupon].astype(str).str.strip().ne("").sum())
+        outcome.note(
+            "assumed", "rows with a coupon: the export names the coupon, not its terms: prices taken before discount", n
+        )
+
+
 def read_csv_text(path: Path) -> pd.DataFrame:
     """Read a CSV export with every cell as text and headers normalised (the raw names in ``attrs``).
 

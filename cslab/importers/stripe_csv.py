@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cslab.importers.common import ImportOutcome, cell_moments, pick, read_csv_text
+from cslab.importers.common import ImportOutcome, cell_moments, note_coupons, pick, read_csv_text
 from cslab.importers.tabular import Columns, rows_to_lines
 
 __all__ = ["read_dashboard_csv"]
@@ -56,13 +56,7 @@ def read_dashboard_csv(path: Path, outcome: ImportOutcome, amounts: str | None =
     lines = rows_to_lines(frame, cols, outcome, amounts=amounts or "major", currency=currency)
     if lines is None:
         return None, None
-    coupon = pick(frame, "coupon", "discount")
-    if coupon and frame[coupon].astype(str).str.strip().ne("").any():
-        outcome.note(
-            "assumed",
-            "rows with a coupon: the export names the coupon, not its terms: prices taken before discount",
-            int(frame[coupon].astype(str).str.strip().ne("").sum()),
-        )
+    note_coupons(frame, outcome, "coupon", "discount")
     return lines, _accounts(frame, cols.account_id, outcome)
 
 
