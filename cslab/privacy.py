@@ -286,8 +286,7 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
     >>> cslab.load(copy.path).accounts["account_id"].iloc[0]  # doctest: +SKIP
     'ACC-3f9a1c2b5d7e'
     """
-    import duckdb
-
+    from cslab import duck
     from cslab.data import CSData, load
     from cslab.data.contract import TABLE_NAMES
 
@@ -330,7 +329,7 @@ def anonymize_folder(src, dst: str | Path, key: bytes | str) -> AnonymizedInput:
         shutil.copyfile(source, dst / "cslab.toml")
     if data.usage is not None:
         target = str(dst / "usage.parquet").replace("'", "''")
-        with duckdb.connect() as con:
+        with duck.connect() as con:
             con.register("pseudonyms", pd.DataFrame({"original": list(accounts), "pseudonym": list(accounts.values())}))
             con.execute(
                 "COPY (SELECT p.pseudonym AS account_id, u.date, u.metric, u.value "

@@ -158,7 +158,14 @@ _TIME_ZONE = r"(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)$"
 
 
 def _blank(values: pd.Series) -> pd.Series:
+    if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+        return values.isna()  # a typed column (Parquet dates, numbers) has no blank text
     return values.isna() | values.astype("string").str.strip().eq("")
+
+
+def _text(values: pd.Series) -> bool:
+    """Whether a column holds text only (as read from CSV), the case the quick parsers handle."""
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string"
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -173,6 +180,17 @@ def parse_dates(values: pd.Series) -> pd.Series:
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.tz_localize(None) if getattr(values.dt, "tz", None) else values
+    if _text(values):
+        # The contract's YYYY-MM-DD first, at C speed; the clean-up only for the cells it misses.
+        quick = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+        missed = quick.isna() & values.notna()
+        if missed.any():
+            quick[missed] = _parse_date_text(values[missed])
+        return quick
+    return _parse_date_text(values)
+
+
+def _parse_date_text(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip().str.replace("/", "-", regex=False)
     # A time zone is dropped, keeping the local date and time: a column mixing offsets (or
     # offsets and none) would otherwise not parse into one datetime column.
@@ -192,6 +210,17 @@ def parse_numbers(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
     """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype(float)
+    if _text(values) and not decimal_comma:
+        # Plain numbers first, at C speed; the clean-up only for the cells that are not.
+        quick = pd.to_numeric(values, errors="coerce").astype(float)
+        missed = quick.isna() & values.notna()
+        if missed.any():
+            quick[missed] = _parse_number_text(values[missed], decimal_comma)
+        return quick
+    return _parse_number_text(values, decimal_comma)
+
+
+def _parse_number_text(values: pd.Series, decimal_comma: bool) -> pd.Series:
     text = values.astype("string").str.strip()
     if decimal_comma:
         text = text.str.replace(",", ".", regex=False)
@@ -335,6 +364,10 @@ def schema_for(
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False, name=spec.name)
 
 
+_PROBE_CELLS = 50
+_ISO_START = r"^\d{4}-\d{2}-\d{2}"
+
+
 def as_id(values: pd.Series) -> pd.Series:
     """Ids as stripped text (``NaN`` where blank)."""
     text = values.astype("string").str.strip()
@@ -354,17 +387,19 @@ def typed(frame: pd.DataFrame, spec: TableSpec, decimal_comma: bool = False) -> 
         elif out[column].dtype == object:
             text = out[column].astype("string").str.strip()
             text = text.where(text.ne(""))
-            numbers = parse_numbers(text, decimal_comma)
-            # An extra attribute that is entirely numeric becomes a number (a usable feature).
-            dates = parse_dates(text) if text.notna().any() else None
-            if text.notna().any() and numbers.notna().sum() == text.notna().sum():
+            filled = text.dropna()
+            # An extra attribute that is entirely numeric becomes a number (a usable feature), one
+            # entirely of ISO dates (created_date) a date. Its first cells rule out most text columns
+            # (names, segments) before the whole column is parsed.
+            head = filled.head(_PROBE_CELLS)
+            numeric = len(filled) > 0 and parse_numbers(head, decimal_comma).notna().all()
+            dated = len(filled) > 0 and not numeric and head.str.match(_ISO_START).all()
+            numbers = parse_numbers(text, decimal_comma) if numeric else None
+            dates = parse_dates(text) if dated and filled.str.match(_ISO_START).all() else None
+            if numbers is not None and numbers.notna().sum() == len(filled):
                 out[column] = numbers
-            elif (
-                dates is not None
-                and dates.notna().sum() == text.notna().sum()
-                and text.dropna().str.match(r"^\d{4}-\d{2}-\d{2}").all()
-            ):
-                out[column] = dates  # an extra attribute of ISO dates (created_date) is a date
+            elif dates is not None and dates.notna().sum() == len(filled):
+                out[column] = dates
             else:
                 # np.nan, not pd.NA, for blanks: scikit-learn's imputers cannot compare pd.NA
                 out[column] = text.astype(object).where(text.notna(), np.nan)

@@ -131,9 +131,9 @@ class Engine:
         import ibis
 
         if self.name == "duckdb" and self.session is None:
-            import duckdb
+            from cslab import duck
 
-            with duckdb.connect() as con:
+            with duck.connect() as con:
                 for name, table in tables.items():
                     if isinstance(table, pd.DataFrame):
                         con.register(name, table)

@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+from cslab import duck
 from cslab.data.contract import EARLIEST_DATE, TABLE_NAMES, TABLES, as_id, parse_dates, typed
 from cslab.data.reading import (
     _SNIFF_BYTES,
@@ -29,6 +29,7 @@ from cslab.data.reading import (
     _sniff,
     _strip_ids,
     _table_files,
+    cells,
     date_format_message,  # noqa: F401  (re-exported)
 )
 from cslab.data.roles import SETTINGS_FILE, detect_roles, parse_roles, read_settings
@@ -124,7 +125,7 @@ def _orphans(
                     rows=orphan[orphan].index.tolist(),
                 )
     if data.usage is not None and usage_ok and data.usage.local:
-        with duckdb.connect() as con:
+        with duck.connect() as con:
             con.register("known", pd.DataFrame({"account_id": sorted(known)}, dtype=object))
             n, rows, examples, n_case = con.execute(
                 f"WITH raw AS (SELECT row_number() OVER () - 1 AS row, trim(account_id) AS id "
@@ -231,7 +232,7 @@ def _sources(path: str | Path, engine: Any, report: ValidationReport):
     if not _is_location(path) and Path(path).is_file() and Path(path).suffix.lower() in DATABASE_SUFFIXES:
         frames, usage, labels = {}, None, {}
         quoted = str(path).replace("'", "''")
-        with duckdb.connect() as con:
+        with duck.connect() as con:
             con.execute(f"ATTACH '{quoted}' AS book (READ_ONLY)")
             names = {
                 r[0]
@@ -246,7 +247,7 @@ def _sources(path: str | Path, engine: Any, report: ValidationReport):
                     usage = UsageTable(Path(path), table="usage")
                     continue
                 frame = con.execute(f'SELECT * FROM book."{name}"').df()
-                frames[name] = frame.astype(object).where(frame.notna(), None)
+                frames[name] = cells(frame)
         return frames, usage, labels
     if not _is_location(path) and engine_name(engine) != "spark":
         return None
@@ -270,7 +271,7 @@ def _sources(path: str | Path, engine: Any, report: ValidationReport):
             if name == "usage":
                 usage = UsageTable(location, engine=engine if engine is not None else "spark")
             else:
-                frames[name] = frame.astype(object).where(frame.notna(), None)
+                frames[name] = cells(frame)
             break
     if not _is_location(path) and not labels:
         return None  # a folder of CSV files: read as a folder, usage read by Spark from its file
@@ -406,7 +407,7 @@ def _read_checked(path: str | Path, engine: Any = None) -> tuple[CSData, Validat
             continue
         if file.is_dir():
             frame, decimal_comma = pd.read_parquet(file), False
-            frame = frame.astype(object).where(frame.notna(), None)
+            frame = cells(frame)
         else:
             frame, decimal_comma = _read_table(file, report, keep_lines=True)
         if frame is None:

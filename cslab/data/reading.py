@@ -11,6 +11,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -193,6 +194,36 @@ def _read_text(path: Path, report: ValidationReport, limit: int | None = None) -
         return None
 
 
+def cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table read from Parquet or a database as the checks take it: date and number columns keep
+    their types, every other column becomes Python objects with ``None`` where missing.
+
+    Typed columns need no parsing (the checks and :func:`~cslab.data.contract.typed` pass them
+    through), which is most of the reading time of a large table; a column of dates stored as
+    ``date`` (Python ``datetime.date`` objects in pandas) becomes a datetime column. Nullable
+    integers become objects so that integer ids stay ``"123"``, not ``"123.0"``.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> frame = pd.DataFrame({"day": [datetime.date(2024, 1, 31), None], "n": [1.5, None], "id": pd.array([7, None])})
+    >>> cells(frame).dtypes.astype(str).tolist()
+    ['datetime64[ns]', 'float64', 'object']
+    """
+    out = {}
+    for name, column in frame.items():
+        dtype = column.dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or (
+            isinstance(dtype, np.dtype) and dtype.kind in "iuf"  # numpy numbers, never bools
+        ):
+            out[name] = column
+        elif dtype == np.dtype(object) and pd.api.types.infer_dtype(column, skipna=True) in ("date", "datetime"):
+            out[name] = pd.to_datetime(column)
+        else:
+            out[name] = column.astype(object).where(column.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
+
+
 def _sniff(header: str) -> tuple[str, bool]:
     """Separator of a CSV from its header line; a ';' file may use decimal commas."""
     counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
@@ -236,7 +267,7 @@ def _read_table(path: Path, report: ValidationReport, keep_lines: bool = False) 
         except Exception as exc:  # noqa: BLE001 - any reader failure is a problem to report
             report.add(file, f"is not a readable Parquet file ({type(exc).__name__})")
             return None, False
-        return frame.astype(object).where(frame.notna(), None), False
+        return cells(frame), False
     text = _read_text(path, report)
     if text is None:
         return None, False

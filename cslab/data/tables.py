@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+from cslab import duck
 from cslab.data.contract import TABLE_NAMES
 from cslab.data.months import month_start
 from cslab.data.roles import MetricRoles
@@ -178,7 +178,7 @@ class UsageTable:
         >>> data.usage.query("SELECT metric, count(*) AS n FROM usage GROUP BY metric")  # doctest: +SKIP
         """
         if self.local:
-            with duckdb.connect() as con:
+            with duck.connect() as con:
                 con.sql(f"CREATE VIEW usage AS {self.relation_sql()}")
                 return con.sql(sql).df()
         from cslab.data.engine import RAW_USAGE, EngineError, connect, spark_sql, typed_usage

@@ -13,6 +13,7 @@ import re
 import duckdb
 import pandas as pd
 
+from cslab import duck
 from cslab.data.contract import (
     DATE_FORMAT_MESSAGE,
     EARLIEST_DATE,
@@ -53,7 +54,7 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.
     scan. Dates after the as-of are checked afterwards, by :func:`_late_usage`.
     """
     file = usage.path.name
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         try:
             columns = [c.strip() for c in con.sql(f"SELECT * FROM {usage.raw_sql()} LIMIT 0").columns]
         except duckdb.Error as exc:
@@ -131,7 +132,7 @@ def _late_usage(
     some rows may be."""
     if not (months.index >= latest.to_period("M")).any():
         return
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         n, rows = con.execute(
             f"WITH raw AS ({_raw_with_types(usage)}) SELECT count(*), min_by(row, row, 5) "
             f"FROM raw WHERE ts > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'"

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
+from cslab import duck
 from cslab.importers.common import MAX_EXAMPLES, ImportOutcome, normalise_header, pick
 
 __all__ = ["read_events", "ACCOUNT_NAMES", "TIME_NAMES", "EVENT_NAMES"]
@@ -85,7 +85,7 @@ def _count_in_duckdb(
     relation: str, outcome: ImportOutcome, grain: str, given: dict[str, str | None]
 ) -> tuple[pd.DataFrame | None, int, dict[str, str]]:
     """Check and count a CSV or Parquet log in DuckDB: one scan for the problems, one for the counts."""
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         raw_names = [c for c in con.sql(f"SELECT * FROM {relation} LIMIT 0").columns]
         normal = {normalise_header(c): c for c in raw_names}
