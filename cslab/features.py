@@ -77,13 +77,47 @@ def label_of(feature: str) -> str:
     return feature.replace("_", " ")
 
 
-def _rolling(panel: pd.DataFrame, column: str, window: int, how: str = "mean", shift: int = 0) -> pd.Series:
-    """Per-account rolling statistic over monthly rows (ordered by month), optionally lagged."""
-    grouped = panel.groupby("account_id", sort=False)[column]
-    values = grouped.shift(shift) if shift else panel[column]
-    rolled = values.groupby(panel["account_id"], sort=False).rolling(window, min_periods=1)
-    out = rolled.mean() if how == "mean" else rolled.sum()
-    return out.reset_index(level=0, drop=True).sort_index()
+def _positions(panel: pd.DataFrame) -> np.ndarray:
+    """Each row's place among its account's rows (0 for the first); rows grouped by account."""
+    account = panel["account_id"].to_numpy()
+    first = np.r_[True, account[1:] != account[:-1]] if len(account) else np.zeros(0, dtype=bool)
+    index = np.arange(len(account))
+    return index - np.maximum.accumulate(np.where(first, index, 0))
+
+
+def _window(values: np.ndarray, positions: np.ndarray, window: int, how: str = "mean", shift: int = 0) -> np.ndarray:
+    """Per-account rolling mean or sum of ``values`` over the last ``window`` rows, optionally
+    lagged by ``shift`` rows; missing values are skipped, a window without any gives ``NaN``
+    (pandas' ``rolling(window, min_periods=1)``). The window is a few months, so it is the sum of
+    that many shifted arrays: vectorised over every account at once, no per-group pass.
+    """
+    total = np.zeros(len(values))
+    count = np.zeros(len(values))
+    for k in range(shift, shift + window):
+        shifted = np.full(len(values), np.nan)
+        shifted[k:] = values[: len(values) - k] if k else values
+        shifted[positions < k] = np.nan  # the row k back belongs to another account
+        seen = ~np.isnan(shifted)
+        total += np.where(seen, shifted, 0.0)
+        count += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count if how == "mean" else total
+    return np.where(count > 0, out, np.nan)
+
+
+def _rolling(
+    panel: pd.DataFrame,
+    column: str,
+    window: int,
+    how: str = "mean",
+    shift: int = 0,
+    positions: np.ndarray | None = None,
+) -> pd.Series:
+    """Per-account rolling statistic over monthly rows (grouped by account, ordered by month),
+    optionally lagged."""
+    positions = _positions(panel) if positions is None else positions
+    values = panel[column].to_numpy(dtype=float)
+    return pd.Series(_window(values, positions, window, how, shift), index=panel.index)
 
 
 def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
@@ -94,28 +128,24 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
     mrr_3 = panel.groupby("account_id", sort=False)["mrr"].shift(3)
     out["mrr_change_3m"] = np.where(mrr_3 > 0, panel["mrr"] / mrr_3 - 1, np.nan)
     usage = [c for c in panel.columns if c.startswith("usage_")]
+    positions = _positions(panel)
     for column in usage:
-        recent = _rolling(panel, column, 3)
-        before = _rolling(panel, column, 3, shift=3)
+        recent = _rolling(panel, column, 3, positions=positions)
+        before = _rolling(panel, column, 3, shift=3, positions=positions)
         out[column] = recent
         out[f"{column}_trend"] = np.where(before > 0, recent / before - 1, np.nan)
     users = usage_column(panel, "active_users")  # WAU, MAU, active seats...: the data's own name
     if users is not None and panel["seats"].notna().any():
         out["seat_utilisation"] = panel[users] / panel["seats"].where(panel["seats"] > 0)
     if "tickets" in panel:
-        out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum")
+        out["tickets_90d"] = _rolling(panel, "tickets", 3, how="sum", positions=positions)
         if "csat" in panel:
-            weight = panel["tickets"].where(panel["csat"].notna(), 0)
-            rated = (
-                (panel["csat"].fillna(0) * weight)
-                .groupby(panel["account_id"], sort=False)
-                .rolling(3, min_periods=1)
-                .sum()
-            )
-            count = weight.groupby(panel["account_id"], sort=False).rolling(3, min_periods=1).sum()
-            ratio = rated.reset_index(level=0, drop=True).sort_index() / count.reset_index(
-                level=0, drop=True
-            ).sort_index().replace(0, np.nan)
+            # CSAT over the window, each month's mean weighted by its tickets
+            weight = panel["tickets"].where(panel["csat"].notna(), 0).to_numpy(dtype=float)
+            rated = _window(panel["csat"].fillna(0).to_numpy(dtype=float) * weight, positions, 3, how="sum")
+            count = _window(weight, positions, 3, how="sum")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(count > 0, rated / count, np.nan)
             out["csat_90d"] = ratio
     for column in [c for c in panel.columns if c.startswith("cs_")]:
         out[f"{column}_count"] = panel.groupby("account_id", sort=False)[column].cumsum()
