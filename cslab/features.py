@@ -120,9 +120,19 @@ def _rolling(
     return pd.Series(_window(values, positions, window, how, shift), index=panel.index)
 
 
+def _in_panel_order(panel: pd.DataFrame) -> bool:
+    """Whether rows are ordered by account, then month, with the index 0, 1, 2, ..."""
+    if not panel.index.equals(pd.RangeIndex(len(panel))):
+        return False
+    account, month = panel["account_id"].to_numpy(), panel["month"].to_numpy()
+    same = account[1:] == account[:-1]
+    return bool(np.all((account[1:] > account[:-1]) | (same & (month[1:] > month[:-1]))))
+
+
 def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
     """Features of every account-month of the panel, each using only rows up to that month."""
-    panel = panel.sort_values(["account_id", "month"], kind="stable").reset_index(drop=True)
+    if not _in_panel_order(panel):  # cslab.panel's own order needs neither a sort nor a copy
+        panel = panel.sort_values(["account_id", "month"], kind="stable").reset_index(drop=True)
     out = panel[["account_id", "month", "tenure_months", "mrr", "seats"]].copy()
     out["tenure_months"] = out["tenure_months"].astype(float)
     mrr_3 = panel.groupby("account_id", sort=False)["mrr"].shift(3)
@@ -270,14 +280,17 @@ def build_dataset(
     cutoff = last - pd.DateOffset(months=horizon_months)
     months_before_last = (features["month"].dt.year * 12 + features["month"].dt.month) - (last.year * 12 + last.month)
     step_ok = months_before_last % observation_step == 0
-    dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy()
-    scoring = features[eligible & (features["month"] == last)].copy()
+    # Selecting rows already copies them: a shallow copy only makes the frames their own (no
+    # chained-assignment warning), and the index is renumbered in place, not by another copy.
+    dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy(deep=False)
+    scoring = features[eligible & (features["month"] == last)].copy(deep=False)
+    scoring.drop(columns=["label", "months_to_event"], inplace=True)
     for frame in (dataset, scoring):
         if data.cs_activities is not None:
             frame["days_since_cs_activity"] = _days_since_activity(data, frame)
         frame.drop(columns=["month", "active", "churn_now", "expansion_now"], inplace=True)
-    scoring = scoring.drop(columns=["label", "months_to_event"])
-    return dataset.reset_index(drop=True), scoring.reset_index(drop=True)
+        frame.index = pd.RangeIndex(len(frame))
+    return dataset, scoring
 
 
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:

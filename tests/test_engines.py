@@ -15,6 +15,7 @@ import cslab
 from cslab.data import engine as engines
 from cslab.data.contract import TABLE_NAMES
 from cslab.data.synth import write_synthetic
+from tests.foreign import write_foreign_book
 
 TOLERANCE = 1e-9
 
@@ -149,3 +150,62 @@ def test_audit_option_engine():
     assert "--engine" in result.output
     bad = CliRunner().invoke(app, ["audit", "data/nowhere", "--engine", "flink"])
     assert bad.exit_code == 2 and "unknown engine" in bad.output
+
+
+@pytest.fixture(scope="module")
+def foreign_book(tmp_path_factory):
+    """A book the kit's generator did not write: billing-style lines, weekly usage with other metric
+    names, CRM ids, a second product, zero-length lines, data ending mid-month (tests/foreign.py)."""
+    folder = tmp_path_factory.mktemp("foreign") / "book"
+    write_foreign_book(folder, n_accounts=250, n_months=18, seed=5)
+    return folder
+
+
+def test_foreign_book_spark_panel_equals_duckdb_panel(foreign_book, spark):
+    data = cslab.load(foreign_book)
+    on_duckdb = cslab.panel(data)
+    on_spark = cslab.panel(cslab.load(foreign_book, engine=spark))
+    assert on_spark.attrs["engine"] == "spark"
+    lines = data.subscriptions
+    started = lines.loc[lines["start_date"] <= on_duckdb.attrs["as_of"], "account_id"].nunique()
+    assert on_duckdb["account_id"].nunique() == started > 200
+    assert {"usage_wau", "usage_sessions"} <= set(on_duckdb.columns)
+    assert_same_panel(on_duckdb, on_spark)
+
+
+def test_typed_duckdb_tables_of_a_foreign_book(foreign_book, tmp_path):
+    """Tables stored with their types (DATE, DOUBLE: a warehouse extract) give the panel of the CSV
+    folder; a usage row that is not a number is reported by its row, the rest of the book loads."""
+    database = tmp_path / "book.duckdb"
+    with duckdb.connect(str(database)) as con:
+        for name in TABLE_NAMES:
+            path = foreign_book / f"{name}.csv"
+            if path.exists():  # DuckDB's own type detection: dates become DATE or TIMESTAMP, amounts DOUBLE
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}')")
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'subscriptions'"
+            ).fetchall()
+        )
+    assert types["start_date"] == "DATE" and types["mrr"] == "DOUBLE"
+    data = cslab.load(database)
+    assert pd.api.types.is_datetime64_any_dtype(data.subscriptions["start_date"])
+    assert_same_panel(cslab.panel(cslab.load(foreign_book)), cslab.panel(data))
+
+    broken = tmp_path / "broken.duckdb"
+    with duckdb.connect(str(broken)) as con:
+        con.execute(f"ATTACH '{database}' AS good (READ_ONLY)")
+        for name in TABLE_NAMES:
+            if name != "usage" and (foreign_book / f"{name}.csv").exists():
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM good.{name}")
+        con.execute(
+            "CREATE TABLE usage AS SELECT account_id, date, metric, "
+            "CASE WHEN row_number() OVER () IN (4, 9) THEN 'n/a' ELSE CAST(value AS VARCHAR) END AS value "
+            "FROM good.usage"
+        )
+    report = cslab.validate(broken)
+    assert not report.ok
+    lines = [p.format() for p in report.errors]
+    assert len(lines) == 1 and "broken.duckdb:usage" in lines[0] and "not a number" in lines[0], lines
+    # rows 4 and 9 of the table, as lines with the header as line 1 (the convention of every table)
+    assert "column value: not a number in 2 rows (lines 5, 10)" in lines[0], lines

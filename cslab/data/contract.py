@@ -384,6 +384,8 @@ def typed(frame: pd.DataFrame, spec: TableSpec, decimal_comma: bool = False) -> 
             out[column] = parse_dates(out[column])
         elif column in spec.numbers:
             out[column] = parse_numbers(out[column], decimal_comma)
+        elif pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(float)  # a typed extra number, as one read from text
         elif out[column].dtype == object:
             text = out[column].astype("string").str.strip()
             text = text.where(text.ne(""))

@@ -213,14 +213,25 @@ def cells(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for name, column in frame.items():
         dtype = column.dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) or (
-            isinstance(dtype, np.dtype) and dtype.kind in "iuf"  # numpy numbers, never bools
-        ):
+        if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # numpy numbers, never bools
             out[name] = column
-        elif dtype == np.dtype(object) and pd.api.types.infer_dtype(column, skipna=True) in ("date", "datetime"):
-            out[name] = pd.to_datetime(column)
-        else:
-            out[name] = column.astype(object).where(column.notna(), None)
+            continue
+        if dtype == np.dtype(object) and pd.api.types.infer_dtype(column, skipna=True) in ("date", "datetime"):
+            try:
+                column = pd.to_datetime(column)
+            except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):
+                column = column.map(str).where(column.notna(), None)
+            dtype = column.dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            # nanoseconds, as CSV dates parse (Parquet and DuckDB give microseconds), local time
+            # where a zone is given; dates beyond pandas' range stay text, for the checks to report
+            naive = column.dt.tz_localize(None) if getattr(column.dt, "tz", None) else column
+            try:
+                out[name] = naive.astype("datetime64[ns]")
+                continue
+            except (pd.errors.OutOfBoundsDatetime, OverflowError):
+                column = naive.astype(str).where(naive.notna(), None)
+        out[name] = column.astype(object).where(column.notna(), None)
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -59,6 +59,13 @@ class UsageTable:
         return self.engine is None
 
     @property
+    def text_file(self) -> bool:
+        """Whether it is a CSV file read here: line numbers and the text-level checks apply (not to
+        Parquet, a folder of parts or a database table)."""
+        path = Path(str(self.path))
+        return self.local and self.table is None and path.is_file() and not path.name.lower().endswith(".parquet")
+
+    @property
     def name(self) -> str:
         """The name shown in problem reports."""
         if self.table is not None and self.engine is None:

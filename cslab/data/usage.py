@@ -53,7 +53,7 @@ def _check_usage(usage: UsageTable, report: ValidationReport) -> tuple[bool, pd.
     Returns whether it is usable and its rows per month (for the data's as-of), from the same
     scan. Dates after the as-of are checked afterwards, by :func:`_late_usage`.
     """
-    file = usage.path.name
+    file = usage.name
     with duck.connect() as con:
         try:
             columns = [c.strip() for c in con.sql(f"SELECT * FROM {usage.raw_sql()} LIMIT 0").columns]
@@ -138,7 +138,7 @@ def _late_usage(
             f"FROM raw WHERE ts > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'"
         ).fetchone()
     if n:
-        report.add(usage.path.name, late_message(latest, as_of), column="date", rows=_file_rows(usage, rows), n_rows=n)
+        report.add(usage.name, late_message(latest, as_of), column="date", rows=_file_rows(usage, rows), n_rows=n)
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,7 +153,7 @@ def _file_rows(usage: UsageTable, rows: list[int] | None) -> list[int]:
     """DuckDB's row positions (0 = first data row, empty lines not counted) as file positions
     (line - 2), so that a report names the lines an editor shows. Read only when there is
     something to report."""
-    if not rows or usage.path.name.lower().endswith(".parquet"):
+    if not rows or not usage.text_file:  # Parquet, a folder of parts, a DuckDB table: positions are rows
         return list(rows or [])
     stat = usage.path.stat()
     blanks = _empty_lines(str(usage.path), stat.st_mtime_ns, stat.st_size)
@@ -175,9 +175,9 @@ def _file_rows(usage: UsageTable, rows: list[int] | None) -> list[int]:
 def _usage_layout(usage: UsageTable, report: ValidationReport) -> bool:
     """What DuckDB could not read in a usage CSV, found by streaming it once: rows with more or
     fewer cells than the header, a quote never closed, lines of spaces. True when reported."""
-    if usage.path.name.lower().endswith(".parquet"):
+    if not usage.text_file:
         return False
-    file = usage.path.name
+    file = usage.name
     opener = gzip.open if usage.path.name.lower().endswith(".gz") else open
     found: dict[str, list[int]] = {"wide": [], "short": [], "spaces": []}
     counts = dict.fromkeys(found, 0)
@@ -227,10 +227,10 @@ def _unreadable_usage(usage: UsageTable, exc: Exception, report: ValidationRepor
     """Say why DuckDB could not read the usage file: bytes that are not UTF-8, rows of another
     width, a quote never closed, or else DuckDB's own first line."""
     text = str(exc).lower()
-    if ("unicode" in text or "utf" in text) and _not_utf8_stream(usage.path, report):
+    if ("unicode" in text or "utf" in text) and usage.text_file and _not_utf8_stream(usage.path, report):
         return
     if not _usage_layout(usage, report):
-        _duckdb_problem(usage.path.name, exc, report)
+        _duckdb_problem(usage.name, exc, report)
 
 
 def _duckdb_problem(file: str, exc: Exception, report: ValidationReport) -> None:
