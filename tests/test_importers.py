@@ -62,14 +62,14 @@ def test_stripe_api_objects(stripe_folder):
     assert cslab.validate(out).ok
     text = result.output
     for expected in (
-        "dropped: 1 subscriptions still in trial",
-        "dropped: 1 subscriptions never paid",
+        "dropped: 1 subscription still in trial",
+        "dropped: 1 subscription never paid",
         "dropped: 1 $0 lines",
         "dropped: 1 metered prices",
         "dropped: 1 invoice objects",
         "assumed: JPY converted to USD at 0.0067",
         "mapped: 2 discounts applied",
-        "assumed: 1 subscriptions ended before their paid period's end",
+        "assumed: 1 subscription ended before their paid period's end",
     ):
         assert expected in text
     subs = pd.read_csv(out / "subscriptions.csv")
@@ -114,7 +114,7 @@ def test_stripe_dashboard_csv(tmp_path):
     result = run("stripe", DATA / "stripe_dashboard.csv", "--out", out)
     assert result.exit_code == 0, result.output
     assert "assumed: amounts in major units" in result.output
-    assert "dropped: 1 rows still in trial" in result.output
+    assert "dropped: 1 row still in trial" in result.output
     assert cslab.validate(out).ok
     accounts = pd.read_csv(out / "accounts.csv")
     assert "ops@globex.example" not in (out / "accounts.csv").read_text()  # e-mails are not copied
@@ -140,7 +140,7 @@ def test_chargebee(tmp_path):
     result = run("chargebee", DATA / "chargebee_subscriptions.csv", "--out", out, "--rate", "EUR=1.1")
     assert result.exit_code == 0, result.output
     assert "assumed: EUR converted to USD at 1.1" in result.output
-    assert "assumed: 1 rows cancelled before their paid period's end" in result.output
+    assert "assumed: 1 row cancelled before their paid period's end" in result.output
     assert cslab.validate(out).ok
     assert pd.read_csv(out / "accounts.csv").set_index("account_id").loc["c_2", "name"] == "Wayne Enterprises"
     mrr = monthly(out)
@@ -287,3 +287,18 @@ def test_event_log_problems_name_their_lines(tmp_path):
     assert "error: log.csv: column account_id: empty account id in 1 row (line 6)" in problems
     assert "error: log.csv: column event_type: empty event type in 1 row (line 7)" in problems
     assert src.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_notes_agree_with_their_counts():
+    from cslab.importers.common import ImportOutcome
+
+    outcome = ImportOutcome("export.csv")
+    outcome.note("mapped", "customers (id, Customer ID) -> accounts.csv", 1)
+    outcome.note("mapped", "trials: the line starts at the trial's end", 1)
+    outcome.note("dropped", "rows without a customer", 2)
+    outcome.note("dropped", "events of an unknown type", 0)  # nothing to say
+    assert outcome.notes == [
+        ("mapped", "1 customer (id, Customer ID) -> accounts.csv"),
+        ("mapped", "1 trial: the line starts at the trial's end"),
+        ("dropped", "2 rows without a customer"),
+    ]

@@ -211,6 +211,19 @@ def pick(frame: pd.DataFrame, *names: str) -> str | None:
     return next((n for n in names if n in frame.columns), None)
 
 
+# The nouns notes start with, for a count of one.
+_SINGULAR = {
+    "subscriptions": "subscription",
+    "rows": "row",
+    "customers": "customer",
+    "trials": "trial",
+    "lines": "line",
+    "events": "event",
+    "cancellations": "cancellation",
+    "amounts": "amount",
+}
+
+
 def note_coupons(frame: pd.DataFrame, outcome: ImportOutcome, *names: str) -> None:
     """Say how many rows of a CSV export carry a coupon: such exports name it, not its terms, so
     prices are taken before discount."""
@@ -257,6 +270,10 @@ class ImportOutcome:
         """Record a ``mapped``, ``dropped`` or ``assumed`` line (nothing when ``count`` is 0)."""
         if count == 0:
             return
+        if count == 1:  # "1 customer", not "1 customers"
+            first, _, rest = text.partition(" ")
+            word = first.rstrip(":,")
+            text = f"{_SINGULAR.get(word, word)}{first[len(word):]} {rest}".rstrip()
         self.notes.append((kind, f"{count:,} {text}" if count is not None else text))
 
     def problem(
