@@ -273,7 +273,7 @@ class ImportOutcome:
         if count == 1:  # "1 customer", not "1 customers"
             first, _, rest = text.partition(" ")
             word = first.rstrip(":,")
-            text = f"{_SINGULAR.get(word, word)}{first[len(word):]} {rest}".rstrip()
+            text = f"{_SINGULAR.get(word, word)}{first[len(word) :]} {rest}".rstrip()
         self.notes.append((kind, f"{count:,} {text}" if count is not None else text))
 
     def problem(
