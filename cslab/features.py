@@ -157,8 +157,16 @@ def _features_from_panel(panel: pd.DataFrame) -> pd.DataFrame:
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.where(count > 0, rated / count, np.nan)
             out["csat_90d"] = ratio
+    starts = np.arange(len(panel)) - positions  # each row's account's first row
     for column in [c for c in panel.columns if c.startswith("cs_")]:
-        out[f"{column}_count"] = panel.groupby("account_id", sort=False)[column].cumsum()
+        if not pd.api.types.is_integer_dtype(panel[column]):  # counts with gaps: pandas skips them
+            out[f"{column}_count"] = panel.groupby("account_id", sort=False)[column].cumsum()
+            continue
+        # running count to date within the account: the total so far minus the total before the
+        # account's first row (whole counts, so exact)
+        total = panel[column].to_numpy().cumsum()
+        before = np.where(starts > 0, total[np.maximum(starts - 1, 0)], 0)
+        out[f"{column}_count"] = total - before
     if "outcomes_committed" in panel:
         out["outcomes_achieved_share"] = panel["outcomes_achieved"] / panel["outcomes_committed"].where(
             panel["outcomes_committed"] > 0
@@ -280,16 +288,17 @@ def build_dataset(
     cutoff = last - pd.DateOffset(months=horizon_months)
     months_before_last = (features["month"].dt.year * 12 + features["month"].dt.month) - (last.year * 12 + last.month)
     step_ok = months_before_last % observation_step == 0
-    # Selecting rows already copies them: a shallow copy only makes the frames their own (no
-    # chained-assignment warning), and the index is renumbered in place, not by another copy.
-    dataset = features[eligible & (features["month"] <= cutoff) & step_ok].copy(deep=False)
-    scoring = features[eligible & (features["month"] == last)].copy(deep=False)
-    scoring.drop(columns=["label", "months_to_event"], inplace=True)
+    # Rows and columns are selected at once (one copy each); the shallow copy only makes the frames
+    # their own (no chained-assignment warning), and the index is renumbered in place.
+    keep = [c for c in features.columns if c not in ("month", "active", "churn_now", "expansion_now")]
+    dataset = features.loc[eligible & (features["month"] <= cutoff) & step_ok, keep].copy(deep=False)
+    scoring = features.loc[
+        eligible & (features["month"] == last), [c for c in keep if c not in ("label", "months_to_event")]
+    ].copy(deep=False)
     for frame in (dataset, scoring):
+        frame.index = pd.RangeIndex(len(frame))
         if data.cs_activities is not None:
             frame["days_since_cs_activity"] = _days_since_activity(data, frame)
-        frame.drop(columns=["month", "active", "churn_now", "expansion_now"], inplace=True)
-        frame.index = pd.RangeIndex(len(frame))
     return dataset, scoring
 
 
